@@ -1,0 +1,60 @@
+"""What every gateway adapter turns its webhooks into, and the errors it raises."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class PayloadError(ValueError):
+    """The webhook body is malformed; the message says what is wrong."""
+
+
+class AuthError(PermissionError):
+    """The webhook failed the authenticity check (missing or wrong signature)."""
+
+
+class SendError(RuntimeError):
+    """The gateway refused or failed a send; ``retryable`` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class InstanceConfig:
+    """What an adapter needs to know about one connected number."""
+
+    name: str
+    webhook_secret: str
+    api_url: str | None = None
+    api_key: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A customer's message, normalized."""
+
+    provider_message_id: str
+    sender: str  # the address replies go to, as the gateway spells it
+    phone: str | None  # digits only, when the gateway tells the phone number
+    lid: str | None  # WhatsApp's @lid id, when the sender is known under one
+    sender_name: str | None
+    text: str
+    timestamp: datetime
+    from_me: bool = False
+    is_group: bool = False
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery status of a message we sent: sent, delivered, read or failed."""
+
+    provider_message_id: str
+    status: str
+    timestamp: datetime
+    error: str | None = None
+
+
+Event = InboundMessage | StatusUpdate

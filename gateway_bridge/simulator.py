@@ -1,0 +1,130 @@
+"""The built-in WhatsApp simulator's wire format: a webhook per event, HMAC-signed.
+
+Inbound webhook body (``X-Simulator-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``)::
+
+    {"event": "message", "id": "sim-...", "from": "5511987654321", "name": "Maria",
+     "text": "oi", "timestamp": 1764140000}
+    {"event": "status", "id": "sim-...", "status": "delivered", "timestamp": 1764140001}
+
+Send: ``POST {api_url}/simulator/api/{instance}/send`` with ``{"to": ..., "text": ...}`` and
+header ``X-Simulator-Key``; the answer is ``{"id": "sim-..."}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from gateway_bridge.events import (
+    AuthError,
+    Event,
+    InboundMessage,
+    InstanceConfig,
+    PayloadError,
+    SendError,
+    StatusUpdate,
+)
+
+SIGNATURE_HEADER = "X-Simulator-Signature"
+KEY_HEADER = "X-Simulator-Key"
+STATUSES = {"sent", "delivered", "read", "failed"}
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header value for a body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def parse_webhook(
+    body: bytes, headers: Mapping[str, str], instance: InstanceConfig
+) -> list[Event]:
+    """Verify the signature, then turn the body into one normalized event."""
+    given = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER) or ""
+    if not hmac.compare_digest(given, sign(body, instance.webhook_secret)):
+        raise AuthError(f"missing or wrong {SIGNATURE_HEADER} header")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    kind = data.get("event")
+    if kind == "message":
+        return [_message(data)]
+    if kind == "status":
+        return [_status(data)]
+    raise PayloadError(f"field 'event' must be 'message' or 'status', got {kind!r}")
+
+
+def _field(data: dict[str, Any], name: str, kind: type) -> Any:
+    value = data.get(name)
+    if not isinstance(value, kind) or (isinstance(value, str) and not value.strip()):
+        raise PayloadError(f"field {name!r} is missing or not a non-empty {kind.__name__}")
+    return value
+
+
+def _timestamp(data: dict[str, Any]) -> datetime:
+    raw = data.get("timestamp")
+    if raw is None:
+        return datetime.now(UTC)
+    if not isinstance(raw, int | float) or isinstance(raw, bool):
+        raise PayloadError("field 'timestamp' must be seconds since the epoch")
+    return datetime.fromtimestamp(raw, UTC)
+
+
+def _message(data: dict[str, Any]) -> InboundMessage:
+    sender = _field(data, "from", str)
+    digits = "".join(ch for ch in sender if ch.isdigit())
+    if not 8 <= len(digits) <= 15:
+        raise PayloadError("field 'from' must be a phone number with 8 to 15 digits")
+    text = data.get("text", "")
+    if not isinstance(text, str):
+        raise PayloadError("field 'text' must be a string")
+    name = data.get("name")
+    return InboundMessage(
+        provider_message_id=_field(data, "id", str),
+        sender=digits,
+        phone=digits,
+        lid=None,
+        sender_name=name if isinstance(name, str) and name.strip() else None,
+        text=text,
+        timestamp=_timestamp(data),
+    )
+
+
+def _status(data: dict[str, Any]) -> StatusUpdate:
+    status = _field(data, "status", str)
+    if status not in STATUSES:
+        raise PayloadError(f"field 'status' must be one of {sorted(STATUSES)}")
+    error = data.get("error")
+    return StatusUpdate(
+        provider_message_id=_field(data, "id", str),
+        status=status,
+        timestamp=_timestamp(data),
+        error=error if isinstance(error, str) else None,
+    )
+
+
+def send_text(client: httpx.Client, instance: InstanceConfig, to: str, text: str) -> str:
+    """Send one text through the simulator; returns its message id."""
+    if not instance.api_url:
+        raise SendError("instance has no api_url", retryable=False)
+    url = f"{instance.api_url.rstrip('/')}/simulator/api/{instance.name}/send"
+    try:
+        resp = client.post(url, json={"to": to, "text": text},
+                           headers={KEY_HEADER: instance.api_key or ""})
+    except httpx.HTTPError as exc:
+        raise SendError(f"simulator unreachable: {type(exc).__name__}") from None
+    if resp.status_code >= 400:
+        raise SendError(f"simulator answered {resp.status_code}",
+                        retryable=resp.status_code >= 500 or resp.status_code == 429)
+    try:
+        return str(resp.json()["id"])
+    except (ValueError, KeyError, TypeError):
+        raise SendError("simulator answered without a message id") from None

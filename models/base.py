@@ -1,0 +1,53 @@
+"""The one interface every LLM provider implements: chat messages in; text and usage out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypedDict
+
+
+class ChatMessage(TypedDict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished reply with the tokens it cost."""
+
+    text: str
+    finish_reason: str  # stop | length | error
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+
+
+class ModelError(RuntimeError):
+    """A provider failed to produce a reply (after its own retries)."""
+
+
+class ModelConfigError(ValueError):
+    """A model cannot be loaded as configured; the message names the setting to fix."""
+
+
+class Provider(Protocol):
+    """What the assistant needs from a model."""
+
+    name: str
+
+    def complete(
+        self, messages: list[ChatMessage], *, max_tokens: int, temperature: float
+    ) -> Completion:
+        """One reply to the conversation."""
+        ...
+
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int, temperature: float
+    ) -> Iterator[str]:
+        """The reply as it is generated, piece by piece."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a text under this model's tokenizer."""
+        ...

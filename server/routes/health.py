@@ -1,0 +1,45 @@
+"""``GET /health``: is each part up, said plainly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from server import runtime
+from server.deps import db_sessions
+
+router = APIRouter(tags=["health"])
+
+
+def _check() -> dict[str, Any]:
+    parts: dict[str, Any] = {}
+    try:
+        with db_sessions()() as s:
+            s.execute(text("SELECT 1"))
+            dialect = s.get_bind().dialect.name
+        parts["database"] = {"ok": True, "dialect": dialect}
+    except Exception as exc:  # health reports every failure instead of raising it
+        parts["database"] = {"ok": False, "error": type(exc).__name__}
+    try:
+        rt = runtime.current()
+        names = [c.name for c in rt.kb.client.get_collections().collections]
+        parts["vector_store"] = {"ok": True, "collections": names,
+                                 "embedder": rt.kb.embedder.name}
+        parts["model"] = {"ok": True, "name": rt.llm.name,
+                          "tokens_of_ping": rt.llm.count_tokens("ping")}
+    except Exception as exc:
+        parts.setdefault("vector_store", {"ok": False, "error": type(exc).__name__})
+        parts["model"] = {"ok": False, "error": type(exc).__name__}
+    return parts
+
+
+@router.get("/health", summary="Database, vector store and model status")
+async def health() -> JSONResponse:
+    parts = await run_in_threadpool(_check)
+    ok = all(p["ok"] for p in parts.values())
+    return JSONResponse({"status": "ok" if ok else "degraded", **parts},
+                        status_code=200 if ok else 503)

@@ -1,0 +1,151 @@
+"""The database schema, all tables in one place.
+
+Duplicates are decided by unique keys inside transactions, never by memory: a message is unique
+on (instance, provider message id), a reply on the message it answers, an identity on its value.
+Nothing is deleted to recover from an error; every message keeps a journey of what happened.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the schema uses."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Instance(Base):
+    """One connected WhatsApp number, reached through one gateway."""
+
+    __tablename__ = "instances"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    webhook_secret: Mapped[str] = mapped_column(String(128))
+    api_url: Mapped[str | None] = mapped_column(String(512))
+    api_key: Mapped[str | None] = mapped_column(String(256))
+    ai_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    kb_collection: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Contact(Base):
+    """A customer; may be known under several identities (phone, JID, @lid)."""
+
+    __tablename__ = "contacts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactIdentity(Base):
+    """One address under which a contact writes; unique, so a customer is never split."""
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_identity_kind_value"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # phone | lid
+    value: Mapped[str] = mapped_column(String(128))
+
+
+class Conversation(Base):
+    """The session of one contact on one instance: who answers it now."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("contact_id", "instance_id", name="uq_conversation"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
+    address: Mapped[str] = mapped_column(String(128))  # where replies go, as the gateway wants it
+    mode: Mapped[str] = mapped_column(String(16), default="ai")  # ai | flow | human
+    last_inbound_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    """A message in either direction, stored once."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "provider_message_id", name="uq_message_provider_id"),
+        UniqueConstraint("reply_to_id", name="uq_message_reply_to"),
+        Index("ix_messages_conversation_status", "conversation_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    author: Mapped[str] = mapped_column(String(16))  # customer | assistant | agent | flow | system
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    text: Mapped[str] = mapped_column(Text, default="")
+    # in: pending | processing | answered | handed_off | stale | ignored
+    # out: queued | sent | delivered | read | failed
+    status: Mapped[str] = mapped_column(String(16))
+    reply_to_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    grounding: Mapped[list[Any] | None] = mapped_column(JSON)  # passage ids the reply used
+    model: Mapped[str | None] = mapped_column(String(128))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    cost: Mapped[float | None] = mapped_column(Float)
+    sent_at: Mapped[datetime | None] = mapped_column()  # the gateway's timestamp
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MessageEvent(Base):
+    """One step of a message's journey: received, duplicate, turn, queued, sent, delivered..."""
+
+    __tablename__ = "message_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Outbox(Base):
+    """Delivery work for one outbound message; survives restarts until sent or failed."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SimulatorMessage(Base):
+    """What the built-in WhatsApp simulator's phones show; stands in for the WhatsApp network."""
+
+    __tablename__ = "simulator_messages"
+    __table_args__ = (Index("ix_sim_instance_phone", "instance", "phone"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(3))  # in = to the company, out = to the phone
+    provider_message_id: Mapped[str] = mapped_column(String(64), unique=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

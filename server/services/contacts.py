@@ -1,0 +1,89 @@
+"""Contacts and their identities: one customer stays one contact under every address."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.schema import Contact, ContactIdentity, Conversation
+
+
+def normalize_phone(digits: str) -> str:
+    """Digits of a phone in one canonical form; Brazilian mobiles get their ninth digit.
+
+    WhatsApp still reports many Brazilian mobiles in the old 8-digit form (55 DD XXXXXXXX);
+    without this, one customer becomes two contacts.
+    """
+    digits = "".join(ch for ch in digits if ch.isdigit())
+    if len(digits) == 12 and digits.startswith("55") and digits[4] in "6789":
+        return digits[:4] + "9" + digits[4:]
+    return digits
+
+
+def _identities(phone: str | None, lid: str | None) -> list[tuple[str, str]]:
+    out = []
+    if phone:
+        out.append(("phone", normalize_phone(phone)))
+    if lid:
+        out.append(("lid", lid))
+    if not out:
+        raise ValueError("a contact needs a phone or a lid")
+    return out
+
+
+def _find(session: Session, identities: list[tuple[str, str]]) -> int | None:
+    for kind, value in identities:
+        found = session.scalar(select(ContactIdentity.contact_id).where(
+            ContactIdentity.kind == kind, ContactIdentity.value == value))
+        if found is not None:
+            return found
+    return None
+
+
+def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | None,
+            name: str | None) -> int:
+    """The contact id for these identities, created once even under concurrent webhooks."""
+    identities = _identities(phone, lid)
+    for _ in range(3):
+        try:
+            with sessions.begin() as s:
+                contact_id = _find(s, identities)
+                if contact_id is None:
+                    phone_id = next((v for k, v in identities if k == "phone"), None)
+                    contact = Contact(name=name, phone=phone_id)
+                    s.add(contact)
+                    s.flush()
+                    contact_id = contact.id
+                known = set(s.execute(select(ContactIdentity.kind, ContactIdentity.value).where(
+                    ContactIdentity.contact_id == contact_id)).tuples())
+                for kind, value in identities:
+                    if (kind, value) not in known:
+                        s.add(ContactIdentity(contact_id=contact_id, kind=kind, value=value))
+                contact_obj = s.get(Contact, contact_id)
+                if contact_obj is not None and name and not contact_obj.name:
+                    contact_obj.name = name
+            return contact_id
+        except IntegrityError:
+            continue  # another webhook created it first; look again
+    raise RuntimeError("could not resolve contact after concurrent inserts")
+
+
+def conversation_for(sessions: sessionmaker[Session], contact_id: int, instance_id: int,
+                     address: str) -> int:
+    """The conversation of a contact on an instance, created once."""
+    for _ in range(3):
+        try:
+            with sessions.begin() as s:
+                conv = s.scalar(select(Conversation).where(
+                    Conversation.contact_id == contact_id,
+                    Conversation.instance_id == instance_id))
+                if conv is None:
+                    conv = Conversation(contact_id=contact_id, instance_id=instance_id,
+                                        address=address)
+                    s.add(conv)
+                    s.flush()
+                return conv.id
+        except IntegrityError:
+            continue
+    raise RuntimeError("could not resolve conversation after concurrent inserts")

@@ -1,0 +1,37 @@
+"""Checks on a model's reply before it reaches a customer."""
+
+from __future__ import annotations
+
+import re
+
+ECHO_WINDOW = 8  # words in a row shared with the instructions that make a reply an echo
+_WORD = re.compile(r"\w+")
+
+
+def _windows(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _WORD.findall(text.lower())
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def echoes_instructions(reply: str, instructions: str) -> bool:
+    """The reply repeats the system instructions (a base model copies its prompt back)."""
+    if "Trechos:" in reply or re.search(r"\[\d+\] \(", reply):
+        return True
+    return bool(_windows(reply, ECHO_WINDOW) & _windows(instructions, ECHO_WINDOW))
+
+
+def degenerate(reply: str) -> bool:
+    """The reply loops on a few words, as an untuned model does when it loses its way."""
+    words = _WORD.findall(reply.lower())
+    return len(words) >= 12 and len(set(words)) / len(words) < 0.4
+
+
+def unfit(reply: str, instructions: str) -> str | None:
+    """Why a reply must not be sent, or None when it may."""
+    if not reply.strip():
+        return "empty"
+    if echoes_instructions(reply, instructions):
+        return "echo"
+    if degenerate(reply):
+        return "degenerate"
+    return None

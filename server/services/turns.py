@@ -1,0 +1,106 @@
+"""One turn of a conversation: take the contact's pending messages in order, answer them once."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.base import ChatMessage
+from server.runtime import Runtime
+from server.schema import Conversation, Instance, Message, Outbox
+from server.services import assistant, journey
+
+log = logging.getLogger(__name__)
+HISTORY_MESSAGES = 12
+
+
+def claim(sessions: sessionmaker[Session], conversation_id: int) -> list[Message]:
+    """Mark the conversation's pending messages as processing; a burst becomes one turn."""
+    with sessions.begin() as s:
+        pending = list(s.scalars(select(Message).where(
+            Message.conversation_id == conversation_id, Message.direction == "in",
+            Message.status == "pending").order_by(Message.id)))
+        if not pending:
+            return []
+        ids = [m.id for m in pending]
+        # The status guard makes the claim exclusive even if two workers race.
+        claimed = s.execute(update(Message).where(Message.id.in_(ids), Message.status == "pending")
+                            .values(status="processing"))
+        if claimed.rowcount != len(ids):  # type: ignore[attr-defined]
+            raise RuntimeError(f"conversation {conversation_id}: messages claimed twice")
+        for m in pending:
+            journey.record(s, m.id, "turn_started", merged=len(ids))
+        return pending
+
+
+def _history(s: Session, conversation_id: int, before_id: int) -> list[ChatMessage]:
+    rows = list(s.scalars(select(Message).where(
+        Message.conversation_id == conversation_id, Message.id < before_id,
+        Message.status.not_in(["failed", "stale"])).order_by(Message.id.desc())
+        .limit(HISTORY_MESSAGES)))
+    return [{"role": "user" if m.direction == "in" else "assistant", "content": m.text}
+            for m in reversed(rows) if m.text.strip()]
+
+
+def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> int | None:
+    """Answer what is pending; returns the outbox id of the reply, or None if nothing to send."""
+    pending = claim(sessions, conversation_id)
+    if not pending:
+        return None
+    with sessions.begin() as s:
+        conv = s.get_one(Conversation, conversation_id)
+        inst = s.get_one(Instance, conv.instance_id)
+        history = _history(s, conversation_id, pending[0].id)
+        mode, ai_enabled = conv.mode, inst.ai_enabled
+        collection = inst.kb_collection or rt.settings.kb_collection
+    if mode != "ai" or not ai_enabled:
+        with sessions.begin() as s:
+            for m in pending:
+                s.get_one(Message, m.id).status = "handed_off"
+                journey.record(s, m.id, "for_human", mode=mode)
+        return None
+    question = "\n".join(m.text for m in pending)
+    ans = assistant.answer(rt, question, history, collection)
+    last = pending[-1]
+    try:
+        with sessions.begin() as s:
+            c = ans.completion
+            reply = Message(instance_id=last.instance_id, conversation_id=conversation_id,
+                            direction="out", author="assistant" if c else "system",
+                            text=ans.text, status="queued", reply_to_id=last.id,
+                            grounding=ans.passage_ids or None, model=c.model if c else None,
+                            prompt_tokens=c.prompt_tokens if c else None,
+                            completion_tokens=c.completion_tokens if c else None)
+            s.add(reply)
+            s.flush()
+            box = Outbox(message_id=reply.id)
+            s.add(box)
+            for m in pending:
+                s.get_one(Message, m.id).status = "handed_off" if ans.handoff else "answered"
+                journey.record(s, m.id, "handed_off" if ans.handoff else "answered",
+                               reply_id=reply.id, reason=ans.reason)
+            journey.record(s, reply.id, "queued", reason=ans.reason,
+                           passages=len(ans.passage_ids))
+            if ans.handoff:
+                s.get_one(Conversation, conversation_id).mode = "human"
+            s.flush()
+            return box.id
+    except IntegrityError:
+        log.warning("conversation %s: message %s already has a reply", conversation_id, last.id)
+        return None
+
+
+def recover(sessions: sessionmaker[Session]) -> tuple[list[int], list[int]]:
+    """After a restart: turns cut off mid-way go back to pending; returns work to requeue."""
+    with sessions.begin() as s:
+        cut = list(s.scalars(select(Message).where(Message.status == "processing")))
+        for m in cut:
+            m.status = "pending"
+            journey.record(s, m.id, "requeued", reason="restart during turn")
+        convs = sorted(set(s.scalars(select(Message.conversation_id).where(
+            Message.status == "pending"))))
+        boxes = list(s.scalars(select(Outbox.id).where(Outbox.status == "pending")))
+    return convs, boxes

