@@ -55,4 +55,5 @@ def adapter_for(provider: str) -> Adapter:
     try:
         return cast(Adapter, PROVIDERS[provider])
     except KeyError:
-        raise KeyError(f"unknown gateway provider {provider!r}; known: {sorted(PROVIDERS)}") from None
+        known = sorted(PROVIDERS)
+        raise KeyError(f"unknown gateway provider {provider!r}; known: {known}") from None

@@ -34,10 +34,10 @@ ABBREVIATIONS = {
 STOP_WORDS = frozenset(
     """a à ao aos as às até com como da das de dela dele deles do dos e é ela elas ele eles em
     entre era essa esse esta está estão este eu foi for há isso isto já la lhe lhes mais mas me
-    mesmo meu minha muito na nas nem no nos nós nossa nosso num numa o os ou para pela pelas pelo
-    pelos por qual quando que quem se sem ser seu seus só sua suas também te tem têm ter teu tua
-    um uma umas uns você vocês vos sou são foram será seria tá ta to tô então aí lá aqui oi olá
-    bom boa dia tarde noite gostaria queria saber por favor obrigado obrigada""".split()
+    mesmo meu minha muito na nas nem no nos nós nossa nosso num numa o os ou para pela pelas
+    pelo pelos por qual quando que quem se sem ser seu seus só sua suas também te tem têm ter
+    teu tua um uma umas uns você vocês vos sou são foram será seria tá ta to tô então aí lá aqui
+    oi olá bom boa dia tarde noite gostaria queria saber por favor obrigado obrigada""".split()
 )
 
 
@@ -52,7 +52,14 @@ _FOLDED_STOPS = frozenset(fold(w) for w in STOP_WORDS)
 
 @lru_cache(maxsize=200_000)
 def _stem(word: str) -> str:
-    return fold(_STEMMER.stemWord(word))
+    """Stem of the accent-folded word, so "devolução" and "devolucao" meet.
+
+    Folding first loses Snowball's -ões plural rule; it is put back by hand (ões -> ão).
+    """
+    folded = fold(word)
+    if folded.endswith(("oes", "aes")) and len(folded) > 4:
+        folded = folded[:-3] + "ao"
+    return _STEMMER.stemWord(folded)
 
 
 def tokens(text: str, *, query: bool = False) -> list[str]:

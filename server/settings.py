@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     )
     queue_workers: int = Field(2, ge=1, description="Worker threads of the in-process consumer.")
     run_consumer: bool = Field(
-        True, description="Run the task consumer inside `atende serve` (off when workers run apart)."
+        True, description="Run the task consumer inside `atende serve` (off when workers run "
+        "apart)."
     )
     qdrant_url: str | None = Field(
         None,
@@ -50,7 +51,9 @@ class Settings(BaseSettings):
         description="GGUF file of the local model; empty means the bundled Gemma 3 270M, "
         "assembled into DATA_DIR/models on first use.",
     )
-    llm_context: int = Field(4096, ge=512, description="Context window (tokens) of the local model.")
+    llm_context: int = Field(
+        4096, ge=512, description="Context window (tokens) of the local model."
+    )
     llm_threads: int | None = Field(
         None, description="CPU threads for llama.cpp; empty means all cores."
     )
@@ -86,7 +89,8 @@ class Settings(BaseSettings):
         1.5, ge=0.0, description="Wait after a message so a burst is answered as one turn."
     )
     stale_after_seconds: int = Field(
-        600, description="Messages older than this when they arrive are stored, never auto-answered."
+        600,
+        description="Messages older than this when they arrive are stored, never auto-answered.",
     )
     send_max_attempts: int = Field(5, ge=1, description="Tries to send one reply before it fails.")
     public_url: str = Field(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from server import runtime
 from server.db import sessions_for
 from server.queue import huey
@@ -12,7 +14,7 @@ from server.services import outbox, turns
 log = logging.getLogger(__name__)
 
 
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     return sessions_for(runtime.current().settings.sqlalchemy_url)
 
 

@@ -150,3 +150,44 @@ def server(tmp_path_factory: pytest.TempPathFactory, llm) -> Iterator[Server]:  
     srv.start()
     yield srv
     srv.stop()
+
+
+class FakeGateway:
+    """A local HTTP server speaking the simulator's send API, answering as told."""
+
+    def __init__(self) -> None:
+        import json
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        gw = self
+        self.answers: list[int] = []
+        self.received: list[tuple[str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                gw.received.append((body["to"], body["text"]))
+                code = gw.answers.pop(0) if gw.answers else 200
+                out = json.dumps({"id": f"gw-{len(gw.received)}"} if code == 200
+                                 else {"error": "nope"}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        import threading
+
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def fake_gateway() -> Iterator[FakeGateway]:
+    gw = FakeGateway()
+    yield gw
+    gw.httpd.shutdown()

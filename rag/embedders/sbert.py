@@ -21,7 +21,10 @@ class SentenceTransformerEmbedder:
         else:
             self.name = f"sentence-transformers/{model.rstrip('/').split('/')[-1]}"
         self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
-        self.dim = int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"ATENDE_EMBEDDER_MODEL: {model} does not say its dimension")
+        self.dim = int(dim)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         out = self._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)

@@ -71,7 +71,8 @@ def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | No
 
 def conversation_for(sessions: sessionmaker[Session], contact_id: int, instance_id: int,
                      address: str) -> int:
-    """The conversation of a contact on an instance, created once."""
+    """The conversation of a contact on an instance, created once; replies go to the address
+    the customer last wrote from (the gateway knows which form of the number works)."""
     for _ in range(3):
         try:
             with sessions.begin() as s:
@@ -83,6 +84,8 @@ def conversation_for(sessions: sessionmaker[Session], contact_id: int, instance_
                                         address=address)
                     s.add(conv)
                     s.flush()
+                elif conv.address != address:
+                    conv.address = address
                 return conv.id
         except IntegrityError:
             continue

@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# llama-cpp-python compiles from source (minutes); the built wheel is kept here and reused.
+WHEELS ?= $(HOME)/.cache/atende/wheels/$(if $(findstring CUDA,$(CMAKE_ARGS)),cuda,cpu)
+LLAMA  := llama-cpp-python==0.3.36
+
+.PHONY: run test lint install clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# CPU torch first, so nothing pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	@mkdir -p $(WHEELS)
+	@ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
+	  echo "Building $(LLAMA) once (several minutes); the wheel is cached in $(WHEELS)"; \
+	  $(BIN)/python -m pip wheel -q --no-deps $(LLAMA) -w $(WHEELS); }
+	$(BIN)/python -m pip install -q --find-links $(WHEELS) -e ".[dev]"
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/atende db upgrade
+	$(BIN)/atende kb ingest demo/loja-aurora/docs
+	$(BIN)/atende serve
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean-venv:
+	rm -rf $(VENV)

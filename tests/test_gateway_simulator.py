@@ -1,0 +1,49 @@
+"""The simulator's wire format: authenticity and normalization."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gateway_bridge import AuthError, InboundMessage, InstanceConfig, PayloadError, StatusUpdate
+from gateway_bridge import simulator as wire
+
+INST = InstanceConfig(name="demo", webhook_secret="s3cret")
+
+
+def _headers(body: bytes, secret: str = "s3cret") -> dict[str, str]:
+    return {wire.SIGNATURE_HEADER.lower(): wire.sign(body, secret)}
+
+
+def test_message_and_status_are_normalized() -> None:
+    body = json.dumps({"event": "message", "id": "m1", "from": "+55 11 98765-4321",
+                       "name": "Zé", "text": "ação", "timestamp": 1764140000}).encode()
+    (msg,) = wire.parse_webhook(body, _headers(body), INST)
+    assert isinstance(msg, InboundMessage)
+    assert (msg.provider_message_id, msg.phone, msg.text, msg.sender_name) == (
+        "m1", "5511987654321", "ação", "Zé")
+    body = json.dumps({"event": "status", "id": "m2", "status": "read"}).encode()
+    (st,) = wire.parse_webhook(body, _headers(body), INST)
+    assert isinstance(st, StatusUpdate) and st.status == "read"
+
+
+def test_signature_is_checked_before_anything_else() -> None:
+    body = b'{"event": "message"}'
+    with pytest.raises(AuthError):
+        wire.parse_webhook(body, _headers(body, "other"), INST)
+    with pytest.raises(AuthError):
+        wire.parse_webhook(body, {}, INST)
+
+
+@pytest.mark.parametrize("payload, field", [
+    ({"event": "message", "id": "", "from": "5511987654321"}, "'id'"),
+    ({"event": "message", "id": "a", "from": "5511987654321", "text": 5}, "'text'"),
+    ({"event": "message", "id": "a", "from": "5511987654321", "timestamp": "ontem"},
+     "'timestamp'"),
+    ({"event": "status", "id": "a", "status": "lost"}, "'status'"),
+])
+def test_malformed_fields_are_named(payload: dict, field: str) -> None:
+    body = json.dumps(payload).encode()
+    with pytest.raises(PayloadError, match=field):
+        wire.parse_webhook(body, _headers(body), INST)

@@ -1,0 +1,117 @@
+"""Knowledge base: chunking, Portuguese lexical terms, hybrid search, ingestion rules."""
+
+from __future__ import annotations
+
+import pytest
+from qdrant_client import QdrantClient
+
+from rag import extractive, lexical
+from rag.chunking import chunk
+from rag.index import EmbedderMismatch, KnowledgeBase
+from rag.parsing import DocumentError, read_text
+from tests.conftest import DEMO_DOCS
+
+DOC = """# Trocas
+
+## Prazo
+
+Você pode trocar em até 30 dias. Açúcar, ç e emoji 😀 ficam como estão.
+
+| tamanho | busto |
+|---|---|
+| P | 86 cm |
+
+## Reembolso
+
+O reembolso sai em até 5 dias úteis.
+"""
+
+
+def test_chunks_keep_text_headings_and_order() -> None:
+    chunks = chunk(DOC)
+    assert [c.headings for c in chunks] == [("Trocas", "Prazo"), ("Trocas", "Reembolso")]
+    assert "Açúcar, ç e emoji 😀 ficam como estão." in chunks[0].text
+    assert "| P | 86 cm |" in chunks[0].text  # a table stays whole and readable
+    assert [c.position for c in chunks] == [0, 1]
+
+
+def test_long_sections_are_split_under_the_word_cap() -> None:
+    text = "# T\n\n" + " ".join(f"Frase número {i} sobre entregas." for i in range(150))
+    chunks = chunk(text)
+    assert len(chunks) > 1 and all(len(c.text.split()) <= 200 for c in chunks)
+    assert " ".join(c.text for c in chunks).split() == text.split()[2:]
+
+
+def test_lexical_terms_fold_accents_and_stem() -> None:
+    assert lexical.tokens("Não devolução") == lexical.tokens("nao devolucao")
+    assert lexical.tokens("devoluções cartões") == lexical.tokens("devolucao cartao")
+    assert lexical.tokens("entregas") == lexical.tokens("entrega")
+    assert lexical.tokens("vcs entregam p/ sp?", query=True) == lexical.tokens(
+        "vocês entregam para São Paulo")
+    assert lexical.tokens("de para com a o") == []
+
+
+@pytest.mark.parametrize("question, doc", [
+    ("vcs entregam em sp?", "entregas-e-frete.md"),
+    ("qto tempo p/ trocar", "trocas-e-devolucoes.md"),
+    ("da pra parcelar em quantas vezes no cartao", "pagamentos.md"),
+    ("como lavo uma camisa de linho", "tamanhos-e-cuidados.md"),
+    ("que horas vcs abrem no sabado", "atendimento-e-loja-fisica.md"),
+])
+def test_hybrid_search_finds_the_right_document(demo_kb, question: str, doc: str) -> None:
+    assert demo_kb.search("demo", question, top_k=3)[0].doc == doc
+
+
+def test_ingest_is_idempotent_replaces_and_deletes(tmp_path, e5) -> None:
+    kb = KnowledgeBase(QdrantClient(path=str(tmp_path / "q")), e5)
+    assert kb.ingest("c", "trocas.md", DOC).status == "added"
+    assert kb.ingest("c", "trocas.md", DOC).status == "unchanged"
+    changed = DOC.replace("30 dias", "45 dias")
+    assert kb.ingest("c", "trocas.md", changed).status == "replaced"
+    assert kb.documents("c") == {"trocas.md": 2}
+    hit = kb.search("c", "prazo para trocar", top_k=1)[0]
+    assert "45 dias" in hit.text
+    assert kb.delete("c", "trocas.md") == 2 and kb.documents("c") == {}
+    kb.client.close()
+
+
+def test_collection_refuses_another_embedder(tmp_path, e5) -> None:
+    from rag.embedders import load_embedder
+
+    path = str(tmp_path / "q")
+    kb = KnowledgeBase(QdrantClient(path=path), e5)
+    kb.ingest("c", "a.md", DOC)
+    kb.client.close()
+    minilm = load_embedder("sentence-transformers")
+    other = KnowledgeBase(QdrantClient(path=path), minilm)
+    with pytest.raises(EmbedderMismatch, match="atende kb reindex"):
+        other.search("c", "prazo")
+    # The sentence-transformers backend serves a collection of its own.
+    other.ingest("mini", "a.md", DOC)
+    assert other.search("mini", "reembolso em quantos dias", top_k=1)[0].heading.endswith(
+        "Reembolso")
+    other.client.close()
+
+
+def test_extractive_answer_is_a_sentence_of_the_passages(demo_kb, e5) -> None:
+    passages = demo_kb.search("demo", "o boleto vence qndo?", top_k=3)
+    answer = extractive.best_sentence(e5, "o boleto vence qndo?", passages)
+    assert answer and "3 dias úteis" in answer
+    assert any(answer.rstrip("…") in p.text.replace("**", "") for p in passages)
+
+
+@pytest.mark.parametrize("name, content, why", [
+    ("a.pdf", b"%PDF-1.4", "unsupported type"),
+    ("a.md", b"   \n", "empty"),
+    ("a.md", b"\xff\xfe\x00bad", "not UTF-8"),
+])
+def test_bad_documents_say_which_and_why(tmp_path, name: str, content: bytes, why: str) -> None:
+    f = tmp_path / name
+    f.write_bytes(content)
+    with pytest.raises(DocumentError, match=why):
+        read_text(f)
+
+
+def test_demo_documents_parse() -> None:
+    for f in DEMO_DOCS.glob("*.md"):
+        assert len(chunk(read_text(f))) >= 2

@@ -1,0 +1,197 @@
+"""Storage rules on SQLite and PostgreSQL alike: once-only messages, one contact, one reply."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from gateway_bridge import InboundMessage, StatusUpdate
+from server.runtime import Runtime
+from server.schema import (
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Instance,
+    Message,
+    MessageEvent,
+    Outbox,
+)
+from server.services import inbound, instances, outbox, turns
+from server.services.contacts import normalize_phone
+from server.settings import Settings
+
+STALE = timedelta(minutes=10)
+
+
+def _msg(pid: str, phone: str = "5511987650000", text: str = "oi", **kw) -> InboundMessage:
+    return InboundMessage(provider_message_id=pid, sender=phone, phone=phone, lid=kw.get("lid"),
+                          sender_name="Cliente", text=text,
+                          timestamp=kw.get("ts", datetime.now(UTC)))
+
+
+@pytest.fixture
+def inst(sessions):
+    return instances.ensure_simulator(sessions, "loja", "http://127.0.0.1:9")
+
+
+def _count(sessions, model, *where) -> int:
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_brazilian_ninth_digit_is_one_contact(sessions, inst) -> None:
+    assert normalize_phone("551187654321") == "5511987654321"
+    assert normalize_phone("551133334444") == "551133334444"  # landline keeps 8 digits
+    inbound.store_inbound(sessions, inst, _msg("a1", "551187654321"), stale_after=STALE)
+    inbound.store_inbound(sessions, inst, _msg("a2", "5511987654321"), stale_after=STALE)
+    assert _count(sessions, Contact) == 1
+    with sessions() as s:  # one conversation, answered where the customer last wrote from
+        assert [c.address for c in s.scalars(select(Conversation))] == ["5511987654321"]
+
+
+def test_lid_identity_joins_the_phone_contact(sessions, inst) -> None:
+    inbound.store_inbound(sessions, inst, _msg("l1", "5511987650001"), stale_after=STALE)
+    both = _msg("l2", "5511987650001", lid="123456789@lid")
+    inbound.store_inbound(sessions, inst, both, stale_after=STALE)
+    lid_only = InboundMessage(provider_message_id="l3", sender="123456789@lid", phone=None,
+                              lid="123456789@lid", sender_name=None, text="oi",
+                              timestamp=datetime.now(UTC))
+    inbound.store_inbound(sessions, inst, lid_only, stale_after=STALE)
+    assert _count(sessions, Contact) == 1
+    assert _count(sessions, ContactIdentity) == 2
+
+
+def test_concurrent_duplicate_webhooks_store_one_message(sessions, inst) -> None:
+    barrier = threading.Barrier(6)
+
+    def deliver(_: int):
+        barrier.wait()
+        return inbound.store_inbound(sessions, inst, _msg("same-id"), stale_after=STALE)[1]
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(deliver, range(6)))
+    assert results.count(True) == 1 and results.count(None) == 5
+    assert _count(sessions, Message, Message.provider_message_id == "same-id") == 1
+    assert _count(sessions, MessageEvent, MessageEvent.event == "duplicate") == 5
+
+
+def test_statuses_only_move_forward(sessions, inst) -> None:
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("q1"), stale_after=STALE)
+    with sessions.begin() as s:
+        s.add(Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
+                      author="assistant", provider_message_id="r1", text="ok", status="sent"))
+    now = datetime.now(UTC)
+    assert inbound.apply_status(sessions, inst.id, StatusUpdate("r1", "read", now)) == 1
+    assert inbound.apply_status(sessions, inst.id, StatusUpdate("r1", "delivered", now)) == 1
+    assert inbound.apply_status(sessions, inst.id, StatusUpdate("nope", "read", now)) == 0
+    with sessions() as s:
+        assert s.scalar(select(Message.status).where(Message.provider_message_id == "r1")) == "read"
+
+
+@pytest.fixture
+def rt(tmp_path, llm, demo_kb):
+    settings = Settings(data_dir=tmp_path, llm_max_tokens=24)
+    with httpx.Client() as http:
+        yield Runtime(settings, llm, demo_kb, http)
+
+
+def test_turn_answers_pending_once_and_keeps_grounding(sessions, inst, rt) -> None:
+    for i, text in enumerate(["oi", "qual o prazo para trocar um produto?"]):
+        conv_id, _ = inbound.store_inbound(sessions, inst, _msg(f"t{i}", text=text),
+                                           stale_after=STALE)
+    with sessions.begin() as s:
+        s.get_one(Instance, inst.id).kb_collection = "demo"
+    box = turns.run(rt, sessions, conv_id)
+    assert box is not None
+    assert turns.run(rt, sessions, conv_id) is None  # nothing pending: no second reply
+    with sessions() as s:
+        reply = s.scalars(select(Message).where(Message.direction == "out")).one()
+        assert reply.grounding and reply.prompt_tokens and reply.status == "queued"
+        assert s.scalar(select(Outbox.message_id).where(Outbox.id == box)) == reply.id
+        assert set(s.scalars(select(Message.status).where(Message.direction == "in"))) == {
+            "answered"}
+    cited = rt.kb.passages("demo", reply.grounding)
+    assert cited[0].doc == "trocas-e-devolucoes.md"
+
+
+def test_no_good_passage_hands_off_without_the_model(sessions, inst, rt) -> None:
+    rt.settings = Settings(data_dir=rt.settings.data_dir, retrieval_min_score=99)
+    with sessions.begin() as s:
+        s.get_one(Instance, inst.id).kb_collection = "demo"
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("h1", text="vcs vendem notebook?"),
+                                       stale_after=STALE)
+    turns.run(rt, sessions, conv_id)
+    inbound.store_inbound(sessions, inst, _msg("h2", text="alô?"), stale_after=STALE)
+    assert turns.run(rt, sessions, conv_id) is None  # a human has it now
+    with sessions() as s:
+        assert s.get_one(Conversation, conv_id).mode == "human"
+        reply = s.scalars(select(Message).where(Message.direction == "out")).one()
+        assert reply.author == "system" and reply.prompt_tokens is None
+        statuses = s.scalars(select(Message.status).where(Message.direction == "in")
+                             .order_by(Message.id))
+        assert list(statuses) == ["handed_off", "handed_off"]
+
+
+def test_restart_puts_cut_turns_back_in_line(sessions, inst) -> None:
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("c1"), stale_after=STALE)
+    assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]
+    assert turns.claim(sessions, conv_id) == []
+    convs, _ = turns.recover(sessions)
+    assert convs == [conv_id]
+    assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]
+
+
+def _queued_reply(sessions, inst) -> int:
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("o1"), stale_after=STALE)
+    with sessions.begin() as s:
+        reply = Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
+                        author="assistant", text="Olá! Entregamos sim.", status="queued")
+        s.add(reply)
+        s.flush()
+        box = Outbox(message_id=reply.id)
+        s.add(box)
+        s.flush()
+        return box.id
+
+
+def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_gateway) -> None:
+    with sessions.begin() as s:
+        s.merge(inst).api_url = fake_gateway.url
+    box = _queued_reply(sessions, inst)
+    fake_gateway.answers = [500, 200]
+    with httpx.Client() as http:
+        with pytest.raises(outbox.RetryLater):
+            outbox.deliver(http, sessions, box, max_attempts=3)
+        assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"
+        assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"  # no resend
+    assert fake_gateway.received == [("5511987650000", "Olá! Entregamos sim.")] * 2
+    with sessions() as s:
+        events = s.scalars(select(MessageEvent.event).join(Outbox, Outbox.message_id ==
+                           MessageEvent.message_id).where(Outbox.id == box)
+                           .order_by(MessageEvent.id))
+        assert list(events) == ["send_error", "sent"]
+
+    box2 = _queued_reply_again(sessions, inst)
+    fake_gateway.answers = [401]
+    with httpx.Client() as http:
+        assert outbox.deliver(http, sessions, box2, max_attempts=3) == "failed"
+    with sessions() as s:
+        assert s.get_one(Outbox, box2).last_error == "simulator answered 401"
+
+
+def _queued_reply_again(sessions, inst) -> int:
+    with sessions.begin() as s:
+        conv = s.scalars(select(Conversation)).first()
+        reply = Message(instance_id=inst.id, conversation_id=conv.id, direction="out",
+                        author="assistant", text="De nada!", status="queued")
+        s.add(reply)
+        s.flush()
+        box = Outbox(message_id=reply.id)
+        s.add(box)
+        s.flush()
+        return box.id
