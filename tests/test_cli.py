@@ -1,0 +1,35 @@
+"""`atende kb` on the command line: ingest with a bad file among good ones, list, delete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.conftest import ATENDE, ROOT, server_env
+
+
+def _atende(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ATENDE, *args], env={**env, "COLUMNS": "200"}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_kb_ingest_list_delete(tmp_path) -> None:
+    env = server_env(tmp_path / "data")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "horario.md").write_text("# Horário\n\nAtendemos de segunda a sexta, das 8h às 18h.")
+    (docs / "vazio.md").write_text("  \n")
+    out = _atende(env, "kb", "ingest", str(docs), "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 1  # one file failed; the good one still went in
+    results = {r["doc"]: r for r in json.loads((tmp_path / "r.json").read_text())}
+    assert results["horario.md"]["status"] == "added"
+    assert results["vazio.md"]["status"] == "error" and "empty" in results["vazio.md"]["error"]
+    again = _atende(env, "kb", "ingest", str(docs / "horario.md"))
+    assert again.returncode == 0 and "unchanged" in again.stdout
+    assert "horario.md" in _atende(env, "kb", "list").stdout
+    assert _atende(env, "kb", "delete", "horario.md").returncode == 0
+    assert "horario.md" not in _atende(env, "kb", "list").stdout
+    gone = _atende(env, "kb", "delete", "horario.md")
+    assert gone.returncode == 2 and "no document" in gone.stderr
+    missing = _atende(env, "kb", "ingest", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
