@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,28 +29,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, migrated database of each kind."""
-    from server.db import migrate
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'test.db'}"
-        migrate(url)
-        yield url
+@contextmanager
+def fresh_database(kind: str, folder: Path) -> Iterator[str]:
+    """The URL of a new, empty database: a SQLite file, or a PostgreSQL database dropped after."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'test.db'}"
         return
     name = f"atende_test_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    url = f"{base}/{name}"
-    migrate(url)
-    yield url
-    from server.db import sessions_for
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from server.db import sessions_for
 
-    sessions_for(url).kw["bind"].dispose()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        sessions_for.cache_clear()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of each kind."""
+    from server.db import migrate
+
+    with fresh_database(request.param, tmp_path) as url:
+        migrate(url)
+        yield url
 
 
 @pytest.fixture
@@ -93,7 +100,8 @@ def demo_kb(tmp_path_factory: pytest.TempPathFactory, e5):  # type: ignore[no-un
 class Server:
     """A real ``atende serve`` in a child process, on its own data folder and port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], db_url: str) -> None:
+        self.db_url = db_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir
@@ -139,17 +147,20 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, llm) -> Iterator[Server]:  # type: ignore[no-untyped-def]
-    """The product on its embedded defaults with the demo knowledge base, as `make run` runs it."""
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+           llm) -> Iterator[Server]:  # type: ignore[no-untyped-def]
+    """The product with the demo knowledge base, as `make run` runs it; on PostgreSQL only
+    ATENDE_DATABASE_URL differs."""
     data = tmp_path_factory.mktemp("server")
-    env = server_env(data)
-    subprocess.run([*ATENDE, "kb", "ingest", str(DEMO_DOCS)], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
-    srv = Server(data, env)
-    srv.start()
-    yield srv
-    srv.stop()
+    with fresh_database(request.param, data) as url:
+        env = server_env(data, ATENDE_DATABASE_URL=url)
+        subprocess.run([*ATENDE, "kb", "ingest", str(DEMO_DOCS)], env=env, cwd=ROOT,
+                       check=True, capture_output=True)
+        srv = Server(data, env, url)
+        srv.start()
+        yield srv
+        srv.stop()
 
 
 class FakeGateway:

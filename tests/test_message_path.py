@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import uuid
 
@@ -11,19 +10,26 @@ import httpx
 import pytest
 
 from gateway_bridge import simulator as wire
+from server.db import make_engine
 from tests.conftest import ATENDE, ROOT, Server, server_env
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
-def _instance_secret(srv: Server) -> str:
-    with sqlite3.connect(srv.data_dir / "atende.db") as conn:
-        return conn.execute("SELECT webhook_secret FROM instances WHERE name='demo'").fetchone()[0]
-
-
 def _rows(srv: Server, sql: str, *args: object) -> list[tuple]:
-    with sqlite3.connect(srv.data_dir / "atende.db") as conn:
-        return conn.execute(sql, args).fetchall()
+    """Read the server's database directly, whichever kind it is."""
+    engine = make_engine(srv.db_url)
+    if engine.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql, tuple(args)).fetchall()]
+    finally:
+        engine.dispose()
+
+
+def _instance_secret(srv: Server) -> str:
+    return _rows(srv, "SELECT webhook_secret FROM instances WHERE name='demo'")[0][0]
 
 
 def _wait_reply(srv: Server, phone: str, count: int = 1, timeout: float = 60) -> list[dict]:
@@ -152,7 +158,7 @@ def test_forged_webhook_and_unknown_instance(server: Server) -> None:
 def test_health_and_openapi(server: Server) -> None:
     health = httpx.get(f"{server.url}/health").json()
     assert health["status"] == "ok"
-    assert health["database"]["dialect"] == "sqlite"
+    assert health["database"]["dialect"] == server.db_url.split(":")[0].split("+")[0]
     assert "default" in health["vector_store"]["collections"]
     assert health["model"]["ok"] is True
     spec = httpx.get(f"{server.url}/openapi.json").json()

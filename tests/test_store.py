@@ -146,11 +146,12 @@ def test_restart_puts_cut_turns_back_in_line(sessions, inst) -> None:
     assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]
 
 
-def _queued_reply(sessions, inst) -> int:
+def _queued_reply(sessions, inst, text: str) -> int:
+    """An assistant reply waiting in the outbox, in the conversation of message o1."""
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("o1"), stale_after=STALE)
     with sessions.begin() as s:
         reply = Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
-                        author="assistant", text="Olá! Entregamos sim.", status="queued")
+                        author="assistant", text=text, status="queued")
         s.add(reply)
         s.flush()
         box = Outbox(message_id=reply.id)
@@ -162,7 +163,7 @@ def _queued_reply(sessions, inst) -> int:
 def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_gateway) -> None:
     with sessions.begin() as s:
         s.merge(inst).api_url = fake_gateway.url
-    box = _queued_reply(sessions, inst)
+    box = _queued_reply(sessions, inst, "Olá! Entregamos sim.")
     fake_gateway.answers = [500, 200]
     with httpx.Client() as http:
         with pytest.raises(outbox.RetryLater):
@@ -176,22 +177,10 @@ def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_
                            .order_by(MessageEvent.id))
         assert list(events) == ["send_error", "sent"]
 
-    box2 = _queued_reply_again(sessions, inst)
+    refused = _queued_reply(sessions, inst, "De nada!")
     fake_gateway.answers = [401]
     with httpx.Client() as http:
-        assert outbox.deliver(http, sessions, box2, max_attempts=3) == "failed"
+        assert outbox.deliver(http, sessions, refused, max_attempts=3) == "failed"
     with sessions() as s:
-        assert s.get_one(Outbox, box2).last_error == "simulator answered 401"
-
-
-def _queued_reply_again(sessions, inst) -> int:
-    with sessions.begin() as s:
-        conv = s.scalars(select(Conversation)).first()
-        reply = Message(instance_id=inst.id, conversation_id=conv.id, direction="out",
-                        author="assistant", text="De nada!", status="queued")
-        s.add(reply)
-        s.flush()
-        box = Outbox(message_id=reply.id)
-        s.add(box)
-        s.flush()
-        return box.id
+        assert s.get_one(Outbox, refused).last_error == "simulator answered 401"
+        assert s.get_one(Message, s.get_one(Outbox, refused).message_id).status == "failed"
