@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WHEELS ?= $(HOME)/.cache/atende/wheels/$(if $(findstring CUDA,$(CMAKE_ARGS)),cuda,cpu)
 LLAMA  := llama-cpp-python==0.3.36
 
-.PHONY: run test lint install clean-venv
+.PHONY: run test lint install browser clean-venv
 
 install: $(STAMP)
 
@@ -28,8 +28,14 @@ run: $(STAMP)
 	$(BIN)/atende kb ingest demo/loja-aurora/docs
 	$(BIN)/atende serve
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest
+
+# Pages are tested in Debian's Chromium (Playwright drives it; it downloads no browser).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "Debian chromium is not installed: the page tests will be skipped"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
