@@ -27,6 +27,10 @@ class ModelError(RuntimeError):
     """A provider failed to produce a reply (after its own retries)."""
 
 
+class ModelTimeout(ModelError):
+    """The provider took longer than the configured timeout."""
+
+
 class ModelConfigError(ValueError):
     """A model cannot be loaded as configured; the message names the setting to fix."""
 

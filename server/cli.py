@@ -59,6 +59,34 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+def settings_rows() -> list[tuple[str, str, str]]:
+    """(variable, default, description) of every setting."""
+    from server.settings import Settings
+
+    rows = []
+    for name, f in Settings.model_fields.items():
+        default = f.get_default(call_default_factory=True)
+        shown = ("(empty)" if default in (None, "", []) else
+                 "(pt-BR assistant instructions)" if name == "persona" else f"`{default}`")
+        rows.append((f"`ATENDE_{name.upper()}`", shown, f.description or ""))
+    return rows
+
+
+@app.command("settings")
+def settings_cmd(markdown: bool = typer.Option(False, help="Print a Markdown table.")) -> None:
+    """List every setting (environment variable), its default and what it does."""
+    rows = settings_rows()
+    if markdown:
+        print("| variable | default | what it is |\n|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    table = Table("variable", "default", "what it is")
+    for row in rows:
+        table.add_row(*(c.strip("`") for c in row))
+    console.print(table)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to the database (ATENDE_DATABASE_URL)."""

@@ -1,26 +1,42 @@
-"""The heavy parts one process shares: the model, the knowledge base, the HTTP client."""
+"""The heavy parts one process shares: the models, the knowledge base, the HTTP client."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from qdrant_client import QdrantClient
 
-from models.base import Provider
+from models import registry
+from models.base import ModelConfigError, Provider
 from models.bundled import bundled_gguf
-from models.llamacpp import LlamaCppProvider
+from models.spec import ModelSpec
 from rag.embedders import load_embedder
 from rag.index import KnowledgeBase
 from server.settings import Settings
+
+LOCAL = "local"
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    llm: Provider
+    models: dict[str, tuple[ModelSpec, Provider]]
     kb: KnowledgeBase
-    http: httpx.Client
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
+
+    @property
+    def llm(self) -> Provider:
+        """The default model."""
+        return self.models[self.settings.llm_default][1]
+
+    def chain(self, names: list[str]) -> list[tuple[ModelSpec, Provider]]:
+        """The configured models of these names, in order, each once."""
+        unknown = [n for n in names if n not in self.models]
+        if unknown:
+            raise ModelConfigError(f"unknown model {unknown[0]!r}; configured: "
+                                   f"{', '.join(sorted(self.models))}")
+        return [self.models[n] for n in dict.fromkeys(names)]
 
     def close(self) -> None:
         self.http.close()
@@ -45,18 +61,34 @@ def open_kb(settings: Settings) -> KnowledgeBase:
     return KnowledgeBase(client, embedder)
 
 
-def open_llm(settings: Settings) -> Provider:
-    """The serving model: the configured GGUF, or the bundled Gemma."""
-    path = settings.llm_model_path or bundled_gguf(settings.data_dir / "models")
-    return LlamaCppProvider(path, n_ctx=settings.llm_context, n_threads=settings.llm_threads,
-                            n_gpu_layers=settings.llm_gpu_layers)
+def model_specs(settings: Settings) -> list[ModelSpec]:
+    """Every configured model: the local one first (its GGUF resolved), then ATENDE_MODELS."""
+    local = settings.local_model()
+    if local.path is None:
+        local = local.model_copy(update={"path": bundled_gguf(settings.data_dir / "models")})
+    specs = [local, *settings.models]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ModelConfigError(f"ATENDE_MODELS: model names must be unique (and not "
+                               f"{LOCAL!r}); got {names}")
+    return specs
+
+
+def open_models(settings: Settings) -> dict[str, tuple[ModelSpec, Provider]]:
+    """Load every configured model; one that cannot load stops start-up, naming the setting."""
+    models = {spec.name: (spec, registry.create(spec)) for spec in model_specs(settings)}
+    for name in [settings.llm_default, *settings.llm_fallback]:
+        if name not in models:
+            raise ModelConfigError(f"ATENDE_LLM_DEFAULT / ATENDE_LLM_FALLBACK: unknown model "
+                                   f"{name!r}; configured: {', '.join(models)}")
+    return models
 
 
 def start(settings: Settings) -> Runtime:
     """Load everything; a model or store that cannot load raises with the setting to fix."""
     global _current
-    llm = open_llm(settings)
-    _current = Runtime(settings, llm, open_kb(settings), httpx.Client(timeout=15.0))
+    models = open_models(settings)
+    _current = Runtime(settings, models, open_kb(settings))
     return _current
 
 

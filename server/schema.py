@@ -46,6 +46,14 @@ class Instance(Base):
     api_key: Mapped[str | None] = mapped_column(String(256))
     ai_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     kb_collection: Mapped[str | None] = mapped_column(String(64))
+    # How the assistant works on this number; empty means the global settings.
+    model: Mapped[str | None] = mapped_column(String(64))
+    fallback_models: Mapped[list[Any] | None] = mapped_column(JSON)
+    max_tokens: Mapped[int | None] = mapped_column(Integer)
+    temperature: Mapped[float | None] = mapped_column(Float)
+    persona: Mapped[str | None] = mapped_column(Text)
+    budget_daily_usd: Mapped[float | None] = mapped_column(Float)
+    budget_monthly_usd: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -149,3 +157,48 @@ class SimulatorMessage(Base):
     provider_message_id: Mapped[str] = mapped_column(String(64), unique=True)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LlmUsage(Base):
+    """One model call: tokens and cost, what the budgets and reports add up."""
+
+    __tablename__ = "llm_usage"
+    __table_args__ = (Index("ix_llm_usage_at", "at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    purpose: Mapped[str] = mapped_column(String(16))  # reply | api
+    model: Mapped[str] = mapped_column(String(64))
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class BudgetAlert(Base):
+    """A budget crossed its alert share or its limit; recorded once per scope and period."""
+
+    __tablename__ = "budget_alerts"
+    __table_args__ = (UniqueConstraint("scope", "period", "period_start", "level",
+                                       name="uq_budget_alert"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32))  # total | instance:<id>
+    period: Mapped[str] = mapped_column(String(8))  # day | month
+    period_start: Mapped[str] = mapped_column(String(10))
+    level: Mapped[str] = mapped_column(String(8))  # alert | exceeded
+    spent: Mapped[float] = mapped_column(Float)
+    limit: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A token for the OpenAI-compatible endpoint; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    collection: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()

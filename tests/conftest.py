@@ -70,7 +70,7 @@ def sessions(db_url: str) -> sessionmaker[Session]:
 def llm():  # type: ignore[no-untyped-def]
     """The bundled Gemma through llama.cpp, loaded once."""
     from models.bundled import bundled_gguf
-    from models.llamacpp import LlamaCppProvider
+    from models.providers.llamacpp import LlamaCppProvider
 
     cache = Path(os.environ.get("ATENDE_TEST_MODELS", ROOT / "data" / "models"))
     return LlamaCppProvider(bundled_gguf(cache), n_ctx=2048)

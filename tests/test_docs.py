@@ -12,6 +12,9 @@ def test_readme_lists_every_setting() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [n for n in Settings.model_fields if f"`ATENDE_{n.upper()}`" not in readme]
     assert not missing
+    table = subprocess.run([*ATENDE, "settings", "--markdown"], capture_output=True, text=True,
+                           cwd=ROOT).stdout
+    assert table.strip() in readme, "README settings table is stale: atende settings --markdown"
 
 
 def test_every_command_has_help() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from models import chat_template
 from models.base import ModelConfigError
-from models.llamacpp import LlamaCppProvider
+from models.providers.llamacpp import LlamaCppProvider
 
 
 def test_template_puts_system_in_first_user_turn() -> None:

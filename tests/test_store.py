@@ -96,8 +96,9 @@ def test_statuses_only_move_forward(sessions, inst) -> None:
 @pytest.fixture
 def rt(tmp_path, llm, demo_kb):
     settings = Settings(data_dir=tmp_path, llm_max_tokens=24)
+    local = settings.local_model().model_copy(update={"path": llm.path})
     with httpx.Client() as http:
-        yield Runtime(settings, llm, demo_kb, http)
+        yield Runtime(settings, {"local": (local, llm)}, demo_kb, http)
 
 
 def test_turn_answers_pending_once_and_keeps_grounding(sessions, inst, rt) -> None:
@@ -184,3 +185,23 @@ def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_
     with sessions() as s:
         assert s.get_one(Outbox, refused).last_error == "simulator answered 401"
         assert s.get_one(Message, s.get_one(Outbox, refused).message_id).status == "failed"
+
+
+def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) -> None:
+    from qdrant_client import QdrantClient
+
+    from rag.index import KnowledgeBase
+
+    broken = KnowledgeBase(QdrantClient(path=str(tmp_path / "gone")), e5)
+    broken.client.close()  # the vector store went away mid-flight
+    rt.kb = broken
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("f1", text="qual o prazo?"),
+                                       stale_after=STALE)
+    with pytest.raises(Exception):  # noqa: B017 - the queue sees the error and retries
+        turns.run(rt, sessions, conv_id)
+    with sessions() as s:
+        msg = s.scalars(select(Message).where(Message.provider_message_id == "f1")).one()
+        assert msg.status == "pending"
+        events = s.scalars(select(MessageEvent.event).where(MessageEvent.message_id == msg.id)
+                           .order_by(MessageEvent.id))
+        assert list(events) == ["received", "turn_started", "turn_failed"]

@@ -1,14 +1,21 @@
-"""AI mode: answer a customer from the knowledge base, or say it cannot and hand off."""
+"""AI mode: answer from the knowledge base, within budget, or say it cannot and hand off."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 
-from models.base import ChatMessage, Completion, ModelError
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import router
+from models.base import ChatMessage, Completion, ModelConfigError, Provider
+from models.spec import ModelSpec
 from rag import extractive, prompt
-from server.runtime import Runtime
-from server.services import guard
+from rag.index import Passage
+from server.runtime import LOCAL, Runtime
+from server.schema import Instance
+from server.services import budget, guard
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -16,44 +23,117 @@ NO_ANSWER = ("Não encontrei essa informação nos nossos materiais. "
              "Vou chamar um atendente humano para te ajudar, tudo bem?")
 MODEL_DOWN = ("Estou com dificuldade para responder agora. "
               "Vou chamar um atendente humano para te ajudar.")
+BUDGET_SPENT = "Vou chamar um atendente humano para continuar o seu atendimento."
 EMPTY = "Não recebi nenhum texto. Pode escrever sua dúvida?"
 MAX_QUESTION_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Use:
+    """How the assistant works for one call: models in order, limits, persona, knowledge base."""
+
+    models: list[str]
+    max_tokens: int
+    temperature: float
+    persona: str
+    collection: str
+    instance: Instance | None = None
+
+
+def use_for(settings: Settings, inst: Instance | None = None, *, collection: str | None = None,
+            model: str | None = None) -> Use:
+    """The instance's choices where it has them, the global settings elsewhere."""
+    first = model or (inst.model if inst and inst.model else settings.llm_default)
+    fallback = inst.fallback_models if inst and inst.fallback_models is not None \
+        else settings.llm_fallback
+    return Use(
+        models=[first, *fallback],
+        max_tokens=(inst.max_tokens if inst and inst.max_tokens else settings.llm_max_tokens),
+        temperature=(inst.temperature if inst and inst.temperature is not None
+                     else settings.llm_temperature),
+        persona=(inst.persona if inst and inst.persona else settings.persona),
+        collection=collection or (inst.kb_collection if inst and inst.kb_collection else None)
+        or settings.kb_collection,
+        instance=inst,
+    )
 
 
 @dataclass
 class Answer:
     text: str
     handoff: bool = False
-    reason: str = "answered"  # answered | guard_extractive | empty | no_passages | model_error
+    # answered | guard_extractive | empty | no_passages | model_error | budget
+    reason: str = "answered"
     passage_ids: list[str] = field(default_factory=list)
     completion: Completion | None = None
+    spec: ModelSpec | None = None
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def answer(rt: Runtime, question: str, history: list[ChatMessage], collection: str) -> Answer:
-    """A grounded reply to a customer's turn."""
+@dataclass
+class Prepared:
+    """Everything a model call needs, for a reply in one piece or streamed."""
+
+    question: str
+    messages: list[ChatMessage]
+    passages: list[Passage]
+    chain: list[tuple[ModelSpec, Provider]]
+    use: Use
+
+
+def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
+            history: list[ChatMessage], use: Use) -> Prepared | Answer:
+    """Retrieve and build the prompt, or an answer that needs no model."""
     question = question.strip()[:MAX_QUESTION_CHARS]
     if not question:
         return Answer(EMPTY, reason="empty")
-    s = rt.settings
-    passages = rt.kb.search(collection, question, top_k=s.retrieval_top_k)
-    if not passages or passages[0].score < s.retrieval_min_score:
-        return Answer(NO_ANSWER, handoff=True, reason="no_passages")
-    messages = prompt.build(s.persona, passages, question, history,
-                            count_tokens=rt.llm.count_tokens)
+    names = use.models
+    if budget.exceeded(sessions, rt.settings, use.instance):
+        if rt.settings.budget_action == "handoff":
+            return Answer(BUDGET_SPENT, handoff=True, reason="budget")
+        names = [LOCAL]
     try:
-        done = rt.llm.complete(messages, max_tokens=s.llm_max_tokens,
-                               temperature=s.llm_temperature)
-    except ModelError as exc:
-        log.warning("model failed: %s", exc)
+        chain = rt.chain(names)
+    except ModelConfigError as exc:
+        log.warning("%s", exc)
         return Answer(MODEL_DOWN, handoff=True, reason="model_error")
-    ids = [p.id for p in passages]
-    problem = guard.unfit(done.text, messages[0]["content"])
+    passages = rt.kb.search(use.collection, question, top_k=rt.settings.retrieval_top_k)
+    if not passages or passages[0].score < rt.settings.retrieval_min_score:
+        return Answer(NO_ANSWER, handoff=True, reason="no_passages")
+    messages = prompt.build(use.persona, passages, question, history,
+                            count_tokens=chain[0][1].count_tokens,
+                            history_budget=rt.settings.history_tokens)
+    return Prepared(question, messages, passages, chain, use)
+
+
+def fallback(rt: Runtime, p: Prepared) -> str | None:
+    """The best passage sentence: what goes out when a model's reply is unfit."""
+    return extractive.best_sentence(rt.kb.embedder, p.question, p.passages)
+
+
+def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
+           history: list[ChatMessage], use: Use) -> Answer:
+    """A grounded reply to a customer's turn."""
+    p = prepare(rt, sessions, question, history, use)
+    if isinstance(p, Answer):
+        return p
+    try:
+        routed = router.complete(p.chain, p.messages, max_tokens=use.max_tokens,
+                                 temperature=use.temperature)
+    except router.AllModelsFailed as exc:
+        log.warning("every model failed: %s", exc)
+        return Answer(MODEL_DOWN, handoff=True, reason="model_error", failures=exc.failures)
+    out = Answer(routed.completion.text, passage_ids=[x.id for x in p.passages],
+                 completion=routed.completion, spec=routed.spec, failures=routed.failures)
+    problem = guard.unfit(out.text, p.messages[0]["content"])
     if problem is None:
-        return Answer(done.text, passage_ids=ids, completion=done)
+        return out
     # An empty, looping or prompt-copying reply never reaches the customer: the best passage
     # sentence goes instead, still grounded on the same passages.
     log.info("reply refused by the guard (%s); sending the extractive answer", problem)
-    fallback = extractive.best_sentence(rt.kb.embedder, question, passages)
-    if fallback is None:
-        return Answer(MODEL_DOWN, handoff=True, reason="model_error", completion=done)
-    return Answer(fallback, reason="guard_extractive", passage_ids=ids, completion=done)
+    text = fallback(rt, p)
+    if text is None:
+        out.text, out.handoff, out.reason = MODEL_DOWN, True, "model_error"
+    else:
+        out.text, out.reason = text, "guard_extractive"
+    return out

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import ChatMessage
 from server.runtime import Runtime
-from server.schema import Conversation, Instance, Message, Outbox
-from server.services import assistant, journey
+from server.schema import Conversation, Instance, LlmUsage, Message, Outbox
+from server.services import assistant, budget, journey
 
 log = logging.getLogger(__name__)
 HISTORY_MESSAGES = 12
@@ -46,16 +46,33 @@ def _history(s: Session, conversation_id: int, before_id: int) -> list[ChatMessa
 
 
 def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> int | None:
-    """Answer what is pending; returns the outbox id of the reply, or None if nothing to send."""
+    """Answer what is pending; returns the outbox id of the reply, or None if nothing to send.
+
+    If the turn fails, its messages go back to pending (with the error in their journey) and
+    the error propagates, so the task queue tries again: nothing is left half-taken.
+    """
     pending = claim(sessions, conversation_id)
     if not pending:
         return None
+    try:
+        return _answer(rt, sessions, conversation_id, pending)
+    except Exception as exc:
+        with sessions.begin() as s:
+            for m in pending:
+                row = s.get_one(Message, m.id)
+                if row.status == "processing":
+                    row.status = "pending"
+                    journey.record(s, m.id, "turn_failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _answer(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int,
+            pending: list[Message]) -> int | None:
     with sessions.begin() as s:
         conv = s.get_one(Conversation, conversation_id)
         inst = s.get_one(Instance, conv.instance_id)
         history = _history(s, conversation_id, pending[0].id)
         mode, ai_enabled = conv.mode, inst.ai_enabled
-        collection = inst.kb_collection or rt.settings.kb_collection
     if mode != "ai" or not ai_enabled:
         with sessions.begin() as s:
             for m in pending:
@@ -63,7 +80,7 @@ def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> i
                 journey.record(s, m.id, "for_human", mode=mode)
         return None
     question = "\n".join(m.text for m in pending)
-    ans = assistant.answer(rt, question, history, collection)
+    ans = assistant.answer(rt, sessions, question, history, assistant.use_for(rt.settings, inst))
     last = pending[-1]
     try:
         with sessions.begin() as s:
@@ -76,6 +93,7 @@ def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> i
                             completion_tokens=c.completion_tokens if c else None)
             s.add(reply)
             s.flush()
+            _record_usage(s, ans, inst.id, reply)
             box = Outbox(message_id=reply.id)
             s.add(box)
             for m in pending:
@@ -91,6 +109,16 @@ def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> i
     except IntegrityError:
         log.warning("conversation %s: message %s already has a reply", conversation_id, last.id)
         return None
+
+
+def _record_usage(s: Session, ans: assistant.Answer, instance_id: int, reply: Message) -> None:
+    for model, error in ans.failures:
+        s.add(LlmUsage(instance_id=instance_id, message_id=reply.id, purpose="reply",
+                       model=model, error=error))
+    if ans.completion and ans.spec:
+        row = budget.record(s, spec=ans.spec, done=ans.completion, purpose="reply",
+                            instance_id=instance_id, message_id=reply.id)
+        reply.cost = row.cost
 
 
 def recover(sessions: sessionmaker[Session]) -> tuple[list[int], list[int]]:

@@ -1,0 +1,1 @@
+"""One module per provider, each with ``create(spec: ModelSpec) -> Provider``."""

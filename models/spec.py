@@ -1,0 +1,30 @@
+"""How a model is configured: which provider serves it, where, and what its tokens cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+class ModelSpec(BaseModel):
+    """One configured model; ``provider`` names the module of ``models.providers`` serving it."""
+
+    name: str = Field(description="Name used to pick this model (per instance, per API call).")
+    provider: str = Field(description="llamacpp or openai (module of models.providers).")
+    path: Path | None = Field(None, description="GGUF file (llamacpp).")
+    base_url: str | None = Field(None, description="Server URL (openai), e.g. http://host/v1.")
+    model: str | None = Field(None, description="Model name on the server (openai).")
+    api_key: SecretStr | None = Field(None, description="API key (openai).")
+    context: int = Field(4096, description="Context window in tokens.")
+    threads: int | None = Field(None, description="CPU threads (llamacpp).")
+    gpu_layers: int = Field(0, description="Layers offloaded to CUDA (llamacpp; -1 = all).")
+    timeout_s: float = Field(60.0, description="Longest wait for one reply before giving up.")
+    max_retries: int = Field(2, description="Retries on 429, 5xx and timeouts (openai).")
+    price_in_per_1k: float = Field(0.0, description="Price of 1,000 prompt tokens (USD).")
+    price_out_per_1k: float = Field(0.0, description="Price of 1,000 completion tokens (USD).")
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """What a call cost, from this model's price table."""
+        return (prompt_tokens * self.price_in_per_1k
+                + completion_tokens * self.price_out_per_1k) / 1000.0
