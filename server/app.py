@@ -11,8 +11,17 @@ from fastapi.responses import RedirectResponse
 
 from server import runtime
 from server.db import migrate, sessions_for
-from server.routes import api, health, simulator, webhooks
-from server.services import instances, turns
+from server.routes import (
+    api,
+    health,
+    instances,
+    openai_compat,
+    reports,
+    simulator,
+    webhooks,
+)
+from server.services import instances as instance_service
+from server.services import turns
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.start(settings)
         own_runtime = True
     if settings.simulator_enabled:
-        instances.ensure_simulator(sessions_for(settings.sqlalchemy_url), SIMULATOR_INSTANCE,
+        instance_service.ensure_simulator(sessions_for(settings.sqlalchemy_url), SIMULATOR_INSTANCE,
                                    settings.public_url)
     consumer = None
     if settings.run_consumer:
@@ -74,6 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(api.router)
+    app.include_router(openai_compat.router)
+    app.include_router(instances.router)
+    app.include_router(reports.router)
     if app.state.settings.simulator_enabled:
         app.include_router(simulator.router)
 

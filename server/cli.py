@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import ModelConfigError
 from server.settings import get_settings, use_settings
@@ -19,8 +20,14 @@ app = typer.Typer(help="Atende: atendimento no WhatsApp com IA. Customer service
 kb_app = typer.Typer(help="Knowledge base: ingest, list and delete documents.",
                      no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+models_app = typer.Typer(help="Language models: the configured ones and their state.",
+                         no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens for the OpenAI-compatible endpoint.",
+                         no_args_is_help=True)
 app.add_typer(kb_app, name="kb")
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+app.add_typer(tokens_app, name="tokens")
 console = Console()
 err = Console(stderr=True)
 
@@ -180,6 +187,79 @@ def kb_delete(doc: str = typer.Argument(..., help="Document name, as `kb list` s
     if not removed:
         _fail(f"no document {doc!r}")
     console.print(f"Removed {doc} ({removed} passages).")
+
+
+def _sessions() -> sessionmaker[Session]:
+    from server.db import migrate, sessions_for
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    migrate(settings.sqlalchemy_url)
+    return sessions_for(settings.sqlalchemy_url)
+
+
+@models_app.command("list")
+def models_list(
+    check: bool = typer.Option(True, help="Load local models and ask remote servers."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the list to this file."),
+) -> None:
+    """Show every configured model: provider, where it runs, prices and whether it answers."""
+    from models.base import ModelConfigError
+    from server.services.model_status import status_of
+
+    settings = get_settings()
+    try:
+        from server.runtime import model_specs
+
+        specs = model_specs(settings)
+    except ModelConfigError as exc:
+        _fail(str(exc))
+    rows = [status_of(spec, settings, check=check) for spec in specs]
+    table = Table("name", "provider", "where", "in $/1k", "out $/1k", "role", "state")
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("name", "provider", "where", "price_in_per_1k",
+                                            "price_out_per_1k", "role", "state")))
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(rows, ensure_ascii=False, indent=2))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: str = typer.Argument(..., help="A name to recognise the token by (one per caller)."),
+    collection: str = typer.Option(None, help="Knowledge base it answers from; default the "
+                                   "configured one."),
+) -> None:
+    """Create a token; it is printed once and only its hash is kept."""
+    from server.services import api_tokens
+
+    try:
+        token = api_tokens.create(_sessions(), name, collection or get_settings().kb_collection)
+    except ValueError as exc:
+        _fail(str(exc))
+    console.print(f"Token {name}: [bold]{token}[/]  (shown once; keep it safe)")
+
+
+@tokens_app.command("list")
+def tokens_list() -> None:
+    """List tokens (never their secrets)."""
+    from server.services import api_tokens
+
+    table = Table("name", "knowledge base", "created", "revoked")
+    for t in api_tokens.listing(_sessions()):
+        table.add_row(t.name, t.collection, f"{t.created_at:%Y-%m-%d %H:%M}",
+                      f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str = typer.Argument(..., help="Name of the token to revoke.")) -> None:
+    """Revoke a token at once."""
+    from server.services import api_tokens
+
+    if not api_tokens.revoke(_sessions(), name):
+        _fail(f"no live token named {name!r}")
+    console.print(f"Revoked {name}.")
 
 
 if __name__ == "__main__":

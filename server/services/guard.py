@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 
 ECHO_WINDOW = 8  # words in a row shared with the instructions that make a reply an echo
 _WORD = re.compile(r"\w+")
@@ -35,3 +36,38 @@ def unfit(reply: str, instructions: str) -> str | None:
     if degenerate(reply):
         return "degenerate"
     return None
+
+
+class Unfit(Exception):
+    """A streamed reply turned out unfit; ``sent`` says how much already went out."""
+
+    def __init__(self, reason: str, sent: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sent = sent
+
+
+HOLD_WORDS = 12  # held back while streaming, so an echo is caught before any of it goes out
+
+
+def guarded(pieces: Iterable[str], instructions: str) -> Iterator[str]:
+    """Pass a streamed reply through, holding back its last words until they are cleared.
+
+    Raises Unfit when the reply copies the instructions, loops, or ends empty.
+    """
+    buf, sent = "", 0
+    for piece in pieces:
+        buf += piece
+        problem = unfit(buf, instructions) if buf.strip() else None
+        if problem:
+            raise Unfit(problem, sent)
+        starts = [m.start() for m in _WORD.finditer(buf)]
+        cut = starts[-HOLD_WORDS] if len(starts) > HOLD_WORDS else 0
+        if cut > sent:
+            yield buf[sent:cut]
+            sent = cut
+    problem = unfit(buf, instructions)
+    if problem:
+        raise Unfit(problem, sent)
+    if buf[sent:]:
+        yield buf[sent:]

@@ -1,0 +1,70 @@
+"""Admin API for connected numbers: how the assistant works on each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from server import runtime
+from server.deps import db_sessions, require_admin
+from server.schema import Instance
+
+router = APIRouter(prefix="/api/instances", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+class InstanceOut(BaseModel):
+    name: str
+    provider: str
+    ai_enabled: bool
+    kb_collection: str | None
+    model: str | None
+    fallback_models: list[str] | None
+    max_tokens: int | None
+    temperature: float | None
+    persona: str | None
+    budget_daily_usd: float | None
+    budget_monthly_usd: float | None
+
+
+class InstancePatch(BaseModel):
+    """Fields to change; a field left out stays as it is, null returns it to the default."""
+
+    ai_enabled: bool | None = None
+    kb_collection: str | None = Field(None, max_length=64)
+    model: str | None = Field(None, max_length=64)
+    fallback_models: list[str] | None = None
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    temperature: float | None = Field(None, ge=0, le=2)
+    persona: str | None = Field(None, max_length=4000)
+    budget_daily_usd: float | None = Field(None, ge=0)
+    budget_monthly_usd: float | None = Field(None, ge=0)
+
+
+def _out(inst: Instance) -> InstanceOut:
+    return InstanceOut.model_validate(inst, from_attributes=True)
+
+
+@router.get("", summary="Connected numbers")
+def list_instances() -> list[InstanceOut]:
+    with db_sessions()() as s:
+        return [_out(i) for i in s.scalars(select(Instance).order_by(Instance.name))]
+
+
+@router.patch("/{name}", summary="Change how the assistant works on a number")
+def patch_instance(name: str, patch: InstancePatch) -> InstanceOut:
+    changes = patch.model_dump(exclude_unset=True)
+    configured = set(runtime.current().models)
+    for model in [changes.get("model")] + (changes.get("fallback_models") or []):
+        if model is not None and model not in configured:
+            raise HTTPException(422, f"unknown model {model!r}; configured: {sorted(configured)}")
+    with db_sessions().begin() as s:
+        inst = s.scalar(select(Instance).where(Instance.name == name))
+        if inst is None:
+            raise HTTPException(404, f"no instance {name!r}")
+        if changes.get("ai_enabled") is None:
+            changes.pop("ai_enabled", None)
+        for key, value in changes.items():
+            setattr(inst, key, value)
+        s.flush()
+        return _out(inst)

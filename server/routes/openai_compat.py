@@ -1,0 +1,131 @@
+"""``POST /v1/chat/completions``: the grounded assistant behind OpenAI's wire format.
+
+Callers authenticate with an API token (``atende tokens create``) bound to a knowledge base.
+Their system messages are ignored: the persona and rules are the company's, set server-side.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from models.base import ChatMessage, Completion, ModelError
+from server import runtime
+from server.deps import db_sessions
+from server.services import api_tokens, assistant, budget, guard
+
+router = APIRouter(tags=["openai-compatible"])
+DEFAULT_NAMES = {"default", "atende"}
+
+
+class MessageIn(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=20_000)
+
+
+class ChatIn(BaseModel):
+    model: str = "default"
+    messages: list[MessageIn] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=2048)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error",
+           code: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": None,
+                                   "code": code}}, status_code=status)
+
+
+def _chunk(cid: str, model: str, content: str | None, finish: str | None = None) -> str:
+    delta = {"content": content} if content is not None else {}
+    body = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+@router.post("/v1/chat/completions", summary="Grounded chat completion (OpenAI format)")
+async def chat_completions(request: Request) -> Any:
+    """Answer the last user message from the token's knowledge base; ``stream`` sends SSE."""
+    sessions = db_sessions()
+    auth = request.headers.get("authorization", "")
+    token = api_tokens.verify(sessions, auth.removeprefix("Bearer ").strip()) if auth else None
+    if token is None:
+        return _error(401, "missing, wrong or revoked API token", "authentication_error",
+                      "invalid_api_key")
+    try:
+        req = ChatIn.model_validate(json.loads(await request.body()))
+    except (ValueError, ValidationError) as exc:
+        return _error(400, f"malformed request: {str(exc)[:500]}")
+    turns = [m for m in req.messages if m.role != "system"]
+    if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
+        return _error(400, "the last message must be a non-empty user message")
+    rt = runtime.current()
+    model = None if req.model in DEFAULT_NAMES else req.model
+    if model is not None and model not in rt.models:
+        return _error(404, f"the model {req.model!r} does not exist; use one of "
+                      f"{sorted(DEFAULT_NAMES | set(rt.models))}", code="model_not_found")
+    use = assistant.use_for(rt.settings, collection=token.collection, model=model)
+    use = replace(use, max_tokens=req.max_tokens or use.max_tokens,
+                  temperature=use.temperature if req.temperature is None else req.temperature)
+    history: list[ChatMessage] = [{"role": m.role, "content": m.content} for m in turns[:-1]]
+    question = turns[-1].content
+    cid = f"chatcmpl-{uuid.uuid4().hex}"
+    if req.stream:
+        prepared = await run_in_threadpool(assistant.prepare, rt, sessions, question, history,
+                                           use)
+        return StreamingResponse(_stream(rt, sessions, cid, prepared),
+                                 media_type="text/event-stream")
+    ans = await run_in_threadpool(assistant.answer, rt, sessions, question, history, use)
+    if ans.completion and ans.spec:
+        with sessions.begin() as s:
+            budget.record(s, spec=ans.spec, done=ans.completion, purpose="api")
+    c = ans.completion
+    return {
+        "id": cid, "object": "chat.completion", "created": int(time.time()),
+        "model": ans.spec.name if ans.spec else use.models[0],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": ans.text},
+                     "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": c.prompt_tokens if c else 0,
+                  "completion_tokens": c.completion_tokens if c else 0,
+                  "total_tokens": (c.prompt_tokens + c.completion_tokens) if c else 0},
+        "atende": {"passages": ans.passage_ids, "handoff": ans.handoff, "reason": ans.reason},
+    }
+
+
+def _stream(rt: runtime.Runtime, sessions: Any, cid: str,
+            p: assistant.Prepared | assistant.Answer) -> Iterator[str]:
+    """SSE chunks; a reply the guard refuses is replaced before any of it went out."""
+    if isinstance(p, assistant.Answer):
+        yield _chunk(cid, "atende", p.text)
+        yield _chunk(cid, "atende", None, "stop")
+        yield "data: [DONE]\n\n"
+        return
+    spec, provider = p.chain[0]  # a stream cannot switch models half-way: no fallback here
+    text, finish = "", "stop"
+    try:
+        pieces = provider.stream(p.messages, max_tokens=p.use.max_tokens,
+                                 temperature=p.use.temperature)
+        for piece in guard.guarded(pieces, p.messages[0]["content"]):
+            text += piece
+            yield _chunk(cid, spec.name, piece)
+    except (guard.Unfit, ModelError) as exc:
+        if not text:
+            text = assistant.fallback(rt, p) or assistant.MODEL_DOWN
+            yield _chunk(cid, spec.name, text)
+        finish = "stop" if not isinstance(exc, guard.Unfit) or not exc.sent else "content_filter"
+    yield _chunk(cid, spec.name, None, finish)
+    yield "data: [DONE]\n\n"
+    prompt_tokens = sum(provider.count_tokens(m["content"]) for m in p.messages)
+    done = Completion(text, finish, prompt_tokens, provider.count_tokens(text), spec.name)
+    with sessions.begin() as s:
+        budget.record(s, spec=spec, done=done, purpose="api")
