@@ -50,3 +50,53 @@ def test_bad_model_files_name_the_setting(tmp_path) -> None:
     junk.write_bytes(b"GGUF" + b"\0" * 64)
     with pytest.raises(ModelConfigError, match="ATENDE_LLM_MODEL_PATH.*cannot load"):
         LlamaCppProvider(junk)
+
+
+def test_timeout_stops_generation(llm) -> None:
+    from models.base import ModelTimeout
+
+    slow = LlamaCppProvider(llm.path, n_ctx=512, timeout_s=0.001)
+    with pytest.raises(ModelTimeout, match="no reply within"):
+        slow.complete([{"role": "user", "content": "Conte uma história longa."}],
+                      max_tokens=200, temperature=0.0)
+
+
+def test_history_is_trimmed_to_its_token_budget(llm) -> None:
+    from rag import prompt
+    from rag.index import Passage
+
+    history = []
+    for i in range(40):
+        history.append({"role": "user", "content": f"pergunta número {i} sobre o pedido"})
+        history.append({"role": "assistant", "content": f"resposta número {i} sobre o pedido"})
+    passage = Passage("p1", "doc.md", "Prazo", 0, "Trocas em 30 dias.", 1.0)
+    msgs = prompt.build("Persona.", [passage], "e agora?", history,
+                        count_tokens=llm.count_tokens, history_budget=60)
+    kept = msgs[1:-1]
+    assert sum(llm.count_tokens(m["content"]) for m in kept) <= 60
+    assert kept and kept[-1]["content"] == "resposta número 39 sobre o pedido"  # newest kept
+    assert kept[0]["role"] == "user" and msgs[-1] == {"role": "user", "content": "e agora?"}
+
+
+def test_models_list_shows_state(tmp_path) -> None:
+    import json
+    import subprocess
+
+    from tests.conftest import ATENDE, ROOT, server_env
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI()
+    models = [{"name": "gpt", "provider": "openai", "base_url": fake.url, "model": "gpt-fake",
+               "api_key": "sk-test-secret-1234", "price_in_per_1k": 0.15},
+              {"name": "badkey", "provider": "openai", "base_url": fake.url, "model": "x",
+               "api_key": "sk-wrong-key-999"}]
+    env = server_env(tmp_path, ATENDE_MODELS=json.dumps(models), ATENDE_LLM_FALLBACK='["gpt"]')
+    out = subprocess.run([*ATENDE, "models", "list", "--json", str(tmp_path / "m.json")],
+                         env={**env, "COLUMNS": "250"}, cwd=ROOT, capture_output=True, text=True)
+    fake.close()
+    assert out.returncode == 0, out.stderr
+    rows = {r["name"]: r for r in json.loads((tmp_path / "m.json").read_text())}
+    assert rows["local"]["state"] == "loads" and rows["local"]["role"] == "default"
+    assert rows["gpt"]["state"] == "ready" and rows["gpt"]["role"] == "fallback 1"
+    assert rows["badkey"]["state"] == "refused: check the API key"
+    assert "sk-test-secret-1234" not in out.stdout + (tmp_path / "m.json").read_text()
