@@ -8,6 +8,7 @@ another one is refused. Re-ingesting an unchanged document does nothing (content
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -24,7 +25,17 @@ SPARSE = "lexical"
 PREFETCH = 50
 _NS = uuid.UUID("6f1e2d3c-7a55-4b8e-9c1d-2f0a9e8b7c6d")
 
-Fusion = Literal["dbsf", "rrf"]
+
+
+@dataclass(frozen=True)
+class Search:
+    """How to search: hybrid (fused) or one half; the fusion and its parameters."""
+
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    fusion: Literal["dbsf", "rrf"] = "dbsf"
+    rrf_k: int = 60  # Qdrant's own default is 2; 60 is the usual RRF constant
+    weights: list[float] | None = None  # rrf only: [dense, lexical]
+    prefetch: int = PREFETCH
 
 
 class EmbedderMismatch(ValueError):
@@ -58,9 +69,15 @@ class KnowledgeBase:
     def __init__(self, client: QdrantClient, embedder: Embedder) -> None:
         self.client = client
         self.embedder = embedder
+        # Qdrant local mode is not made for concurrent writers; embedding stays outside the lock.
+        self.lock = threading.RLock()
 
     def ensure(self, collection: str) -> None:
         """Create the collection if missing; refuse one built with another embedder."""
+        with self.lock:
+            self._ensure(collection)
+
+    def _ensure(self, collection: str) -> None:
         if not self.client.collection_exists(collection):
             self.client.create_collection(
                 collection,
@@ -85,8 +102,9 @@ class KnowledgeBase:
     def _doc_points(self, collection: str, doc: str) -> list[models.Record]:
         flt = models.Filter(must=[models.FieldCondition(
             key="doc", match=models.MatchValue(value=doc))])
-        points, _ = self.client.scroll(collection, scroll_filter=flt, limit=100_000,
-                                       with_payload=["hash"])
+        with self.lock:
+            points, _ = self.client.scroll(collection, scroll_filter=flt, limit=100_000,
+                                           with_payload=["hash"])
         return points
 
     def ingest(self, collection: str, doc: str, text: str) -> IngestResult:
@@ -110,19 +128,21 @@ class KnowledgeBase:
                          "position": c.position, "text": c.text},
             ))
         # New passages go in before the old ones go out, so a search never finds the doc missing.
-        self.client.upsert(collection, points, wait=True)
-        new_ids = {p.id for p in points}
-        stale = [p.id for p in old if str(p.id) not in new_ids]
-        if stale:
-            self.client.delete(collection, models.PointIdsList(points=stale), wait=True)
+        with self.lock:
+            self.client.upsert(collection, points, wait=True)
+            new_ids = {p.id for p in points}
+            stale = [p.id for p in old if str(p.id) not in new_ids]
+            if stale:
+                self.client.delete(collection, models.PointIdsList(points=stale), wait=True)
         return IngestResult(doc, "replaced" if old else "added", len(points))
 
     def delete(self, collection: str, doc: str) -> int:
         """Remove a document's passages; returns how many went."""
-        old = self._doc_points(collection, doc)
-        if old:
-            self.client.delete(collection, models.PointIdsList(points=[p.id for p in old]),
-                               wait=True)
+        with self.lock:
+            old = self._doc_points(collection, doc)
+            if old:
+                self.client.delete(collection, models.PointIdsList(points=[p.id for p in old]),
+                                   wait=True)
         return len(old)
 
     def documents(self, collection: str) -> dict[str, int]:
@@ -148,22 +168,31 @@ class KnowledgeBase:
                 for p in self.client.retrieve(collection, ids, with_payload=True) if p.payload]
 
     def search(self, collection: str, query: str, *, top_k: int = 4,
-               fusion: Fusion = "dbsf") -> list[Passage]:
-        """Hybrid search: dense and lexical prefetches fused in one Qdrant query."""
+               how: Search | None = None) -> list[Passage]:
+        """Hybrid search (or one half of it): dense and lexical prefetches fused in one query."""
+        how = how or Search()
         self.ensure(collection)
+        dense = models.Prefetch(query=self.embedder.query(query).tolist(), using=DENSE,
+                                limit=how.prefetch) if how.mode != "lexical" else None
         idx, weights = lexical.query_vector(query)
-        prefetch = [models.Prefetch(query=self.embedder.query(query).tolist(), using=DENSE,
-                                    limit=PREFETCH)]
-        if idx:
-            prefetch.append(models.Prefetch(
-                query=models.SparseVector(indices=idx, values=weights), using=SPARSE,
-                limit=PREFETCH))
-        method = models.Fusion.DBSF if fusion == "dbsf" else models.Fusion.RRF
-        res = self.client.query_points(collection, prefetch=prefetch,
-                                       query=models.FusionQuery(fusion=method),
-                                       limit=top_k, with_payload=True)
+        sparse = models.Prefetch(query=models.SparseVector(indices=idx, values=weights),
+                                 using=SPARSE, limit=how.prefetch) if idx else None
+        with self.lock:
+            if dense is None:  # lexical only
+                if sparse is None:
+                    return []
+                res = self.client.query_points(collection, query=sparse.query, using=SPARSE,
+                                               limit=top_k, with_payload=True)
+            elif how.mode == "dense" or sparse is None:  # a query of stop words only: dense
+                res = self.client.query_points(collection, query=dense.query, using=DENSE,
+                                               limit=top_k, with_payload=True)
+            else:
+                fused: models.Query = models.FusionQuery(fusion=models.Fusion.DBSF)
+                if how.fusion == "rrf":
+                    fused = models.RrfQuery(rrf=models.Rrf(k=how.rrf_k, weights=how.weights))
+                res = self.client.query_points(collection, prefetch=[dense, sparse],
+                                               query=fused, limit=top_k, with_payload=True)
         return [_passage(p.id, p.payload, p.score) for p in res.points if p.payload]
-
 
 def _passage(point_id: object, payload: dict, score: float) -> Passage:
     return Passage(id=str(point_id), doc=payload["doc"], heading=payload["heading"],

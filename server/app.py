@@ -15,6 +15,7 @@ from server.routes import (
     api,
     health,
     instances,
+    kb,
     openai_compat,
     reports,
     simulator,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai_compat.router)
     app.include_router(instances.router)
     app.include_router(reports.router)
+    app.include_router(kb.router)
     if app.state.settings.simulator_enabled:
         app.include_router(simulator.router)
 

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from eval import cli as eval_cli
 from models.base import ModelConfigError
 from server.settings import get_settings, use_settings
 
@@ -28,6 +29,7 @@ app.add_typer(kb_app, name="kb")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(eval_cli.app, name="eval")
 console = Console()
 err = Console(stderr=True)
 

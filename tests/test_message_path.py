@@ -185,3 +185,27 @@ def test_missing_or_broken_model_stops_startup_naming_the_setting(tmp_path, cont
     assert proc.returncode == 2
     assert "ATENDE_LLM_MODEL_PATH" in proc.stderr
     assert str(model) in proc.stderr.replace("\n", "")
+
+
+def test_admin_uploads_documents_and_bad_ones_change_nothing(server: Server) -> None:
+    from tests import docs_factory as make
+
+    url = f"{server.url}/api/kb/loja2/documents"
+    files = [("files", ("horario.pdf", make.pdf(["Horário de atendimento",
+                                                 "Atendemos de segunda a sábado, das 9h às 18h."]),
+                        "application/pdf"))]
+    ok = httpx.post(url, files=files, headers=ADMIN, timeout=60)
+    assert ok.status_code == 200 and ok.json()[0]["status"] == "added"
+    again = httpx.post(url, files=files, headers=ADMIN, timeout=60)
+    assert again.json()[0]["status"] == "unchanged"
+    before = httpx.get(url, headers=ADMIN).json()
+    bad = httpx.post(url, headers=ADMIN, timeout=60, files=[
+        ("files", ("scan.pdf", make.pdf_without_text(), "application/pdf")),
+        ("files", ("horario.pdf", b"%PDF-1.4 broken", "application/pdf"))])
+    assert bad.status_code == 422
+    assert [r["status"] for r in bad.json()] == ["error", "error"]
+    assert "no text layer" in bad.json()[0]["error"]
+    assert httpx.get(url, headers=ADMIN).json() == before == {"horario.pdf": 1}
+    assert httpx.post(url, files=files).status_code == 401  # admin only
+    assert httpx.delete(f"{url}/horario.pdf", headers=ADMIN).json() == {"removed_passages": 1}
+    assert httpx.delete(f"{url}/horario.pdf", headers=ADMIN).status_code == 404

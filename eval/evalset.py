@@ -1,0 +1,76 @@
+"""Eval sets in the layout of shared/EVALSET.md: ``docs/`` and ``qa.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Source:
+    doc: str  # file name, as the knowledge base names it
+    text: str
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    question: str
+    answers: list[str]
+    sources: list[Source]
+    kind: str  # in_scope | out_of_scope | injection
+    split: str | None = None
+
+
+@dataclass
+class EvalSet:
+    root: Path
+    docs: list[Path]
+    cases: list[Case] = field(default_factory=list)
+
+
+def load(root: Path) -> EvalSet:
+    """Read a set; a malformed line is an error naming its line number."""
+    docs_dir, qa = root / "docs", root / "qa.jsonl"
+    if not docs_dir.is_dir() or not qa.is_file():
+        raise ValueError(f"{root}: an eval set needs docs/ and qa.jsonl (see EVALSET.md)")
+    cases = []
+    for n, line in enumerate(qa.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+            cases.append(Case(
+                id=raw["id"], question=raw["question"], answers=list(raw.get("answers", [])),
+                sources=[Source(Path(s["doc"]).name, s["text"]) for s in raw.get("sources", [])],
+                kind=raw.get("kind", "in_scope"), split=raw.get("split")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{qa}:{n}: malformed case ({exc})") from None
+    return EvalSet(root, sorted(p for p in docs_dir.rglob("*") if p.is_file()), cases)
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def relevant(chunk_doc: str, chunk_text: str, source: Source) -> bool:
+    """EVALSET.md: the chunk contains the passage, or overlaps at least half of its words.
+
+    Overlap is one contiguous run of the passage's words (a passage cut by a chunk boundary);
+    scattered common words ("de", "a", "que") never make a chunk relevant.
+    """
+    if chunk_doc != source.doc:
+        return False
+    if " ".join(source.text.split()) in " ".join(chunk_text.split()):
+        return True
+    passage, chunk = words(source.text), words(chunk_text)
+    if not passage:
+        return False
+    match = SequenceMatcher(None, passage, chunk, autojunk=False).find_longest_match(
+        0, len(passage), 0, len(chunk))
+    return match.size >= len(passage) / 2

@@ -1,0 +1,67 @@
+"""Retrieval eval: relevance independent of chunking, metrics, and the CLI on the demo set."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+
+import pytest
+
+from eval import metrics
+from eval.evalset import Source, load, relevant
+from tests.conftest import ATENDE, ROOT
+
+DEMO = ROOT / "demo" / "loja-aurora"
+
+
+def test_relevance_by_containment_or_half_the_words() -> None:
+    src = Source("trocas.md", "Você tem 30 dias corridos para trocar o produto")
+    assert relevant("trocas.md", "Prazo. Você tem 30 dias corridos\npara trocar o produto.", src)
+    assert relevant("trocas.md", "30 dias corridos para trocar o, diz a loja", src)  # 7 of 9
+    assert not relevant("trocas.md", "Você tem direito a troca", src)
+    assert not relevant("trocas.md", "para o produto você tem dias", src)  # scattered words
+    assert not relevant("outro.md", "Você tem 30 dias corridos para trocar o produto", src)
+
+
+def test_metrics() -> None:
+    rels = [False, True, False, True]
+    assert metrics.recall_at(rels, 1) == 0 and metrics.recall_at(rels, 5) == 1
+    assert metrics.mrr_at(rels, 10) == 0.5
+    ideal = 1 + 1 / math.log2(3)
+    assert metrics.ndcg_at(rels, 10, 2) == pytest.approx((1 / math.log2(3) + 1 / math.log2(5))
+                                                         / ideal)
+    assert metrics.ndcg_at([True], 10, 1) == 1.0
+    assert metrics.percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
+
+
+def test_demo_set_loads_and_every_source_is_in_its_document() -> None:
+    es = load(DEMO)
+    assert len(es.cases) == 30 and len(es.docs) == 5
+    texts = {p.name: p.read_text() for p in es.docs}
+    for case in es.cases:
+        for src in case.sources:
+            assert src.text in texts[src.doc], case.id
+
+
+def test_malformed_set_names_the_line(tmp_path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "qa.jsonl").write_text('{"id": "a", "question": "q"}\n{"id": 1}\n')
+    with pytest.raises(ValueError, match="qa.jsonl:2"):
+        load(tmp_path)
+
+
+def test_eval_retrieval_cli_on_the_demo_set(tmp_path) -> None:
+    out = subprocess.run([*ATENDE, "eval", "retrieval", "--set", str(DEMO), "--json",
+                          str(tmp_path / "r.json")], capture_output=True, text=True, cwd=ROOT,
+                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    rows = {(r["method"], r["split"]): r for r in result["rows"]}
+    assert set(rows) >= {("lexical", "all"), ("dense", "all"), ("hybrid", "all")}
+    hybrid, best = rows["hybrid", "all"], max(rows["lexical", "all"]["ndcg_10"],
+                                              rows["dense", "all"]["ndcg_10"])
+    assert hybrid["n"] == 22 and hybrid["recall_5"] >= 0.9
+    assert hybrid["ndcg_10"] >= best - 0.01  # hybrid is never worse than its best member
+    assert len(result["cases"]) == 22 * 3
+    assert "nDCG@10" in out.stdout

@@ -1,0 +1,57 @@
+"""Every supported document kind parses into headings, paragraphs and readable table rows;
+bad files say which and why."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.chunking import chunk
+from rag.parsing import MAX_BYTES, DocumentError, parse
+from tests import docs_factory as make
+
+HTML = """<html><head><style>p{}</style><script>alert(1)</script></head><body>
+<nav>menu do site</nav><h1>Entregas</h1><h2>Prazos</h2>
+<p>Entregamos em <b>São Paulo</b> em 1 dia útil. 😀</p>
+<ul><li>Correios</li><li>Loggi</li></ul>
+<table><tr><th>Região</th><th>Prazo</th></tr><tr><td>Sul</td><td>5 dias</td></tr></table>
+</body></html>"""
+
+
+def test_html_keeps_structure_and_drops_page_chrome() -> None:
+    text = parse(HTML.encode(), "entregas.html")
+    assert "menu do site" not in text and "alert" not in text
+    chunks = chunk(text)
+    assert chunks[0].headings == ("Entregas", "Prazos")
+    assert "Entregamos em São Paulo em 1 dia útil. 😀" in text
+    assert "- Correios" in text and "| Sul | 5 dias |" in text
+
+
+def test_pdf_text_layer_with_accents() -> None:
+    text = parse(make.pdf(["Trocas e devoluções", "Você tem 30 dias para trocar."]), "a.pdf")
+    assert "Trocas e devoluções" in text and "30 dias" in text
+
+
+def test_docx_headings_and_table_rows() -> None:
+    data = make.docx("Política de trocas", [("Prazo", "Trocas em até 30 dias, ação simples.")],
+                     [["Tamanho", "Busto"], ["P", "86 cm"]])
+    chunks = chunk(parse(data, "politica.docx"))
+    assert chunks[0].headings == ("Política de trocas", "Prazo")
+    assert "Trocas em até 30 dias, ação simples." in chunks[0].text
+    assert "| P | 86 cm |" in chunks[0].text
+
+
+@pytest.mark.parametrize("name, data, why", [
+    ("scan.pdf", make.pdf_without_text(), "no text layer"),
+    ("secreto.pdf", make.pdf_encrypted(["segredo"]), "encrypted"),
+    ("quebrado.pdf", b"%PDF-1.4\nthis is not a pdf body", "corrupt or unreadable PDF"),
+    ("quebrado.docx", b"PK\x03\x04 not really a zip", "corrupt or unreadable DOCX"),
+    ("vazio.md", b"  \n\n ", "empty"),
+    ("latin1.txt", "ação".encode("latin-1"), "not UTF-8"),
+    ("planilha.xlsx", b"PK\x03\x04", "unsupported type .xlsx"),
+    ("grande.md", b"a" * (MAX_BYTES + 1), "over the"),
+    ("so-estilo.html", b"<style>p{}</style><script>x()</script>", "no text found"),
+])
+def test_bad_files_say_which_and_why(name: str, data: bytes, why: str) -> None:
+    with pytest.raises(DocumentError, match=why) as err:
+        parse(data, name)
+    assert str(err.value).startswith(name)
