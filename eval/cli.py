@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from eval import evalset, retrieval
+from eval import calibration, evalset, retrieval
 from rag.embedders import load_embedder
 from rag.index import KnowledgeBase, Search
 
@@ -29,6 +30,10 @@ def retrieval_cmd(
     fusion: str = typer.Option("dbsf", help="Hybrid fusion: dbsf or rrf."),
     rrf_k: int = typer.Option(60, help="k of RRF (Qdrant's default is 2)."),
     limit: int = typer.Option(0, help="Score only the first N questions (0 = all)."),
+    calibrate: bool = typer.Option(True, help="Also calibrate the answer threshold: each "
+                                   "question asked with and without its document."),
+    min_score: float = typer.Option(None, help="Also report the mistakes at this threshold "
+                                    "(e.g. the configured ATENDE_RETRIEVAL_MIN_SCORE)."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and per-case ranks here."),
 ) -> None:
     """Recall@1, Recall@5, MRR@10, nDCG@10 and latency per method (lexical, dense, hybrid) and
@@ -46,6 +51,10 @@ def retrieval_cmd(
         answerable = [c for c in es.cases if c.kind == "in_scope" and c.sources]
         task = progress.add_task("Ranking", total=len(answerable))
         scored = retrieval.score(es, kb, "eval", methods, lambda: progress.advance(task))
+        if calibrate:
+            task = progress.add_task("Calibrating", total=len(answerable))
+            ans, unans = calibration.scores(es, kb, "eval", methods["hybrid"],
+                                            lambda: progress.advance(task))
     rows = retrieval.summarize(scored)
     table = Table(title=f"{set_dir.name}: {len(answerable)} questions, {passages} passages, "
                   f"{kb.embedder.name}, hybrid={fusion}")
@@ -56,7 +65,21 @@ def retrieval_cmd(
                       f"{r.mrr_10:.3f}", f"{r.ndcg_10:.3f}", f"{r.p50_ms:.1f}",
                       f"{r.p95_ms:.1f}")
     console.print(table)
+    extra: dict[str, object] = {}
+    if calibrate:
+        chosen = [calibration.best(ans, unans)]
+        if min_score is not None:
+            chosen.append(calibration.rates(ans, unans, min_score))
+        cal = Table(title="Answer threshold on the fused score (same questions without their "
+                    "document = unanswerable)")
+        for col in ("threshold", "answerable wrongly refused", "unanswerable wrongly answered"):
+            cal.add_column(col, justify="right")
+        for c in chosen:
+            cal.add_row(f"{c.threshold:.4f}", f"{c.wrongly_refused:.1%}",
+                        f"{c.wrongly_answered:.1%}")
+        console.print(cal)
+        extra["calibration"] = [asdict(c) for c in chosen]
     if json_out:
         json_out.write_text(json.dumps(retrieval.as_json(
             rows, scored, set=str(set_dir), embedder=kb.embedder.name, fusion=fusion,
-            rrf_k=rrf_k, passages=passages), ensure_ascii=False, indent=1))
+            rrf_k=rrf_k, passages=passages, **extra), ensure_ascii=False, indent=1))

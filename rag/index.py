@@ -115,8 +115,11 @@ class KnowledgeBase:
         if old and all((p.payload or {}).get("hash") == digest for p in old):
             return IngestResult(doc, "unchanged", len(old))
         chunks = chunk(text)
-        dense = self.embedder.passages(
-            [f"{c.heading_path}\n{c.text}" if c.headings else c.text for c in chunks])
+        # The dense side embeds the passage as written (e5 was trained on bare passages); the
+        # lexical side also indexes the heading path, so a question naming a section finds it.
+        # Measured on FaQuAD (nDCG@10, all 900): headings on both sides 0.912, neither 0.923,
+        # dense only 0.912, lexical only 0.925.
+        dense = self.embedder.passages([c.text for c in chunks])
         points = []
         for c, vec in zip(chunks, dense, strict=True):
             idx, weights = lexical.passage_vector(f"{c.heading_path}\n{c.text}")
@@ -168,24 +171,29 @@ class KnowledgeBase:
                 for p in self.client.retrieve(collection, ids, with_payload=True) if p.payload]
 
     def search(self, collection: str, query: str, *, top_k: int = 4,
-               how: Search | None = None) -> list[Passage]:
-        """Hybrid search (or one half of it): dense and lexical prefetches fused in one query."""
+               how: Search | None = None, exclude_doc: str | None = None) -> list[Passage]:
+        """Hybrid search (or one half of it): dense and lexical prefetches fused in one query.
+
+        ``exclude_doc`` searches as if that document were not in the collection.
+        """
         how = how or Search()
         self.ensure(collection)
+        flt = models.Filter(must_not=[models.FieldCondition(
+            key="doc", match=models.MatchValue(value=exclude_doc))]) if exclude_doc else None
         dense = models.Prefetch(query=self.embedder.query(query).tolist(), using=DENSE,
-                                limit=how.prefetch) if how.mode != "lexical" else None
+                                limit=how.prefetch, filter=flt) if how.mode != "lexical" else None
         idx, weights = lexical.query_vector(query)
         sparse = models.Prefetch(query=models.SparseVector(indices=idx, values=weights),
-                                 using=SPARSE, limit=how.prefetch) if idx else None
+                                 using=SPARSE, limit=how.prefetch, filter=flt) if idx else None
         with self.lock:
             if dense is None:  # lexical only
                 if sparse is None:
                     return []
                 res = self.client.query_points(collection, query=sparse.query, using=SPARSE,
-                                               limit=top_k, with_payload=True)
+                                               limit=top_k, with_payload=True, query_filter=flt)
             elif how.mode == "dense" or sparse is None:  # a query of stop words only: dense
                 res = self.client.query_points(collection, query=dense.query, using=DENSE,
-                                               limit=top_k, with_payload=True)
+                                               limit=top_k, with_payload=True, query_filter=flt)
             else:
                 fused: models.Query = models.FusionQuery(fusion=models.Fusion.DBSF)
                 if how.fusion == "rrf":

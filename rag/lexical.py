@@ -37,7 +37,8 @@ STOP_WORDS = frozenset(
     mesmo meu minha muito na nas nem no nos nós nossa nosso num numa o os ou para pela pelas
     pelo pelos por qual quando que quem se sem ser seu seus só sua suas também te tem têm ter
     teu tua um uma umas uns você vocês vos sou são foram será seria tá ta to tô então aí lá aqui
-    oi olá bom boa dia tarde noite gostaria queria saber por favor obrigado obrigada""".split()
+    oi olá bom boa dia tarde noite gostaria queria saber por favor obrigado obrigada tudo
+    bem beleza blz ok valeu""".split()
 )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import router
 from models.base import ChatMessage, Completion, ModelConfigError, Provider
 from models.spec import ModelSpec
-from rag import extractive, prompt
+from rag import extractive, lexical, prompt
 from rag.index import Passage
 from server.runtime import LOCAL, Runtime
 from server.schema import Instance
@@ -25,6 +25,7 @@ MODEL_DOWN = ("Estou com dificuldade para responder agora. "
               "Vou chamar um atendente humano para te ajudar.")
 BUDGET_SPENT = "Vou chamar um atendente humano para continuar o seu atendimento."
 EMPTY = "Não recebi nenhum texto. Pode escrever sua dúvida?"
+GREETING = "Olá! Sou o assistente virtual. Como posso ajudar?"
 MAX_QUESTION_CHARS = 2000
 
 
@@ -62,7 +63,7 @@ def use_for(settings: Settings, inst: Instance | None = None, *, collection: str
 class Answer:
     text: str
     handoff: bool = False
-    # answered | guard_extractive | empty | no_passages | model_error | budget
+    # answered | guard_extractive | empty | smalltalk | no_passages | model_error | budget
     reason: str = "answered"
     passage_ids: list[str] = field(default_factory=list)
     completion: Completion | None = None
@@ -87,6 +88,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
     question = question.strip()[:MAX_QUESTION_CHARS]
     if not question:
         return Answer(EMPTY, reason="empty")
+    if not lexical.tokens(question, query=True):  # only greetings and small words: "oi", "bom dia"
+        return Answer(GREETING, reason="smalltalk")
     names = use.models
     if budget.exceeded(sessions, rt.settings, use.instance):
         if rt.settings.budget_action == "handoff":
@@ -97,7 +100,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
     except ModelConfigError as exc:
         log.warning("%s", exc)
         return Answer(MODEL_DOWN, handoff=True, reason="model_error")
-    passages = rt.kb.search(use.collection, question, top_k=rt.settings.retrieval_top_k)
+    passages = rt.kb.search(use.collection, question, top_k=rt.settings.retrieval_top_k,
+                            how=rt.settings.search())
     if not passages or passages[0].score < rt.settings.retrieval_min_score:
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
     messages = prompt.build(use.persona, passages, question, history,
