@@ -11,6 +11,7 @@ import hashlib
 import threading
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,20 +78,22 @@ class KnowledgeBase:
         with self.lock:
             self._ensure(collection)
 
+    def _create(self, collection: str, **metadata: object) -> None:
+        self.client.create_collection(
+            collection,
+            vectors_config={DENSE: models.VectorParams(
+                size=self.embedder.dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(
+                modifier=models.Modifier.IDF)},
+            metadata={"embedder": self.embedder.name, "dim": self.embedder.dim, **metadata},
+        )
+        with warnings.catch_warnings():  # local mode ignores payload indexes, and says so
+            warnings.simplefilter("ignore")
+            self.client.create_payload_index(collection, "doc", models.PayloadSchemaType.KEYWORD)
+
     def _ensure(self, collection: str) -> None:
         if not self.client.collection_exists(collection):
-            self.client.create_collection(
-                collection,
-                vectors_config={DENSE: models.VectorParams(
-                    size=self.embedder.dim, distance=models.Distance.COSINE)},
-                sparse_vectors_config={SPARSE: models.SparseVectorParams(
-                    modifier=models.Modifier.IDF)},
-                metadata={"embedder": self.embedder.name, "dim": self.embedder.dim},
-            )
-            with warnings.catch_warnings():  # local mode ignores payload indexes, and says so
-                warnings.simplefilter("ignore")
-                self.client.create_payload_index(collection, "doc",
-                                                 models.PayloadSchemaType.KEYWORD)
+            self._create(collection)
             return
         info = self.client.get_collection(collection)
         built_with = (info.config.metadata or {}).get("embedder")
@@ -122,14 +125,11 @@ class KnowledgeBase:
         dense = self.embedder.passages([c.text for c in chunks])
         points = []
         for c, vec in zip(chunks, dense, strict=True):
-            idx, weights = lexical.passage_vector(f"{c.heading_path}\n{c.text}")
+            payload = {"doc": doc, "hash": digest, "heading": c.heading_path,
+                       "position": c.position, "text": c.text}
             points.append(models.PointStruct(
                 id=str(uuid.uuid5(_NS, f"{collection}/{doc}/{digest}/{c.position}")),
-                vector={DENSE: vec.tolist(),
-                        SPARSE: models.SparseVector(indices=idx, values=weights)},
-                payload={"doc": doc, "hash": digest, "heading": c.heading_path,
-                         "position": c.position, "text": c.text},
-            ))
+                vector={DENSE: vec.tolist(), SPARSE: _sparse_of(payload)}, payload=payload))
         # New passages go in before the old ones go out, so a search never finds the doc missing.
         with self.lock:
             self.client.upsert(collection, points, wait=True)
@@ -138,6 +138,56 @@ class KnowledgeBase:
             if stale:
                 self.client.delete(collection, models.PointIdsList(points=stale), wait=True)
         return IngestResult(doc, "replaced" if old else "added", len(points))
+
+    def _all_points(self, collection: str, vectors: bool) -> list[models.Record]:
+        out: list[models.Record] = []
+        offset = None
+        while True:
+            points, offset = self.client.scroll(collection, limit=256, offset=offset,
+                                                with_payload=True, with_vectors=vectors)
+            out += points
+            if offset is None:
+                return out
+
+    def reindex(self, collection: str, tick: Callable[[int], None] = lambda n: None) -> int:
+        """Re-embed every passage of a collection with this embedder; returns how many.
+
+        The new vectors are built in a side collection first and copied back, so an interrupted
+        run loses nothing: the next one resumes from the finished side collection.
+        """
+        side = f"{collection}__reindex"
+        with self.lock:
+            ready = (self.client.collection_exists(side) and (self.client.get_collection(side)
+                     .config.metadata or {}).get("complete") is True)
+            if not ready:
+                if self.client.collection_exists(side):
+                    self.client.delete_collection(side)
+                old = self._all_points(collection, vectors=False)
+                self._create(side)
+        if not ready:
+            for start in range(0, len(old), 64):
+                batch = old[start:start + 64]
+                vecs = self.embedder.passages([(p.payload or {})["text"] for p in batch])
+                points = [models.PointStruct(
+                    id=p.id, payload=p.payload,
+                    vector={DENSE: v.tolist(), SPARSE: _sparse_of(p.payload or {})})
+                    for p, v in zip(batch, vecs, strict=True)]
+                with self.lock:
+                    self.client.upsert(side, points, wait=True)
+                tick(len(batch))
+            with self.lock:
+                self.client.update_collection(side, metadata={"complete": True})
+        with self.lock:
+            fresh = self._all_points(side, vectors=True)
+            if self.client.collection_exists(collection):
+                self.client.delete_collection(collection)
+            self._create(collection)
+            for start in range(0, len(fresh), 256):
+                self.client.upsert(collection, [
+                    models.PointStruct(id=p.id, payload=p.payload, vector=p.vector or {})
+                    for p in fresh[start:start + 256]], wait=True)
+            self.client.delete_collection(side)
+        return len(fresh)
 
     def delete(self, collection: str, doc: str) -> int:
         """Remove a document's passages; returns how many went."""
@@ -201,6 +251,11 @@ class KnowledgeBase:
                 res = self.client.query_points(collection, prefetch=[dense, sparse],
                                                query=fused, limit=top_k, with_payload=True)
         return [_passage(p.id, p.payload, p.score) for p in res.points if p.payload]
+
+def _sparse_of(payload: dict) -> models.SparseVector:
+    idx, weights = lexical.passage_vector(f"{payload.get('heading', '')}\n{payload['text']}")
+    return models.SparseVector(indices=idx, values=weights)
+
 
 def _passage(point_id: object, payload: dict, score: float) -> Passage:
     return Passage(id=str(point_id), doc=payload["doc"], heading=payload["heading"],

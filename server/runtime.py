@@ -46,6 +46,10 @@ class Runtime:
 _current: Runtime | None = None
 
 
+class StoreBusy(RuntimeError):
+    """Qdrant local mode's folder is held by another process (a running server)."""
+
+
 def open_kb(settings: Settings) -> KnowledgeBase:
     """The knowledge base: Qdrant server if configured, else local mode in the data folder."""
     if settings.qdrant_url:
@@ -55,7 +59,7 @@ def open_kb(settings: Settings) -> KnowledgeBase:
         try:
             client = QdrantClient(path=str(settings.data_dir / "qdrant"))
         except RuntimeError as exc:  # local mode locks its folder against a second process
-            raise RuntimeError(f"the vector store in {settings.data_dir / 'qdrant'} is in use by "
+            raise StoreBusy(f"the vector store in {settings.data_dir / 'qdrant'} is in use by "
                                f"another process (is `atende serve` running?): {exc}") from None
     embedder = load_embedder(settings.embedder, settings.embedder_model, settings.embedder_threads)
     return KnowledgeBase(client, embedder)

@@ -33,3 +33,18 @@ def test_kb_ingest_list_delete(tmp_path) -> None:
     assert gone.returncode == 2 and "no document" in gone.stderr
     missing = _atende(env, "kb", "ingest", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_kb_commands_while_the_server_runs(server, tmp_path) -> None:
+    """Qdrant local mode allows one process: ingest goes through the server, list says why."""
+    doc = tmp_path / "garantia.md"
+    doc.write_text("# Garantia\n\nTodos os produtos têm garantia de 90 dias.")
+    env = {**server.env, "ATENDE_PUBLIC_URL": server.url}
+    out = _atende(env, "kb", "ingest", str(doc), "--collection", "extra")
+    assert out.returncode == 0, out.stderr
+    assert "sending the files" in out.stdout and "added" in out.stdout
+    busy = _atende(env, "kb", "list")
+    assert busy.returncode == 2 and "in use by another process" in busy.stderr
+    no_token = {k: v for k, v in env.items() if k != "ATENDE_ADMIN_TOKEN"}
+    refused = _atende(no_token, "kb", "ingest", str(doc))
+    assert refused.returncode == 2 and "ATENDE_ADMIN_TOKEN" in refused.stderr

@@ -103,3 +103,32 @@ def test_extractive_answer_is_a_sentence_of_the_passages(demo_kb, e5) -> None:
 def test_demo_documents_parse() -> None:
     for f in DEMO_DOCS.glob("*.md"):
         assert len(chunk(read_text(f))) >= 2
+
+
+def test_reindex_re_embeds_and_resumes_after_interruption(tmp_path, e5) -> None:
+    from rag.embedders import load_embedder
+
+    path = str(tmp_path / "q")
+    kb = KnowledgeBase(QdrantClient(path=path), e5)
+    kb.ingest("c", "trocas.md", DOC)
+    kb.client.close()
+    minilm = KnowledgeBase(QdrantClient(path=path), load_embedder("sentence-transformers"))
+    with pytest.raises(EmbedderMismatch):
+        minilm.search("c", "reembolso")
+    assert minilm.reindex("c") == 2
+    assert minilm.search("c", "em quantos dias sai o reembolso", top_k=1)[0].heading.endswith(
+        "Reembolso")
+    meta = minilm.client.get_collection("c").config.metadata or {}
+    assert meta["embedder"] == "sentence-transformers/all-MiniLM-L6-v2" and meta["dim"] == 384
+    assert not minilm.client.collection_exists("c__reindex")
+    # Interrupted after the side collection was finished and the original dropped: resumes.
+    from qdrant_client import models
+
+    minilm.ingest("d", "trocas.md", DOC)
+    minilm._create("d__reindex", complete=True)
+    pts, _ = minilm.client.scroll("d", limit=10, with_payload=True, with_vectors=True)
+    minilm.client.upsert("d__reindex", [models.PointStruct(id=p.id, payload=p.payload,
+                                                           vector=p.vector) for p in pts])
+    minilm.client.delete_collection("d")
+    assert minilm.reindex("d") == 2 and minilm.documents("d") == {"trocas.md": 2}
+    minilm.client.close()

@@ -1,0 +1,96 @@
+"""The ``atende`` command line."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.table import Table
+
+from eval import cli as eval_cli
+from models.base import ModelConfigError
+from server.cli import kb, models
+from server.cli.common import console, fail
+from server.settings import get_settings, use_settings
+
+app = typer.Typer(help="Atende: atendimento no WhatsApp com IA. Customer service on WhatsApp "
+                  "with a grounded AI assistant.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(kb.app, name="kb")
+app.add_typer(db_app, name="db")
+app.add_typer(models.models_app, name="models")
+app.add_typer(models.tokens_app, name="tokens")
+app.add_typer(eval_cli.app, name="eval")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="TCP port to listen on."),
+) -> None:
+    """Run the server: webhooks, API, simulator page and the background workers."""
+    import uvicorn
+
+    from server import runtime
+    from server.app import create_app
+
+    settings = get_settings()
+    if not settings.public_url:
+        settings = use_settings(settings.model_copy(
+            update={"public_url": f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"}))
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.ensure_dirs()
+    try:
+        with console.status("Loading the model and the knowledge base..."):
+            runtime.start(settings)
+    except (ModelConfigError, ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    console.print(f"[bold green]Atende[/] at [link]{settings.public_url}[/]  "
+                  f"(simulator: {settings.public_url}/simulator, API docs: "
+                  f"{settings.public_url}/docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def settings_rows() -> list[tuple[str, str, str]]:
+    """(variable, default, description) of every setting."""
+    from server.settings import Settings
+
+    rows = []
+    for name, f in Settings.model_fields.items():
+        default = f.get_default(call_default_factory=True)
+        shown = ("(empty)" if default in (None, "", []) else
+                 "(pt-BR assistant instructions)" if name == "persona" else f"`{default}`")
+        rows.append((f"`ATENDE_{name.upper()}`", shown, f.description or ""))
+    return rows
+
+
+@app.command("settings")
+def settings_cmd(markdown: bool = typer.Option(False, help="Print a Markdown table.")) -> None:
+    """List every setting (environment variable), its default and what it does."""
+    rows = settings_rows()
+    if markdown:
+        print("| variable | default | what it is |\n|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+        return
+    table = Table("variable", "default", "what it is")
+    for row in rows:
+        table.add_row(*(c.strip("`") for c in row))
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration to the database (ATENDE_DATABASE_URL)."""
+    from server.db import migrate
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    migrate(settings.sqlalchemy_url)
+    console.print("Database is up to date.")
+
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,30 @@
+"""What the command modules share: consoles, failing with a message, the database."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.settings import get_settings
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str) -> NoReturn:
+    """Print an error and exit with status 2."""
+    err.print(f"[bold red]Error:[/] {message}")
+    raise typer.Exit(2)
+
+
+def sessions() -> sessionmaker[Session]:
+    """Database sessions, the schema brought up to date first."""
+    from server.db import migrate, sessions_for
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    migrate(settings.sqlalchemy_url)
+    return sessions_for(settings.sqlalchemy_url)
