@@ -63,7 +63,8 @@ def use_for(settings: Settings, inst: Instance | None = None, *, collection: str
 class Answer:
     text: str
     handoff: bool = False
-    # answered | guard_extractive | empty | smalltalk | no_passages | model_error | budget
+    # answered | guard_<why> (extractive sent) | empty | smalltalk | no_passages |
+    # model_error | budget
     reason: str = "answered"
     passage_ids: list[str] = field(default_factory=list)
     completion: Completion | None = None
@@ -80,6 +81,11 @@ class Prepared:
     passages: list[Passage]
     chain: list[tuple[ModelSpec, Provider]]
     use: Use
+
+    @property
+    def grounds(self) -> str:
+        """What a reply may state facts from: the passages and the customer's own words."""
+        return "\n".join([self.question, *(x.text for x in self.passages)])
 
 
 def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
@@ -129,15 +135,15 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
         return Answer(MODEL_DOWN, handoff=True, reason="model_error", failures=exc.failures)
     out = Answer(routed.completion.text, passage_ids=[x.id for x in p.passages],
                  completion=routed.completion, spec=routed.spec, failures=routed.failures)
-    problem = guard.unfit(out.text, p.messages[0]["content"])
+    problem = guard.unfit(out.text, p.messages[0]["content"], p.grounds)
     if problem is None:
         return out
-    # An empty, looping or prompt-copying reply never reaches the customer: the best passage
-    # sentence goes instead, still grounded on the same passages.
+    # An empty, looping or prompt-copying reply, or one stating a number no passage holds, never
+    # reaches the customer: the best passage sentence goes instead, grounded by construction.
     log.info("reply refused by the guard (%s); sending the extractive answer", problem)
     text = fallback(rt, p)
     if text is None:
         out.text, out.handoff, out.reason = MODEL_DOWN, True, "model_error"
     else:
-        out.text, out.reason = text, "guard_extractive"
+        out.text, out.reason = text, f"guard_{problem}"
     return out

@@ -27,14 +27,44 @@ def degenerate(reply: str) -> bool:
     return len(words) >= 12 and len(set(words)) / len(words) < 0.4
 
 
-def unfit(reply: str, instructions: str) -> str | None:
-    """Why a reply must not be sent, or None when it may."""
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def _value(raw: str) -> str:
+    """A number as a canonical string: "1.250" == "1250", "299,00" == "299", "5%" == "5"."""
+    if "," in raw or re.fullmatch(r"\d{1,3}(?:\.\d{3})+", raw):  # pt-BR: 1.250,00
+        raw = raw.replace(".", "")
+    raw = raw.replace(".", ",")
+    whole, _, frac = raw.partition(",")
+    frac = frac.replace(",", "").rstrip("0")
+    return f"{int(whole)},{frac}" if frac else str(int(whole))
+
+
+def numbers(text: str) -> set[str]:
+    """Every number a text states (prices, percentages, days, dates, hours), canonical."""
+    return {_value(raw) for raw in _NUMBER.findall(text)}
+
+
+def ungrounded_numbers(reply: str, grounds: str) -> list[str]:
+    """Numbers of the reply that the passages (or the customer) never stated."""
+    allowed = numbers(grounds)
+    return [raw for raw in _NUMBER.findall(reply) if _value(raw) not in allowed]
+
+
+def unfit(reply: str, instructions: str, grounds: str | None = None) -> str | None:
+    """Why a reply must not be sent, or None when it may.
+
+    ``grounds`` is what the reply may state facts from: the passages and the question. A price,
+    percentage, date or deadline found in none of them means the model made it up.
+    """
     if not reply.strip():
         return "empty"
     if echoes_instructions(reply, instructions):
         return "echo"
     if degenerate(reply):
         return "degenerate"
+    if grounds is not None and ungrounded_numbers(reply, grounds):
+        return "ungrounded_number"
     return None
 
 
@@ -50,7 +80,8 @@ class Unfit(Exception):
 HOLD_WORDS = 12  # held back while streaming, so an echo is caught before any of it goes out
 
 
-def guarded(pieces: Iterable[str], instructions: str) -> Iterator[str]:
+def guarded(pieces: Iterable[str], instructions: str,
+            grounds: str | None = None) -> Iterator[str]:
     """Pass a streamed reply through, holding back its last words until they are cleared.
 
     Raises Unfit when the reply copies the instructions, loops, or ends empty.
@@ -58,7 +89,7 @@ def guarded(pieces: Iterable[str], instructions: str) -> Iterator[str]:
     buf, sent = "", 0
     for piece in pieces:
         buf += piece
-        problem = unfit(buf, instructions) if buf.strip() else None
+        problem = unfit(buf, instructions, grounds) if buf.strip() else None
         if problem:
             raise Unfit(problem, sent)
         starts = [m.start() for m in _WORD.finditer(buf)]
@@ -66,7 +97,7 @@ def guarded(pieces: Iterable[str], instructions: str) -> Iterator[str]:
         if cut > sent:
             yield buf[sent:cut]
             sent = cut
-    problem = unfit(buf, instructions)
+    problem = unfit(buf, instructions, grounds)
     if problem:
         raise Unfit(problem, sent)
     if buf[sent:]:

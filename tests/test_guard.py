@@ -1,0 +1,63 @@
+"""The guard on replies: echoes, loops and numbers no passage holds never reach a customer."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from models.spec import ModelSpec
+from server.runtime import Runtime
+from server.services import assistant, guard
+from server.settings import Settings
+from tests.fake_openai import FakeOpenAI
+
+PASSAGES = ("O Pix tem 5% de desconto. O boleto vence em 3 dias úteis. "
+            "Frete grátis acima de R$ 299,00.")
+
+
+@pytest.mark.parametrize("reply, bad", [
+    ("Pagando no Pix você tem 5% de desconto.", []),
+    ("O frete é grátis acima de R$ 299.", []),
+    ("O frete é grátis acima de R$ 299,00.", []),
+    ("Temos 50% de desconto no Pix!", ["50"]),
+    ("O boleto vence em 7 dias.", ["7"]),
+    ("Entregamos dia 19/12.", ["19/12"]),
+])
+def test_numbers_must_come_from_the_passages(reply: str, bad: list[str]) -> None:
+    found = guard.ungrounded_numbers(reply, PASSAGES)
+    assert bool(found) == bool(bad)
+
+
+def test_number_forms_are_compared_by_value() -> None:
+    assert guard.numbers("R$ 1.250,00 e 30 dias e 9,5%") >= {"1250", "30", "9,5"}
+    assert not guard.ungrounded_numbers("custa 1250 reais", "custa R$ 1.250,00")
+
+
+def test_a_stream_is_cut_before_an_invented_number_goes_out() -> None:
+    pieces = ["Sim! ", "No Pix ", "você ganha ", "50% ", "de desconto ", "em qualquer compra."]
+    out: list[str] = []
+    with pytest.raises(guard.Unfit) as err:
+        for piece in guard.guarded(pieces, "instruções", PASSAGES):
+            out.append(piece)
+    assert err.value.reason == "ungrounded_number"
+    assert "50" not in "".join(out)
+
+
+def test_an_invented_discount_is_replaced_by_the_passage_sentence(sessions, tmp_path, llm,
+                                                                  demo_kb) -> None:
+    fake = FakeOpenAI()
+    fake.script = [("ok", "Claro! Hoje o Pix tem 50% de desconto.")]
+    remote = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
+                       max_retries=0)
+    s = Settings(data_dir=tmp_path, kb_collection="demo", models=[remote], llm_default="gpt")
+    from models import registry
+
+    rt = Runtime(s, {"local": (s.local_model(), llm), "gpt": (remote, registry.create(remote))},
+                 demo_kb, httpx.Client())
+    ans = assistant.answer(rt, sessions, "pagando no pix tem desconto?", [],
+                           assistant.use_for(s))
+    fake.close()
+    assert ans.reason == "guard_ungrounded_number"
+    assert "50%" not in ans.text and ans.passage_ids
+    assert guard.ungrounded_numbers(ans.text, "\n".join(
+        p.text for p in demo_kb.passages("demo", ans.passage_ids))) == []
