@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eval import calibration, evalset, retrieval
+from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.index import KnowledgeBase, Search
 
@@ -34,14 +36,18 @@ def retrieval_cmd(
                                    "question asked with and without its document."),
     min_score: float = typer.Option(None, help="Also report the mistakes at this threshold "
                                     "(e.g. the configured ATENDE_RETRIEVAL_MIN_SCORE)."),
+    store: str = typer.Option("edge", help="Embedded store: edge (Qdrant Edge) or local "
+                              "(qdrant-client local mode)."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and per-case ranks here."),
 ) -> None:
     """Recall@1, Recall@5, MRR@10, nDCG@10 and latency per method (lexical, dense, hybrid) and
-    split, on a scratch in-memory collection."""
+    split, on a scratch collection."""
     es = evalset.load(set_dir)
     if limit:
         es.cases = es.cases[:limit]
-    kb = KnowledgeBase(QdrantClient(":memory:"), load_embedder(embedder, embedder_model))
+    scratch = tempfile.TemporaryDirectory(prefix="atende-eval-")
+    client = EdgeClient(scratch.name) if store == "edge" else QdrantClient(":memory:")
+    kb = KnowledgeBase(client, load_embedder(embedder, embedder_model))
     methods = {**retrieval.METHODS, "hybrid": Search(fusion=fusion, rrf_k=rrf_k)}  # type: ignore[arg-type]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
@@ -56,8 +62,10 @@ def retrieval_cmd(
             ans, unans = calibration.scores(es, kb, "eval", methods["hybrid"],
                                             lambda: progress.advance(task))
     rows = retrieval.summarize(scored)
+    kb.client.close()
+    scratch.cleanup()
     table = Table(title=f"{set_dir.name}: {len(answerable)} questions, {passages} passages, "
-                  f"{kb.embedder.name}, hybrid={fusion}")
+                  f"{kb.embedder.name}, hybrid={fusion}, store={store}")
     for col in ("method", "split", "n", "R@1", "R@5", "MRR@10", "nDCG@10", "p50 ms", "p95 ms"):
         table.add_column(col, justify="left" if col in ("method", "split") else "right")
     for r in rows:

@@ -13,12 +13,13 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from qdrant_client import QdrantClient, models
 
 from rag import lexical
 from rag.chunking import chunk
+from rag.edge import EdgeClient
 from rag.embedders import Embedder
 
 DENSE = "dense"
@@ -67,8 +68,8 @@ def content_hash(text: str) -> str:
 class KnowledgeBase:
     """Passages of documents in Qdrant collections, searched with hybrid retrieval."""
 
-    def __init__(self, client: QdrantClient, embedder: Embedder) -> None:
-        self.client = client
+    def __init__(self, client: QdrantClient | EdgeClient, embedder: Embedder) -> None:
+        self.client: Any = client  # the two share the methods used here
         self.embedder = embedder
         # Qdrant local mode is not made for concurrent writers; embedding stays outside the lock.
         self.lock = threading.RLock()

@@ -11,6 +11,7 @@ from models import registry
 from models.base import ModelConfigError, Provider
 from models.bundled import bundled_gguf
 from models.spec import ModelSpec
+from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.index import KnowledgeBase
 from server.settings import Settings
@@ -47,20 +48,23 @@ _current: Runtime | None = None
 
 
 class StoreBusy(RuntimeError):
-    """Qdrant local mode's folder is held by another process (a running server)."""
+    """The embedded vector store's folder is held by another process (a running server)."""
 
 
 def open_kb(settings: Settings) -> KnowledgeBase:
-    """The knowledge base: Qdrant server if configured, else local mode in the data folder."""
+    """The knowledge base: a Qdrant server if configured, else the embedded store."""
+    client: QdrantClient | EdgeClient
     if settings.qdrant_url:
         client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
     else:
         settings.ensure_dirs()
+        edge = settings.vector_store == "edge"
+        folder = settings.data_dir / ("qdrant-edge" if edge else "qdrant")
         try:
-            client = QdrantClient(path=str(settings.data_dir / "qdrant"))
-        except RuntimeError as exc:  # local mode locks its folder against a second process
-            raise StoreBusy(f"the vector store in {settings.data_dir / 'qdrant'} is in use by "
-                               f"another process (is `atende serve` running?): {exc}") from None
+            client = EdgeClient(str(folder)) if edge else QdrantClient(path=str(folder))
+        except RuntimeError as exc:  # an embedded store locks its folder against a 2nd process
+            raise StoreBusy(f"the vector store in {folder} is in use by another process "
+                            f"(is `atende serve` running?): {exc}") from None
     embedder = load_embedder(settings.embedder, settings.embedder_model, settings.embedder_threads)
     return KnowledgeBase(client, embedder)
 

@@ -45,7 +45,13 @@ class Settings(BaseSettings):
     )
     qdrant_url: str | None = Field(
         None,
-        description="Qdrant server URL; empty means Qdrant local mode in DATA_DIR/qdrant.",
+        description="Qdrant server URL; empty means an embedded store in DATA_DIR "
+        "(see ATENDE_VECTOR_STORE).",
+    )
+    vector_store: Literal["edge", "local"] = Field(
+        "edge",
+        description="Embedded vector store: edge (Qdrant Edge, in process, native speed; in "
+        "DATA_DIR/qdrant-edge) or local (qdrant-client's local mode, in DATA_DIR/qdrant).",
     )
     qdrant_api_key: str | None = Field(None, description="API key of the Qdrant server, if any.")
 
@@ -169,7 +175,7 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         """Create the data folder and its parts."""
-        for sub in ("", "models", "qdrant", "media"):
+        for sub in ("", "models", "media"):
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
 
 

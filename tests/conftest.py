@@ -85,12 +85,11 @@ def e5():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def demo_kb(tmp_path_factory: pytest.TempPathFactory, e5):  # type: ignore[no-untyped-def]
-    """The demo shop's documents in a Qdrant local-mode collection ``demo``."""
-    from qdrant_client import QdrantClient
-
+    """The demo shop's documents in the embedded store (Qdrant Edge), collection ``demo``."""
+    from rag.edge import EdgeClient
     from rag.index import KnowledgeBase
 
-    kb = KnowledgeBase(QdrantClient(path=str(tmp_path_factory.mktemp("qdrant"))), e5)
+    kb = KnowledgeBase(EdgeClient(str(tmp_path_factory.mktemp("qdrant"))), e5)
     for f in sorted(DEMO_DOCS.glob("*.md")):
         kb.ingest("demo", f.name, f.read_text())
     yield kb

@@ -62,8 +62,17 @@ def test_hybrid_search_finds_the_right_document(demo_kb, question: str, doc: str
     assert demo_kb.search("demo", question, top_k=3)[0].doc == doc
 
 
-def test_ingest_is_idempotent_replaces_and_deletes(tmp_path, e5) -> None:
-    kb = KnowledgeBase(QdrantClient(path=str(tmp_path / "q")), e5)
+@pytest.fixture(params=["edge", "local"])
+def store(request):
+    """Both embedded stores: Qdrant Edge (the default) and qdrant-client's local mode."""
+    from rag.edge import EdgeClient
+
+    return (lambda path: EdgeClient(path)) if request.param == "edge" else (
+        lambda path: QdrantClient(path=path))
+
+
+def test_ingest_is_idempotent_replaces_and_deletes(tmp_path, e5, store) -> None:
+    kb = KnowledgeBase(store(str(tmp_path / "q")), e5)
     assert kb.ingest("c", "trocas.md", DOC).status == "added"
     assert kb.ingest("c", "trocas.md", DOC).status == "unchanged"
     changed = DOC.replace("30 dias", "45 dias")
@@ -75,15 +84,15 @@ def test_ingest_is_idempotent_replaces_and_deletes(tmp_path, e5) -> None:
     kb.client.close()
 
 
-def test_collection_refuses_another_embedder(tmp_path, e5) -> None:
+def test_collection_refuses_another_embedder(tmp_path, e5, store) -> None:
     from rag.embedders import load_embedder
 
     path = str(tmp_path / "q")
-    kb = KnowledgeBase(QdrantClient(path=path), e5)
+    kb = KnowledgeBase(store(path), e5)
     kb.ingest("c", "a.md", DOC)
     kb.client.close()
     minilm = load_embedder("sentence-transformers")
-    other = KnowledgeBase(QdrantClient(path=path), minilm)
+    other = KnowledgeBase(store(path), minilm)
     with pytest.raises(EmbedderMismatch, match="atende kb reindex"):
         other.search("c", "prazo")
     # The sentence-transformers backend serves a collection of its own.
@@ -105,14 +114,14 @@ def test_demo_documents_parse() -> None:
         assert len(chunk(read_text(f))) >= 2
 
 
-def test_reindex_re_embeds_and_resumes_after_interruption(tmp_path, e5) -> None:
+def test_reindex_re_embeds_and_resumes_after_interruption(tmp_path, e5, store) -> None:
     from rag.embedders import load_embedder
 
     path = str(tmp_path / "q")
-    kb = KnowledgeBase(QdrantClient(path=path), e5)
+    kb = KnowledgeBase(store(path), e5)
     kb.ingest("c", "trocas.md", DOC)
     kb.client.close()
-    minilm = KnowledgeBase(QdrantClient(path=path), load_embedder("sentence-transformers"))
+    minilm = KnowledgeBase(store(path), load_embedder("sentence-transformers"))
     with pytest.raises(EmbedderMismatch):
         minilm.search("c", "reembolso")
     assert minilm.reindex("c") == 2
@@ -132,3 +141,13 @@ def test_reindex_re_embeds_and_resumes_after_interruption(tmp_path, e5) -> None:
     minilm.client.delete_collection("d")
     assert minilm.reindex("d") == 2 and minilm.documents("d") == {"trocas.md": 2}
     minilm.client.close()
+
+
+def test_a_second_process_is_refused_by_the_edge_store(tmp_path) -> None:
+    from rag.edge import EdgeClient
+
+    first = EdgeClient(str(tmp_path / "q"))
+    with pytest.raises(RuntimeError, match="already accessed by another process"):
+        EdgeClient(str(tmp_path / "q"))
+    first.close()
+    EdgeClient(str(tmp_path / "q")).close()  # free again once the first is closed
