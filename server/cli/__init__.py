@@ -9,7 +9,7 @@ from rich.table import Table
 
 from eval import cli as eval_cli
 from models.base import ModelConfigError
-from server.cli import kb, models
+from server.cli import finetune, kb, models
 from server.cli.common import console, fail
 from server.settings import get_settings, use_settings
 
@@ -21,6 +21,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.tokens_app, name="tokens")
 app.add_typer(eval_cli.app, name="eval")
+app.add_typer(finetune.app, name="finetune")
 
 
 @app.command()

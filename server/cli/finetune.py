@@ -1,0 +1,82 @@
+"""``atende finetune``: curate real conversations into a training set (training comes next)."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from pathlib import Path
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from finetune.curate import Pair, Turn, curate
+from finetune.dataset import save
+from server.cli.common import console, fail, sessions
+from server.schema import Contact, Message
+from server.settings import get_settings
+
+app = typer.Typer(help="Fine-tuning: curate training data from real conversations.",
+                  no_args_is_help=True)
+
+
+@app.command("curate")
+def curate_cmd(
+    out: Path = typer.Option(..., help="Folder to write the dataset (and its card) into."),
+    collection: str = typer.Option(None, help="Knowledge base whose passages go with each "
+                                   "question; default the configured one."),
+    passages: int = typer.Option(4, help="Passages retrieved per question (0 = none)."),
+    add_set: Path = typer.Option(None, help="Also add an eval set's cases as grounded pairs "
+                                 "(e.g. ../shared/datasets/faquad)."),
+    add_split: str = typer.Option("train", help="Which split of --add-set to add; its other "
+                                  "splits are held out of training."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the report here."),
+) -> None:
+    """Customer turns paired with human agents' replies: no assistant or bot text, personal data
+    replaced, near-duplicates and low-quality pairs dropped, with a report of why."""
+    settings = get_settings()
+    with sessions()() as s:
+        names = [n for n in s.scalars(select(Contact.name)) if n]
+        rows = s.execute(select(Message.conversation_id, Message.author, Message.text)
+                         .where(Message.status.not_in(["failed"]))
+                         .order_by(Message.conversation_id, Message.id)).all()
+    conversations = [(str(conv), [Turn(author, text) for _, author, text in msgs])
+                     for conv, msgs in groupby(rows, key=lambda r: r[0])]
+    extra, held_out = [], []
+    if add_set is not None:
+        from eval.evalset import load
+
+        es = load(add_set)
+        for case in es.cases:
+            if case.split == add_split and case.answers and case.kind == "in_scope":
+                extra.append(Pair(case.question, case.answers[0], add_set.name, case.id,
+                                  [src.text for src in case.sources]))
+            elif case.split != add_split:
+                held_out.append(case.question)
+    retrieve = None
+    if passages:
+        from server.runtime import StoreBusy, open_kb
+
+        try:
+            kb = open_kb(settings)
+        except (StoreBusy, ValueError) as exc:
+            fail(str(exc))
+        name = collection or settings.kb_collection
+
+        def retrieve(q: str) -> list[str]:
+            return [p.text for p in kb.search(name, q, top_k=passages, how=settings.search())]
+
+    with console.status("Curating..."):
+        pairs, report = curate(conversations, names=names, retrieve=retrieve, extra=extra,
+                               held_out=held_out)
+    digest = save(pairs, report, out, collection=collection or settings.kb_collection,
+                  add_set=str(add_set) if add_set else None, add_split=add_split)
+    table = Table("outcome", "pairs")
+    table.add_row("kept", str(report.kept))
+    for why, n in report.dropped.most_common():
+        table.add_row(f"dropped: {why}", str(n))
+    for who, n in report.excluded_messages.items():
+        table.add_row(f"messages by {who} (never used)", str(n))
+    console.print(table)
+    console.print(f"Saved to {out} (sha256 {digest[:12]}).")
+    if json_out:
+        json_out.write_text((out / "curation.json").read_text())
