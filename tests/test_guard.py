@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from models.spec import ModelSpec
+from rag import guard
 from server.runtime import Runtime
-from server.services import assistant, guard
+from server.services import assistant
 from server.settings import Settings
 from tests.fake_openai import FakeOpenAI
 

@@ -19,9 +19,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from models.base import ChatMessage, Completion, ModelError
+from rag import guard
 from server import runtime
 from server.deps import db_sessions
-from server.services import api_tokens, assistant, budget, guard
+from server.services import api_tokens, assistant, budget
 
 router = APIRouter(tags=["openai-compatible"])
 DEFAULT_NAMES = {"default", "atende"}

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import router
 from models.base import ChatMessage, Completion, ModelConfigError, Provider
 from models.spec import ModelSpec
-from rag import extractive, lexical, prompt
+from rag import extractive, guard, lexical, prompt
 from rag.index import Passage
 from server.runtime import LOCAL, Runtime
 from server.schema import Instance
-from server.services import budget, guard
+from server.services import budget
 from server.settings import Settings
 
 log = logging.getLogger(__name__)

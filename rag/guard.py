@@ -1,4 +1,4 @@
-"""Checks on a model's reply before it reaches a customer."""
+"""Checks on a model's reply before it reaches a customer: echoes, loops, invented numbers."""
 
 from __future__ import annotations
 
