@@ -17,9 +17,7 @@ from rag import extractive, prompt
 from rag.embedders import Embedder
 from rag.index import KnowledgeBase, Passage
 
-PERSONA = ("Você é o assistente virtual de atendimento da empresa. Responda em português do "
-           "Brasil, de forma curta, usando somente as informações dos trechos. Se os trechos não "
-           "trazem a resposta, diga que não sabe e ofereça falar com um atendente.")
+PERSONA = prompt.DEFAULT_PERSONA
 Method = Callable[[str, list[Passage]], str]
 
 

@@ -21,6 +21,8 @@ from rag.index import KnowledgeBase, Search
 app = typer.Typer(help="Evaluate retrieval and answers on an eval set (shared/EVALSET.md).",
                   no_args_is_help=True)
 console = Console()
+COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+           TimeElapsedColumn())
 
 
 @app.command("retrieval")
@@ -49,9 +51,7 @@ def retrieval_cmd(
     client = EdgeClient(scratch.name) if store == "edge" else QdrantClient(":memory:")
     kb = KnowledgeBase(client, load_embedder(embedder, embedder_model))
     methods = {**retrieval.METHODS, "hybrid": Search(fusion=fusion, rrf_k=rrf_k)}  # type: ignore[arg-type]
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         passages = retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))
         answerable = [c for c in es.cases if c.kind == "in_scope" and c.sources]
@@ -128,9 +128,7 @@ def answers_cmd(
     kb = KnowledgeBase(EdgeClient(scratch.name), load_embedder(embedder))
     methods = {"extractive": answers.extractive_method(kb.embedder),
                f"model:{path.stem}": answers.model_method(llm, max_tokens)}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))
         task = progress.add_task("Answering", total=len(es.cases))

@@ -10,12 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.spec import ModelSpec
 from rag.index import Search
-
-DEFAULT_PERSONA = (
-    "Você é o assistente virtual de atendimento da empresa. Responda em português do Brasil, "
-    "de forma curta e cordial, usando somente as informações dos trechos fornecidos. "
-    "Se os trechos não trazem a resposta, diga que não sabe e ofereça falar com um atendente."
-)
+from rag.prompt import DEFAULT_PERSONA
 
 
 class Settings(BaseSettings):
