@@ -206,8 +206,9 @@ class KnowledgeBase:
         counts: dict[str, int] = {}
         offset = None
         while True:
-            points, offset = self.client.scroll(collection, limit=1000, offset=offset,
-                                                with_payload=["doc"])
+            with self.lock:
+                points, offset = self.client.scroll(collection, limit=1000, offset=offset,
+                                                    with_payload=["doc"])
             for p in points:
                 name = (p.payload or {}).get("doc", "?")
                 counts[name] = counts.get(name, 0) + 1
@@ -218,8 +219,9 @@ class KnowledgeBase:
         """Stored passages by id (the citations of a reply); unknown ids are left out."""
         if not ids or not self.client.collection_exists(collection):
             return []
-        return [_passage(p.id, p.payload, 0.0)
-                for p in self.client.retrieve(collection, ids, with_payload=True) if p.payload]
+        with self.lock:
+            found = self.client.retrieve(collection, ids, with_payload=True)
+        return [_passage(p.id, p.payload, 0.0) for p in found if p.payload]
 
     def search(self, collection: str, query: str, *, top_k: int = 4,
                how: Search | None = None, exclude_doc: str | None = None) -> list[Passage]:
