@@ -31,4 +31,8 @@ def run_turn(conversation_id: int) -> None:
 @huey.task(retries=8, retry_delay=2)
 def deliver(outbox_id: int) -> None:
     rt = runtime.current()
-    outbox.deliver(rt.http, _sessions(), outbox_id, max_attempts=rt.settings.send_max_attempts)
+    try:
+        outbox.deliver(rt.http, _sessions(), outbox_id, max_attempts=rt.settings.send_max_attempts)
+    except outbox.Waiting:
+        # Not a failure: look again shortly, without spending one of the task's retries.
+        deliver.schedule(args=(outbox_id,), delay=1)

@@ -205,3 +205,23 @@ def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) 
         events = s.scalars(select(MessageEvent.event).where(MessageEvent.message_id == msg.id)
                            .order_by(MessageEvent.id))
         assert list(events) == ["received", "turn_started", "turn_failed"]
+
+
+def test_replies_leave_in_order_even_when_the_first_is_retrying(sessions, inst,
+                                                                fake_gateway) -> None:
+    with sessions.begin() as s:
+        s.merge(inst).api_url = fake_gateway.url
+    first = _queued_reply(sessions, inst, "Primeira resposta.")
+    second = _queued_reply(sessions, inst, "Segunda resposta.")
+    fake_gateway.answers = [503]
+    with httpx.Client() as http:
+        with pytest.raises(outbox.RetryLater):
+            outbox.deliver(http, sessions, first, max_attempts=5)
+        with pytest.raises(outbox.Waiting):
+            outbox.deliver(http, sessions, second, max_attempts=5)
+        assert outbox.deliver(http, sessions, first, max_attempts=5) == "sent"
+        assert outbox.deliver(http, sessions, second, max_attempts=5) == "sent"
+    assert [t for _, t in fake_gateway.received] == [
+        "Primeira resposta.", "Primeira resposta.", "Segunda resposta."]
+    with sessions() as s:
+        assert s.get_one(Outbox, second).attempts == 1  # waiting spent no attempt

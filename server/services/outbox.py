@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import InstanceConfig, SendError, adapter_for
@@ -14,6 +15,10 @@ class RetryLater(RuntimeError):
     """The send failed in a way that may pass; the task queue tries again."""
 
 
+class Waiting(RuntimeError):
+    """An earlier reply to the same conversation is not sent yet; this one waits its turn."""
+
+
 def instance_config(inst: Instance) -> InstanceConfig:
     return InstanceConfig(name=inst.name, webhook_secret=inst.webhook_secret,
                           api_url=inst.api_url, api_key=inst.api_key)
@@ -21,11 +26,21 @@ def instance_config(inst: Instance) -> InstanceConfig:
 
 def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
             *, max_attempts: int) -> str:
-    """Try to send one outbox row; returns its status, raises RetryLater to be tried again."""
+    """Try to send one outbox row; returns its status, raises RetryLater to be tried again.
+
+    Replies to one conversation leave in the order they were written: while an earlier one is
+    still pending (retrying), this one raises Waiting without spending an attempt.
+    """
     with sessions.begin() as s:
         box = s.get_one(Outbox, outbox_id)
         if box.status != "pending":
             return box.status
+        conv_id = s.get_one(Message, box.message_id).conversation_id
+        earlier = s.scalar(select(Outbox.id).join(Message, Message.id == Outbox.message_id)
+                           .where(Message.conversation_id == conv_id, Outbox.id < outbox_id,
+                                  Outbox.status == "pending").limit(1))
+        if earlier is not None:
+            raise Waiting(f"reply {earlier} of the same conversation goes first")
         box.attempts += 1
         attempt = box.attempts
         msg = s.get_one(Message, box.message_id)
