@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
 from rag import guard
+from rag.lexical import fold
 
 MAX_WORDS = 40
 _WORD = re.compile(r"\w+")
@@ -20,9 +20,7 @@ _PII = re.compile(r"\b\d{3}\.?\d{3}\.?\d{3}-?\d{2}\b|[\w.+-]+@[\w-]+\.\w+"
 
 
 def norm(text: str) -> list[str]:
-    folded = "".join(c for c in unicodedata.normalize("NFKD", text.lower())
-                     if not unicodedata.combining(c))
-    return _WORD.findall(folded)
+    return _WORD.findall(fold(text))
 
 
 def refuses(reply: str) -> bool:

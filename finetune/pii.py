@@ -6,8 +6,9 @@ Order matters: longer, more specific patterns (CNPJ, cards) go before shorter on
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
+
+from rag.lexical import fold
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _CNPJ = re.compile(r"\b\d{2}\.?\d{3}\.?\d{3}/?\d{4}-?\d{2}\b")
@@ -34,11 +35,6 @@ def _card(match: re.Match[str]) -> str:
     return "[CARTAO]" if 13 <= len(digits) <= 19 and _luhn(digits) else match.group()
 
 
-def _fold(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text.lower())
-                   if not unicodedata.combining(c))
-
-
 def redact(text: str, names: Iterable[str] = ()) -> str:
     """The text with e-mails, CNPJ, cards, CPF, phones, CEP, addresses and known names replaced."""
     text = _EMAIL.sub("[EMAIL]", text)
@@ -56,7 +52,7 @@ def redact(text: str, names: Iterable[str] = ()) -> str:
 
 def _replace_word(text: str, word: str) -> str:
     """Replace a name wherever it stands as a word, whatever its case or accents."""
-    folded, target = _fold(text), _fold(word)
+    folded, target = fold(text), fold(word)
     if len(folded) != len(text):  # folding changed lengths (rare ligatures): plain match only
         return re.sub(rf"\b{re.escape(word)}\b", "[NOME]", text, flags=re.IGNORECASE)
     out, pos = [], 0
