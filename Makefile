@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 WHEELS ?= $(HOME)/.cache/atende/wheels/$(if $(findstring CUDA,$(CMAKE_ARGS)),cuda,cpu)
 LLAMA  := llama-cpp-python==0.3.36
 
-.PHONY: run test lint install browser clean-venv
+.PHONY: run test lint install browser clean-venv adapter
 
 install: $(STAMP)
 
@@ -36,6 +36,19 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "Debian chromium is not installed: the page tests will be skipped"
+
+# The default LoRA adapter, reproduced: FaQuAD train -> LoRA -> GGUF -> calibrate -> FaQuAD dev
+# and the demo shop (base, extractive and candidate) -> models/adapters/faquad-v1. CPU: ~1 h.
+FAQUAD ?= ../shared/datasets/faquad
+adapter: $(STAMP)
+	$(BIN)/atende finetune curate --out data/finetune/faquad-train --passages 0 --add-set $(FAQUAD)
+	$(BIN)/atende finetune train finetune/configs/faquad.yaml --name faquad-v1
+	$(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model base \
+	  --model faquad-v1 --json bench/results/faquad-dev-answers.json \
+	  --plot bench/results/faquad-dev-answers.png
+	$(BIN)/atende eval answers --set demo/loja-aurora --top-k 2 --model base --model faquad-v1 \
+	  --json bench/results/demo-answers.json --plot bench/results/demo-answers.png
+	$(BIN)/atende finetune publish faquad-v1 --to models/adapters/faquad-v1
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

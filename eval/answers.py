@@ -1,7 +1,8 @@
 """Answer eval: every method answers every case; an extractive baseline is always one of them.
 
 A method maps (question, passages) to a reply. ``extractive`` needs no model; ``model`` builds
-the grounded prompt and asks an LLM. In-scope cases are also asked without their document
+the grounded prompt, asks an LLM and, as serving does, lets the grounding guard replace an unfit
+reply by the extractive one (counted). In-scope cases are also asked without their document
 (unanswerable): the right reply then is a refusal.
 """
 
@@ -13,24 +14,31 @@ from dataclasses import asdict, dataclass, field
 from eval import scoring
 from eval.evalset import Case, EvalSet, relevant
 from models.base import Provider
-from rag import extractive, prompt
+from rag import extractive, guard, prompt
 from rag.embedders import Embedder
 from rag.index import KnowledgeBase, Passage
 
 PERSONA = prompt.DEFAULT_PERSONA
-Method = Callable[[str, list[Passage]], str]
+NO_ANSWER = "Não sei."
+# (question, passages) -> (the reply a customer gets, why the guard replaced the model's or "")
+Method = Callable[[str, list[Passage]], tuple[str, str]]
 
 
 def extractive_method(embedder: Embedder) -> Method:
-    def reply(question: str, passages: list[Passage]) -> str:
-        return extractive.best_sentence(embedder, question, passages) or "Não sei."
+    def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
+        return extractive.best_sentence(embedder, question, passages) or NO_ANSWER, ""
     return reply
 
 
-def model_method(llm: Provider, max_tokens: int = 64) -> Method:
-    def reply(question: str, passages: list[Passage]) -> str:
+def model_method(llm: Provider, embedder: Embedder, max_tokens: int = 64) -> Method:
+    def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         messages = prompt.build(PERSONA, passages, question, count_tokens=llm.count_tokens)
-        return llm.complete(messages, max_tokens=max_tokens, temperature=0.0).text
+        text = llm.complete(messages, max_tokens=max_tokens, temperature=0.0).text
+        grounds = "\n".join([question, *(p.text for p in passages)])
+        problem = guard.unfit(text, messages[0]["content"], grounds)
+        if problem is None:
+            return text, ""
+        return extractive.best_sentence(embedder, question, passages) or NO_ANSWER, problem
     return reply
 
 
@@ -46,6 +54,7 @@ class Outcome:
     cited: bool = False
     refused: bool = False
     echoed: bool = False
+    guarded: str = ""  # why the guard replaced the model's reply
 
 
 @dataclass
@@ -72,7 +81,10 @@ def run(es: EvalSet, kb: KnowledgeBase, collection: str, methods: dict[str, Meth
         for kind, exclude in variants:
             passages = kb.search(collection, case.question, top_k=top_k, exclude_doc=exclude)
             for name, method in methods.items():
-                out.append(score(case, kind, name, method(case.question, passages), passages))
+                reply, guarded = method(case.question, passages)
+                o = score(case, kind, name, reply, passages)
+                o.guarded = guarded
+                out.append(o)
         tick()
     return out
 
@@ -110,7 +122,8 @@ def summarize(outcomes: list[Outcome]) -> list[Summary]:
             share([o for o in mine if o.kind == "unanswerable"], lambda o: o.passed),
             share([o for o in mine if o.kind == "out_of_scope"], lambda o: o.passed),
             share([o for o in mine if o.kind == "injection"], lambda o: o.passed),
-            {"echoed": share(ins, lambda o: o.echoed)}))
+            {"echoed": share(ins, lambda o: o.echoed),
+             "guarded": share(mine, lambda o: bool(o.guarded))}))
     return rows
 
 

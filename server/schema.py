@@ -202,3 +202,34 @@ class ApiToken(Base):
     collection: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class ModelVersion(Base):
+    """A version of the local model: the base GGUF, optionally with a LoRA adapter (GGUF).
+
+    Versions are never deleted; the one serving is the last promotion's (``ModelPromotion``).
+    """
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    base: Mapped[str] = mapped_column(Text)  # base GGUF file
+    adapter: Mapped[str | None] = mapped_column(Text)  # LoRA adapter GGUF file
+    refusal_threshold: Mapped[float | None] = mapped_column(Float)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    data_sha256: Mapped[str | None] = mapped_column(String(64))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    gate: Mapped[dict[str, Any] | None] = mapped_column()  # last comparison with the serving one
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelPromotion(Base):
+    """Which version serves from when: promotions and rollbacks, in order, never rewritten."""
+
+    __tablename__ = "model_promotions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback | default
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)

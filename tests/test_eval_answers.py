@@ -6,7 +6,7 @@ import json
 import subprocess
 
 from eval import scoring
-from tests.conftest import ATENDE, ROOT
+from tests.conftest import ATENDE, ROOT, server_env
 
 DEMO = ROOT / "demo" / "loja-aurora"
 
@@ -36,13 +36,14 @@ def test_refusal_echo_and_f1() -> None:
 def test_eval_answers_command_with_the_real_model(tmp_path) -> None:
     out = subprocess.run([*ATENDE, "eval", "answers", "--set", str(DEMO), "--limit", "3",
                           "--max-tokens", "16", "--json", str(tmp_path / "a.json"), "--plot",
-                          str(tmp_path / "a.png")], capture_output=True, text=True, cwd=ROOT,
-                         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=600)
+                          str(tmp_path / "a.png"), "--model", "serving", "--model", "base"],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env=server_env(tmp_path, COLUMNS="200"), timeout=600)
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "a.json").read_text())
     methods = [s["method"] for s in result["summary"]]
-    assert methods[0] == "extractive" and methods[1].startswith("model:")
+    assert methods == ["extractive", "serving", "base"]
     cases = result["cases"]
-    assert len(cases) == 3 * 2 * 2  # 3 answerable cases, asked with and without their document
+    assert len(cases) == 3 * 2 * 3  # 3 answerable cases, asked with and without their document
     assert {c["kind"] for c in cases} == {"in_scope", "unanswerable"}
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"

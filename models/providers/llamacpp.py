@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from llama_cpp import StoppingCriteriaList
+import numpy as np
+from llama_cpp import LogitsProcessorList, StoppingCriteriaList
 
 from models import chat_template
 from models.base import ChatMessage, Completion, ModelConfigError, ModelError, ModelTimeout
 from models.spec import ModelSpec
+from rag.prompt import REFUSAL
 
 
 def create(spec: ModelSpec) -> LlamaCppProvider:
@@ -29,7 +31,8 @@ def create(spec: ModelSpec) -> LlamaCppProvider:
                else f"ATENDE_MODELS ({spec.name}.path)")
     return LlamaCppProvider(spec.path, setting=setting, n_ctx=spec.context,
                             n_threads=spec.threads, n_gpu_layers=spec.gpu_layers, name=spec.name,
-                            timeout_s=spec.timeout_s)
+                            timeout_s=spec.timeout_s, lora_path=spec.lora_path,
+                            refusal_threshold=spec.refusal_threshold)
 
 
 class LlamaCppProvider:
@@ -46,43 +49,78 @@ class LlamaCppProvider:
         name: str | None = None,
         timeout_s: float = 120.0,
         reuse_prefix: bool = True,
+        lora_path: Path | None = None,
+        refusal_threshold: float | None = None,
     ) -> None:
         self.path = Path(model_path)
         self.name = name or self.path.stem
         self.timeout_s = timeout_s
         self.reuse_prefix = reuse_prefix
-        if not self.path.is_file():
-            raise ModelConfigError(f"{setting}: model file {self.path} does not exist")
-        if not os.access(self.path, os.R_OK):
-            raise ModelConfigError(f"{setting}: model file {self.path} is not readable")
-        with self.path.open("rb") as fh:
-            if fh.read(4) != b"GGUF":
-                raise ModelConfigError(f"{setting}: {self.path} is not a GGUF model file")
+        self.refusal_threshold = refusal_threshold
+        for file in (self.path, lora_path):
+            if file is not None:
+                _check_gguf(Path(file), setting)
         from llama_cpp import Llama
 
         try:
             self.llama = Llama(model_path=str(self.path), n_ctx=n_ctx,
                                n_threads=n_threads or os.cpu_count(), n_gpu_layers=n_gpu_layers,
-                               verbose=False)
+                               lora_path=str(lora_path) if lora_path else None, verbose=False)
         except (ValueError, RuntimeError) as exc:
-            raise ModelConfigError(f"{setting}: cannot load {self.path}: {exc}") from None
+            raise ModelConfigError(f"{setting}: cannot load {self.path}"
+                                   f"{f' with {lora_path}' if lora_path else ''}: {exc}") from None
         self._lock = threading.Lock()
+        # The refusal's first token: its probability is the model's own "I don't know" score.
+        self._refusal_token = self.llama.tokenize(REFUSAL.encode(), add_bos=False)[0]
 
     def count_tokens(self, text: str) -> int:
         """Tokens of a text under this model's tokenizer."""
         return len(self.llama.tokenize(text.encode(), add_bos=False, special=True))
 
+    def refusal_probability(self, messages: list[ChatMessage]) -> float:
+        """Probability that the reply opens the refusal (for calibrating the threshold)."""
+        seen: list[float] = []
+        with self._lock:
+            args, _ = self._args(messages, 1, 0.0, time.monotonic() + self.timeout_s, probe=seen)
+            self._start()
+            self.llama.create_completion(**args)
+        return seen[0]
+
+    def _gate(self, seen: list[float], refusing: list[bool]) -> Any:
+        """A logits processor: at the first token, refuse when the model's refusal probability
+        reaches the threshold (the caller then sends REFUSAL); else forbid the refusal."""
+        def process(_ids: Any, scores: Any) -> Any:
+            if seen:
+                return scores
+            z = scores - scores.max()
+            p = float(np.exp(z[self._refusal_token]) / np.exp(z).sum())
+            seen.append(p)
+            if self.refusal_threshold is not None:
+                if p >= self.refusal_threshold:
+                    refusing.append(True)
+                else:
+                    scores[self._refusal_token] = -np.inf
+            return scores
+        return process
+
     def _args(self, messages: list[ChatMessage], max_tokens: int, temperature: float,
-              deadline: float) -> dict[str, Any]:
+              deadline: float, probe: list[float] | None = None
+              ) -> tuple[dict[str, Any], list[bool]]:
+        """Completion arguments, and a flag list the refusal gate sets when it refuses."""
         prompt = chat_template.render(messages)
         tokens = self.llama.tokenize(prompt.encode(), add_bos=False, special=True)
         room = self.llama.n_ctx() - max_tokens
         if len(tokens) > room:
             raise ModelError(f"prompt of {len(tokens)} tokens does not fit the context ({room})")
-        return {"prompt": tokens, "max_tokens": max_tokens, "temperature": temperature,
+        seen: list[float] = [] if probe is None else probe
+        refusing: list[bool] = []
+        args = {"prompt": tokens, "max_tokens": max_tokens, "temperature": temperature,
                 "stop": chat_template.STOP,
                 "stopping_criteria": StoppingCriteriaList(
-                    [lambda _ids, _logits: time.monotonic() > deadline])}
+                    [lambda _ids, _logits: time.monotonic() > deadline or bool(refusing)])}
+        if self.refusal_threshold is not None or probe is not None:
+            args["logits_processor"] = LogitsProcessorList([self._gate(seen, refusing)])
+        return args, refusing
 
     def _start(self) -> None:
         if not self.reuse_prefix:
@@ -94,7 +132,7 @@ class LlamaCppProvider:
         """One reply; the model lock makes concurrent callers wait their turn."""
         with self._lock:
             deadline = time.monotonic() + self.timeout_s
-            args = self._args(messages, max_tokens, temperature, deadline)
+            args, refused = self._args(messages, max_tokens, temperature, deadline)
             self._start()
             try:
                 out: Any = self.llama.create_completion(**args)
@@ -103,7 +141,8 @@ class LlamaCppProvider:
         if time.monotonic() > deadline:
             raise ModelTimeout(f"no reply within {self.timeout_s:g} s")
         choice, usage = out["choices"][0], out["usage"]
-        return Completion(text=choice["text"].strip(),
+        text = REFUSAL if refused else choice["text"].strip()
+        return Completion(text=text,
                           finish_reason=choice.get("finish_reason") or "stop",
                           prompt_tokens=usage["prompt_tokens"],
                           completion_tokens=usage["completion_tokens"], model=self.name)
@@ -113,10 +152,23 @@ class LlamaCppProvider:
     ) -> Iterator[str]:
         """The reply piece by piece; holds the model lock until the stream ends."""
         with self._lock:
-            args = self._args(messages, max_tokens, temperature,
-                              time.monotonic() + self.timeout_s)
+            args, refused = self._args(messages, max_tokens, temperature,
+                                       time.monotonic() + self.timeout_s)
             self._start()
             for chunk in self.llama.create_completion(**args, stream=True):
+                if refused:
+                    yield REFUSAL
+                    return
                 piece = chunk["choices"][0]["text"]  # type: ignore[index]
                 if piece:
                     yield piece
+
+
+def _check_gguf(path: Path, setting: str) -> None:
+    if not path.is_file():
+        raise ModelConfigError(f"{setting}: model file {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ModelConfigError(f"{setting}: model file {path} is not readable")
+    with path.open("rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise ModelConfigError(f"{setting}: {path} is not a GGUF model file")

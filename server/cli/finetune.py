@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from itertools import groupby
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def curate_cmd(
         for case in es.cases:
             if case.split == add_split and case.answers and case.kind == "in_scope":
                 extra.append(Pair(case.question, case.answers[0], add_set.name, case.id,
-                                  [src.text for src in case.sources]))
+                                  [src.text for src in case.sources],
+                                  [src.doc for src in case.sources]))
             elif case.split != add_split:
                 held_out.append(case.question)
     retrieve = None
@@ -62,8 +64,9 @@ def curate_cmd(
             fail(str(exc))
         name = collection or settings.kb_collection
 
-        def retrieve(q: str) -> list[str]:
-            return [p.text for p in kb.search(name, q, top_k=passages, how=settings.search())]
+        def retrieve(q: str) -> list[tuple[str, str]]:
+            return [(p.doc, p.text)
+                    for p in kb.search(name, q, top_k=passages, how=settings.search())]
 
     with console.status("Curating..."):
         pairs, report = curate(conversations, names=names, retrieve=retrieve, extra=extra,
@@ -80,3 +83,79 @@ def curate_cmd(
     console.print(f"Saved to {out} (sha256 {digest[:12]}).")
     if json_out:
         json_out.write_text((out / "curation.json").read_text())
+
+
+@app.command("train")
+def train_cmd(
+    config: Path = typer.Argument(..., help="YAML config (see finetune/configs/)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set epochs=2."),
+    name: str = typer.Option(None, help="Name of the model version to register; default the "
+                             "run folder's name."),
+    budget: float = typer.Option(0.05, help="Share of held-out answerable questions the "
+                                 "refusal threshold may wrongly refuse."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the run's figures here."),
+) -> None:
+    """LoRA fine-tuning (TRL + PEFT) of the local GGUF: train (resuming from the last
+    checkpoint), export the adapter as GGUF, calibrate refusals, register a candidate version."""
+    from finetune import runs
+    from finetune.config import load
+    from server.services import model_versions
+
+    try:
+        cfg = load(config, set_)
+    except (ValueError, OSError) as exc:
+        fail(f"{config}: {exc}")
+    if not (cfg.dataset / "dataset_info.json").is_file():
+        fail(f"{cfg.dataset} is not a curated dataset (run `atende finetune curate` first)")
+    result = runs.train_with_progress(cfg, console)
+    cal = runs.calibrate_run(result, console, budget)
+    version = name or cfg.out.name
+    try:
+        model_versions.register(sessions(), version, base=Path(result.metrics["base"]).resolve(),
+                                adapter=result.adapter_gguf.resolve(),
+                                refusal_threshold=cal.threshold, config=cfg.model_dump(mode="json"),
+                                data_sha256=result.data_sha256,
+                                metrics={"train": result.metrics,
+                                         "calibration": cal.__dict__})
+    except ValueError as exc:
+        fail(f"{exc}; pass --name")
+    table = Table("figure", "value")
+    for key in ("examples", "refusals", "steps", "train_loss", "tokens_per_second", "seconds"):
+        table.add_row(key, str(result.metrics[key]))
+    table.add_row("refusal threshold", f"{cal.threshold:.4f}")
+    table.add_row("held-out answerable wrongly refused", f"{cal.wrongly_refused:.1%}")
+    table.add_row("held-out unanswerable refused", f"{cal.unanswerable_refused:.1%}")
+    console.print(table)
+    console.print(f"Registered candidate [bold]{version}[/] ({result.adapter_gguf}). Next: "
+                  f"`atende models compare {version} --set DIR`.")
+    if json_out:
+        json_out.write_text(json.dumps({"version": version, "train": result.metrics,
+                                        "calibration": cal.__dict__,
+                                        "data_sha256": result.data_sha256}, indent=2))
+
+
+@app.command("publish")
+def publish_cmd(
+    version: str = typer.Argument(..., help="Registered model version."),
+    to: Path = typer.Option(..., help="Folder to write (e.g. models/adapters/faquad-v1)."),
+) -> None:
+    """Copy a version's adapter with its config, data hash, threshold and figures into a folder
+    the product serves on new databases (the bundled default adapter)."""
+    import shutil
+
+    from server.services import model_versions
+
+    with sessions()() as s:
+        try:
+            v = model_versions.get(s, version)
+        except LookupError as exc:
+            fail(str(exc))
+    if not v.adapter:
+        fail(f"{version} has no adapter")
+    to.mkdir(parents=True, exist_ok=True)
+    shutil.copy(v.adapter, to / "adapter.gguf")
+    (to / "version.json").write_text(json.dumps({
+        "name": v.name, "base": Path(v.base).name, "refusal_threshold": v.refusal_threshold,
+        "data_sha256": v.data_sha256, "config": v.config, "metrics": v.metrics,
+        "gate": v.gate}, ensure_ascii=False, indent=2))
+    console.print(f"Published {version} to {to}.")

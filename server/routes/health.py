@@ -29,8 +29,11 @@ def _check() -> dict[str, Any]:
         names = [c.name for c in rt.kb.client.get_collections().collections]
         parts["vector_store"] = {"ok": True, "collections": names,
                                  "embedder": rt.kb.embedder.name}
+        rt.sync_local()
+        local = rt.models[runtime.LOCAL][0]
         parts["model"] = {"ok": rt.llm.count_tokens("ping") > 0, "name": rt.llm.name,
-                          "configured": {n: spec.provider for n, (spec, _) in rt.models.items()}}
+                          "configured": {n: spec.provider for n, (spec, _) in rt.models.items()},
+                          "local_adapter": local.lora_path.name if local.lora_path else None}
     except Exception as exc:
         parts.setdefault("vector_store", {"ok": False, "error": type(exc).__name__})
         parts["model"] = {"ok": False, "error": type(exc).__name__}

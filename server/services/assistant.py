@@ -63,8 +63,8 @@ def use_for(settings: Settings, inst: Instance | None = None, *, collection: str
 class Answer:
     text: str
     handoff: bool = False
-    # answered | guard_<why> (extractive sent) | empty | smalltalk | no_passages |
-    # model_error | budget
+    # answered | refused (the model found no answer) | guard_<why> (extractive sent) | empty |
+    # smalltalk | no_passages | model_error | budget
     reason: str = "answered"
     passage_ids: list[str] = field(default_factory=list)
     completion: Completion | None = None
@@ -102,6 +102,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
             return Answer(BUDGET_SPENT, handoff=True, reason="budget")
         names = [LOCAL]
     try:
+        if LOCAL in names:
+            rt.sync_local()
         chain = rt.chain(names)
     except ModelConfigError as exc:
         log.warning("%s", exc)
@@ -135,6 +137,9 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
         return Answer(MODEL_DOWN, handoff=True, reason="model_error", failures=exc.failures)
     out = Answer(routed.completion.text, passage_ids=[x.id for x in p.passages],
                  completion=routed.completion, spec=routed.spec, failures=routed.failures)
+    if out.text == prompt.REFUSAL:  # the fine-tuned model found no answer: a human takes over
+        out.handoff, out.reason = True, "refused"
+        return out
     problem = guard.unfit(out.text, p.messages[0]["content"], p.grounds)
     if problem is None:
         return out

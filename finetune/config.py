@@ -1,0 +1,61 @@
+"""A training run's configuration: a readable YAML file plus ``key=value`` overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainConfig(BaseModel):
+    """Everything one LoRA run depends on; saved beside its result so it can be repeated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: Path = Field(description="Curated dataset folder (`atende finetune curate`).")
+    out: Path = Field(description="Run folder: checkpoints, adapter, GGUF, metrics.")
+    base_gguf: Path | None = Field(None, description="Base GGUF; empty = the bundled Gemma.")
+    # Examples: how a curated pair becomes prompts the model learns from.
+    passages: int = Field(3, ge=1, description="Passages in each training prompt.")
+    negatives: float = Field(0.25, ge=0, lt=1, description="Share of examples whose passages "
+                             "lack the answer (target: the refusal).")
+    calibration: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out to "
+                               "calibrate the refusal threshold.")
+    max_target_words: int = Field(30, ge=3, description="Longest target clause.")
+    limit: int = Field(0, ge=0, description="Use only the first N pairs (0 = all).")
+    # LoRA and optimisation.
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    epochs: float = 1.0
+    max_steps: int = Field(-1, description="Stop after N optimiser steps (-1 = by epochs).")
+    learning_rate: float = 2e-4
+    batch_size: int = 1
+    grad_accum: int = 8
+    max_length: int = Field(1024, description="Longest example in tokens (longer ones dropped).")
+    warmup_ratio: float = 0.03
+    save_steps: int = Field(25, description="Checkpoint every N steps (resume from the last).")
+    logging_steps: int = 5
+    seed: int = 13
+    threads: int = Field(0, ge=0, description="CPU threads for torch (0 = all cores).")
+
+
+def load(path: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The config in a YAML file, with ``key=value`` overrides (values parsed as YAML).
+
+    Relative paths are relative to the current folder, as on the command line.
+    """
+    data = yaml.safe_load(path.read_text()) or {}
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not key=value")
+        data[key.strip()] = yaml.safe_load(value)
+    return TrainConfig(**data)
+
+
+def dump(cfg: TrainConfig) -> str:
+    """The config as YAML, paths as strings."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,129 @@
+"""Curated pairs into training prompts, exactly as serving builds them (``rag.prompt.build``).
+
+Each pair gives an answer example: its passages plus the most similar passages of other pairs,
+target = the clause of the passage that holds the answer (short, units kept). A measured share
+of pairs also gives a refusal example: the most similar passages that lack the answer (hard
+negatives), target = ``rag.prompt.REFUSAL``. A slice of pairs is held out, with both kinds, to
+calibrate the refusal threshold on data the model never saw.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from finetune.curate import Pair
+from models.base import ChatMessage
+from rag import extractive, prompt
+from rag.embedders import Embedder
+from rag.index import Passage
+from rag.lexical import fold
+
+_WORD = re.compile(r"\w+")
+_CLAUSE = re.compile(r"(?<=[,;:])\s+")
+MIN_CLAUSE_WORDS = 6
+
+
+@dataclass
+class Example:
+    messages: list[ChatMessage]  # system + user, as serving sends them
+    completion: str
+    kind: str  # answer | refuse
+
+
+def _norm(text: str) -> str:
+    return " " + " ".join(_WORD.findall(fold(text))) + " "
+
+
+def holds(text: str, answer: str) -> bool:
+    """The text contains the answer, ignoring case, accents and punctuation."""
+    return _norm(answer).strip() != "" and _norm(answer) in _norm(text)
+
+
+def target(passages: Sequence[str], answer: str, max_words: int) -> str:
+    """The shortest clause (or run of clauses) of a passage sentence holding the answer."""
+    for sentence in (s for p in passages for s in extractive.sentences(p)):
+        if not holds(sentence, answer):
+            continue
+        clauses = _CLAUSE.split(sentence)
+        spans = [" ".join(clauses[i:j]) for i in range(len(clauses))
+                 for j in range(i + 1, len(clauses) + 1)]
+        fits = [s for s in spans if holds(s, answer)
+                and MIN_CLAUSE_WORDS <= len(s.split()) <= max_words]
+        text = min(fits, key=lambda s: len(s.split())) if fits else _window(sentence, answer,
+                                                                             max_words)
+        text = text.strip().rstrip(",;:")
+        return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+    return answer  # a human agent's own words: kept as written
+
+
+def _window(sentence: str, answer: str, max_words: int) -> str:
+    words = sentence.split()
+    n = len(answer.split())
+    for i in range(len(words) - n + 1):
+        if holds(" ".join(words[i:i + n]), answer):
+            start = max(0, i - (max_words - n) // 2)
+            return " ".join(words[start:start + max_words])
+    return " ".join(words[:max_words])
+
+
+def as_passage(doc: str, text: str) -> Passage:
+    """A passage as the prompt shows it, from a curated pair's document and text."""
+    return Passage(id="", doc=doc, heading="", position=0, text=text, score=0.0)
+
+
+def _example(question: str, passages: list[tuple[str, str]], completion: str,
+             kind: str) -> Example:
+    messages = prompt.build(prompt.DEFAULT_PERSONA, [as_passage(d, t) for d, t in passages],
+                            question)
+    return Example(messages, completion, kind)
+
+
+def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives: float,
+          calibration: float, max_target_words: int,
+          seed: int) -> tuple[list[Example], list[Example]]:
+    """Training examples and held-out calibration examples (one answer, one refusal per pair)."""
+    rng = random.Random(seed)
+    pool = list(dict.fromkeys((d or "documento", t) for p in pairs
+                              for d, t in zip(_docs(p), p.passages, strict=True)))
+    vectors = embedder.passages([t for _, t in pool]) if pool else np.zeros((0, 1))
+    normed = {p: _norm(p[1]) for p in pool}  # folding is slow; do it once per passage
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    n_cal = int(len(pairs) * calibration)
+    held, taught = set(order[:n_cal]), order[n_cal:]
+    refuse = set(rng.sample(taught, min(len(taught),
+                                        round(len(taught) * negatives / (1 - negatives)))))
+    train: list[Example] = []
+    cal: list[Example] = []
+    for i, pair in enumerate(pairs):
+        own = list(zip(_docs(pair), pair.passages, strict=True))
+        ranked = [pool[j] for j in np.argsort(-(vectors @ embedder.query(pair.question)))]
+        needle = _norm(pair.answer)
+        lacking = [p for p in ranked if p not in own and needle not in normed[p]]
+        other_docs = [p for p in lacking if p[0] not in {d for d, _ in own}]
+        answer_ctx = own[:passages] + lacking[:max(0, passages - len(own))]
+        rng.shuffle(answer_ctx)
+        answer = _example(pair.question, answer_ctx,
+                          target(pair.passages, pair.answer, max_target_words), "answer")
+        # Half the refusals keep same-document passages (the hardest), half mirror a question
+        # whose document is missing from the knowledge base.
+        hard = rng.random() < 0.5 and i not in held
+        no_answer = _example(pair.question, (lacking if hard else other_docs)[:passages],
+                             prompt.REFUSAL, "refuse")
+        if i in held:
+            cal += [answer, no_answer]
+        else:
+            train.append(answer)
+            if i in refuse:
+                train.append(no_answer)
+    rng.shuffle(train)
+    return train, cal
+
+
+def _docs(pair: Pair) -> list[str]:
+    return pair.docs if len(pair.docs) == len(pair.passages) else [""] * len(pair.passages)

@@ -1,0 +1,62 @@
+"""Admin API for the local model's versions: list them, promote through the gate, roll back.
+
+Comparing (the gate itself) runs for minutes, so it runs from the CLI (`atende models
+compare`); promotion here accepts only a version whose gate passed against the one serving.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session, sessionmaker
+
+from server import runtime
+from server.deps import db_sessions, require_admin
+from server.services import model_versions
+
+router = APIRouter(prefix="/api/models", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+class Why(BaseModel):
+    reason: str = Field("", max_length=500, description="Why, kept in the history.")
+
+
+@router.get("/versions")
+def versions(sessions: sessionmaker[Session] = Depends(db_sessions)) -> list[dict[str, Any]]:
+    """Every version of the local model with its figures and gate; which one serves."""
+    rows, serving = model_versions.listing(sessions)
+    return [model_versions.as_dict(v, serving) for v in rows]
+
+
+@router.get("/history")
+def history(sessions: sessionmaker[Session] = Depends(db_sessions)) -> list[dict[str, Any]]:
+    """Promotions and rollbacks, newest first."""
+    return model_versions.history(sessions)
+
+
+@router.post("/versions/{name}/promote")
+def promote(name: str, body: Why | None = None,
+            sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
+    """Serve this version now (409 with the reason when the gate does not allow it)."""
+    try:
+        model_versions.promote(sessions, name, reason=body.reason if body else "")
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except model_versions.Refused as exc:
+        raise HTTPException(409, str(exc)) from None
+    runtime.current().sync_local()
+    return {"serving": name}
+
+
+@router.post("/rollback")
+def rollback(body: Why | None = None,
+             sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
+    """Serve again the version that served before the current one."""
+    try:
+        back = model_versions.rollback(sessions, reason=body.reason if body else "")
+    except model_versions.Refused as exc:
+        raise HTTPException(409, str(exc)) from None
+    runtime.current().sync_local()
+    return {"serving": back.name}

@@ -1,0 +1,189 @@
+"""The local model's versions: register candidates, promote through the gate, roll back.
+
+What serves is the version of the latest row in ``model_promotions``; rows are only added, so
+the history of what served when is never lost. Promotion needs a passed gate (``eval.gate``)
+measured against the version serving at that moment.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.spec import ModelSpec
+from server.schema import ModelPromotion, ModelVersion
+
+DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v1"
+
+
+class Refused(ValueError):
+    """A promotion or rollback that the gate or the history does not allow; says why."""
+
+
+def register(sessions: sessionmaker[Session], name: str, *, base: Path, adapter: Path | None,
+             refusal_threshold: float | None = None, config: dict[str, Any] | None = None,
+             data_sha256: str | None = None,
+             metrics: dict[str, Any] | None = None) -> ModelVersion:
+    """Add a candidate version; names are unique."""
+    with sessions.begin() as s:
+        if s.scalar(select(ModelVersion.id).where(ModelVersion.name == name)) is not None:
+            raise ValueError(f"a model version named {name!r} already exists")
+        v = ModelVersion(name=name, base=str(base), adapter=str(adapter) if adapter else None,
+                         refusal_threshold=refusal_threshold, config=config or {},
+                         data_sha256=data_sha256, metrics=metrics or {})
+        s.add(v)
+    return v
+
+
+def get(s: Session, name: str) -> ModelVersion:
+    v = s.scalar(select(ModelVersion).where(ModelVersion.name == name))
+    if v is None:
+        raise LookupError(f"no model version named {name!r}")
+    return v
+
+
+def last_promotion(s: Session) -> ModelPromotion | None:
+    return s.scalar(select(ModelPromotion).order_by(ModelPromotion.id.desc()).limit(1))
+
+
+def serving(s: Session) -> ModelVersion | None:
+    """The version serving now, or None for the plain configured local model."""
+    last = last_promotion(s)
+    return s.get(ModelVersion, last.version_id) if last else None
+
+
+def listing(sessions: sessionmaker[Session]) -> tuple[list[ModelVersion], int | None]:
+    """Every version, newest first, and the id of the one serving."""
+    with sessions() as s:
+        now = serving(s)
+        rows = list(s.scalars(select(ModelVersion).order_by(ModelVersion.id.desc())))
+        return rows, now.id if now else None
+
+
+def record_gate(sessions: sessionmaker[Session], name: str, verdict: dict[str, Any],
+                metrics: dict[str, Any]) -> None:
+    """Keep a comparison's verdict (against the version serving now) with the candidate."""
+    with sessions.begin() as s:
+        v = get(s, name)
+        now = serving(s)
+        v.gate = {**verdict, "against": now.name if now else "base",
+                  "against_id": now.id if now else None}
+        v.metrics = {**v.metrics, **metrics}
+
+
+def promote(sessions: sessionmaker[Session], name: str, *, reason: str = "") -> ModelVersion:
+    """Serve this version, if its gate passed against the version serving now."""
+    with sessions.begin() as s:
+        v = get(s, name)
+        now = serving(s)
+        if now is not None and now.id == v.id:
+            raise Refused(f"{name} is already serving")
+        gate = v.gate or {}
+        if not gate:
+            raise Refused(f"{name} has not been compared with the serving model; run "
+                          f"`atende models compare {name} --set DIR` first")
+        if gate.get("against_id") != (now.id if now else None):
+            raise Refused(f"{name} was compared with {gate.get('against')}, but "
+                          f"{now.name if now else 'base'} serves now; compare again")
+        if not gate.get("passed"):
+            raise Refused(f"{name} did not pass the gate: " + "; ".join(gate.get("reasons", [])))
+        missing = [f for f in (v.base, v.adapter) if f and not Path(f).is_file()]
+        if missing:
+            raise Refused(f"{name}: file {missing[0]} is missing")
+        s.add(ModelPromotion(version_id=v.id, previous_id=now.id if now else None,
+                             action="promote", reason=reason or "gate passed"))
+    return v
+
+
+def rollback(sessions: sessionmaker[Session], *, reason: str = "") -> ModelVersion:
+    """Serve again the version that served before the current one."""
+    with sessions.begin() as s:
+        last = last_promotion(s)
+        if last is None or last.previous_id is None:
+            raise Refused("there is no earlier version to roll back to")
+        s.add(ModelPromotion(version_id=last.previous_id, previous_id=last.version_id,
+                             action="rollback", reason=reason or "rollback"))
+        back = s.get(ModelVersion, last.previous_id)
+        assert back is not None
+        return back
+
+
+def ensure_default(sessions: sessionmaker[Session], base: Path,
+                   adapter_dir: Path = DEFAULT_ADAPTER) -> None:
+    """On a new database, serve the bundled adapter (when its base is the model configured)."""
+    meta_file = adapter_dir / "version.json"
+    if not meta_file.is_file():
+        return
+    meta = json.loads(meta_file.read_text())
+    if base.name != meta["base"]:
+        return  # an adapter only fits the base it was trained on
+    with sessions.begin() as s:
+        if last_promotion(s) is not None:
+            return
+        v = s.scalar(select(ModelVersion).where(ModelVersion.name == meta["name"]))
+        if v is None:
+            v = ModelVersion(name=meta["name"], base=str(base),
+                             adapter=str(adapter_dir / "adapter.gguf"),
+                             refusal_threshold=meta.get("refusal_threshold"),
+                             config=meta.get("config", {}), data_sha256=meta.get("data_sha256"),
+                             metrics=meta.get("metrics", {}))
+            s.add(v)
+            s.flush()
+        s.add(ModelPromotion(version_id=v.id, previous_id=None, action="default",
+                             reason="bundled default adapter"))
+
+
+def as_dict(v: ModelVersion, serving_id: int | None) -> dict[str, Any]:
+    """A version as the API and ``--json`` show it."""
+    return {"name": v.name, "serving": v.id == serving_id, "base": Path(v.base).name,
+            "adapter": Path(v.adapter).name if v.adapter else None,
+            "refusal_threshold": v.refusal_threshold, "data_sha256": v.data_sha256,
+            "config": v.config, "metrics": v.metrics, "gate": v.gate,
+            "created_at": v.created_at.isoformat()}
+
+
+def history(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
+    """Promotions and rollbacks, newest first."""
+    with sessions() as s:
+        names = dict(s.execute(select(ModelVersion.id, ModelVersion.name)).tuples().all())
+        return [{"version": names[p.version_id], "previous": names.get(p.previous_id or -1),
+                 "action": p.action, "reason": p.reason, "at": p.at.isoformat()}
+                for p in s.scalars(select(ModelPromotion).order_by(ModelPromotion.id.desc()))]
+
+
+def spec_for(version: ModelVersion | None, local: ModelSpec) -> ModelSpec:
+    """The local model's spec with a version's adapter and refusal threshold."""
+    if version is None:
+        return local
+    return local.model_copy(update={"path": Path(version.base),
+                                    "lora_path": Path(version.adapter) if version.adapter
+                                    else None,
+                                    "refusal_threshold": version.refusal_threshold})
+
+
+def resolve(sessions: sessionmaker[Session], settings: Any, name: str) -> ModelSpec:
+    """A model to evaluate, by name: ``serving``, ``base`` (the local GGUF alone), a version,
+    a configured model (ATENDE_MODELS) or a GGUF file."""
+    from server.runtime import LOCAL, local_spec, serving_spec
+
+    local = local_spec(settings)
+    if name == "base":
+        return local
+    if name == "serving":
+        return serving_spec(settings)[0]
+    with sessions() as s:
+        v = s.scalar(select(ModelVersion).where(ModelVersion.name == name))
+        if v is not None:
+            return spec_for(v, local).model_copy(update={"name": v.name})
+    for spec in settings.models:
+        if spec.name == name:
+            return spec
+    if name.endswith(".gguf"):
+        return local.model_copy(update={"name": Path(name).stem, "path": Path(name)})
+    raise LookupError(f"unknown model {name!r}: not 'serving', 'base', a model version, a "
+                      f"configured model ({', '.join([LOCAL, *(m.name for m in settings.models)])})"
+                      f" nor a .gguf file")

@@ -1,0 +1,75 @@
+"""The fine-tuning pipeline end to end on a tiny subset: curate, train (TRL + PEFT LoRA on the
+bundled GGUF), export the adapter as GGUF, load it in llama.cpp, calibrate, evaluate, gate.
+
+Marked slow: CI runs it with finetune/configs/tiny.yaml (a few steps on a dozen pairs).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ATENDE, ROOT, server_env
+
+FAQUAD = ROOT.parent / "shared" / "datasets" / "faquad"
+DEMO = ROOT / "demo" / "loja-aurora"
+
+
+def atende(tmp: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ATENDE, *args], capture_output=True, text=True, cwd=ROOT,
+                          env=server_env(tmp, COLUMNS="200"), timeout=timeout)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FAQUAD.is_dir(), reason="needs ../shared/datasets/faquad")
+def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  # type: ignore[no-untyped-def]
+    data, run = tmp_path / "curated", tmp_path / "run"
+    out = atende(tmp_path, "finetune", "curate", "--out", str(data), "--passages", "0",
+                 "--add-set", str(FAQUAD))
+    assert out.returncode == 0, out.stderr
+    out = atende(tmp_path, "finetune", "train", "finetune/configs/tiny.yaml", "--set",
+                 f"dataset={data}", "--set", f"out={run}", "--name", "tiny",
+                 "--json", str(tmp_path / "train.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads((tmp_path / "train.json").read_text())
+    assert figures["train"]["steps"] == 3 and figures["train"]["examples"] > 0
+    assert 0.0 <= figures["calibration"]["threshold"] <= 1.0
+    assert (run / "adapter.gguf").read_bytes()[:4] == b"GGUF"
+    assert (run / "checkpoints").is_dir() and (run / "config.yaml").is_file()
+
+    # The adapter loads in llama.cpp and moves the model toward the refusal it was taught.
+    from finetune.train import read_jsonl
+    from models.providers.llamacpp import LlamaCppProvider
+
+    tuned = LlamaCppProvider(llm.path, lora_path=run / "adapter.gguf", n_ctx=2048)
+    refusals = [ex for ex in read_jsonl(run / "calibration.jsonl") if ex.kind == "refuse"]
+    before = sum(llm.refusal_probability(ex.messages) for ex in refusals)
+    after = sum(tuned.refusal_probability(ex.messages) for ex in refusals)
+    assert after > before
+
+    # Resuming a finished run trains nothing more and keeps the step count.
+    out = atende(tmp_path, "finetune", "train", "finetune/configs/tiny.yaml", "--set",
+                 f"dataset={data}", "--set", f"out={run}", "--name", "tiny-again",
+                 "--json", str(tmp_path / "again.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "again.json").read_text())["train"]["steps"] == 3
+
+    # The gate runs the candidate against what serves; its verdict decides the promotion.
+    out = atende(tmp_path, "models", "compare", "tiny", "--set", str(DEMO), "--limit", "2",
+                 "--top-k", "2", "--json", str(tmp_path / "gate.json"))
+    assert out.returncode in (0, 1), out.stderr[-3000:]
+    verdict = json.loads((tmp_path / "gate.json").read_text())["verdict"]
+    assert {d["metric"] for d in verdict["deltas"]} >= {"containment", "unanswerable_refused"}
+    promoted = atende(tmp_path, "models", "promote", "tiny")
+    if verdict["passed"]:
+        assert promoted.returncode == 0, promoted.stderr
+    else:
+        assert promoted.returncode == 2 and "did not pass the gate" in promoted.stderr
+    listed = atende(tmp_path, "models", "versions", "--json", str(tmp_path / "v.json"))
+    assert listed.returncode == 0
+    versions = {v["name"]: v for v in json.loads((tmp_path / "v.json").read_text())}
+    assert versions["tiny"]["gate"]["passed"] == verdict["passed"]
+    assert versions["tiny"]["data_sha256"] == figures["data_sha256"]

@@ -1,0 +1,102 @@
+"""Model versions: the default adapter, promotion only through a passed gate, rollback, and
+the admin API switching the serving model without a restart."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from server.services import model_versions as mv
+
+PASSED = {"passed": True, "target": "containment", "reasons": [], "deltas": []}
+
+
+def adapter_dir(tmp_path: Path, name: str = "faquad-v1") -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "adapter.gguf").write_bytes(b"GGUF")
+    (folder / "version.json").write_text(json.dumps({
+        "name": name, "base": "base.gguf", "refusal_threshold": 0.3, "data_sha256": "ab" * 32,
+        "metrics": {"dev": {"containment": 0.6}}, "config": {"lora_r": 16}}))
+    return folder
+
+
+def test_new_database_serves_the_default_adapter_once(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    mv.ensure_default(sessions, tmp_path / "other.gguf", adapter_dir(tmp_path))
+    with sessions() as s:
+        assert mv.serving(s) is None  # the adapter fits only the base it was trained on
+    mv.ensure_default(sessions, base, tmp_path / "faquad-v1")
+    mv.ensure_default(sessions, base, tmp_path / "faquad-v1")
+    rows, serving = mv.listing(sessions)
+    assert [v.name for v in rows] == ["faquad-v1"] and serving == rows[0].id
+    assert rows[0].refusal_threshold == 0.3 and rows[0].metrics["dev"]["containment"] == 0.6
+    assert [h["action"] for h in mv.history(sessions)] == ["default"]
+
+
+def test_promotion_needs_a_passed_gate_against_what_serves(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    mv.ensure_default(sessions, base, adapter_dir(tmp_path))
+    shutil.copy(base, tmp_path / "cand.gguf")
+    mv.register(sessions, "loja-v2", base=base, adapter=tmp_path / "cand.gguf",
+                refusal_threshold=0.2, data_sha256="cd" * 32)
+    with pytest.raises(ValueError, match="already exists"):
+        mv.register(sessions, "loja-v2", base=base, adapter=None)
+    with pytest.raises(mv.Refused, match="has not been compared"):
+        mv.promote(sessions, "loja-v2")
+    mv.record_gate(sessions, "loja-v2", {**PASSED, "passed": False,
+                                          "reasons": ["containment is not better"]}, {})
+    with pytest.raises(mv.Refused, match="containment is not better"):
+        mv.promote(sessions, "loja-v2")
+    mv.record_gate(sessions, "loja-v2", PASSED, {"eval": {"containment": 0.7}})
+    mv.promote(sessions, "loja-v2", reason="better on dev")
+    with sessions() as s:
+        now = mv.serving(s)
+        assert now is not None and now.name == "loja-v2"
+        assert now.metrics["eval"]["containment"] == 0.7
+    with pytest.raises(mv.Refused, match="already serving"):
+        mv.promote(sessions, "loja-v2")
+    assert mv.rollback(sessions).name == "faquad-v1"
+    # The gate was measured against faquad-v1, which serves again: promotion is allowed again.
+    mv.promote(sessions, "loja-v2")
+    assert [h["action"] for h in mv.history(sessions)] == ["promote", "rollback", "promote",
+                                                           "default"]
+
+
+def test_gate_measured_against_another_version_is_stale(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    for name in ("a", "b"):
+        mv.register(sessions, name, base=base, adapter=None)
+    mv.record_gate(sessions, "a", PASSED, {})  # against the base model
+    mv.record_gate(sessions, "b", PASSED, {})
+    mv.promote(sessions, "a")
+    with pytest.raises(mv.Refused, match="compared with base, but a serves now"):
+        mv.promote(sessions, "b")
+    with pytest.raises(mv.Refused, match="no earlier version"):  # the base served before
+        mv.rollback(sessions)
+
+
+def test_admin_api_lists_promotes_and_rolls_back(server) -> None:  # type: ignore[no-untyped-def]
+    api = f"{server.url}/api/models"
+    assert httpx.get(f"{api}/versions").status_code == 401
+    auth = {"Authorization": "Bearer test-admin-token"}
+    versions = httpx.get(f"{api}/versions", headers=auth).json()
+    serving = [v for v in versions if v["serving"]]
+    r = httpx.post(f"{api}/versions/nope/promote", headers=auth)
+    assert r.status_code == 404
+    health = httpx.get(f"{server.url}/health").json()
+    if serving:  # the bundled default adapter serves a new database
+        assert health["model"]["local_adapter"] == serving[0]["adapter"]
+    r = httpx.post(f"{api}/rollback", headers=auth)
+    assert r.status_code == 409 and "no earlier version" in r.json()["detail"]
