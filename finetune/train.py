@@ -144,19 +144,29 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     resume = get_last_checkpoint(args.output_dir)
     before = _step_of(resume)
     started = time.monotonic()
-    out = trainer.train(resume_from_checkpoint=resume)
+    if resume and _finished(Path(resume)):
+        # A finished run asked again: re-export its last checkpoint, train nothing more.
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(trainer.model,
+                                  load_file(str(Path(resume) / "adapter_model.safetensors")))
+        loss, steps = float("nan"), before
+    else:
+        out = trainer.train(resume_from_checkpoint=resume)
+        loss, steps = out.training_loss, out.global_step
     seconds = time.monotonic() - started
     trainer.model.save_pretrained(str(cfg.out / "adapter"))
     gguf_path = adapter_to_gguf(cfg.out / "adapter", cfg.out / "adapter.gguf",
                                 model_type=model.config.model_type,
                                 n_layers=model.config.num_hidden_layers)
-    new_steps = out.global_step - before
+    new_steps = steps - before
     seen = min(new_steps * cfg.batch_size * cfg.grad_accum, len(rows) * cfg.epochs)
     tokens = seen * sum(len(r["input_ids"]) for r in rows) / max(len(rows), 1)
     metrics = {
         "examples": len(rows), "refusals": sum(e.kind == "refuse" for e in train_ex),
         "dropped_too_long": len(train_ex) - len(rows), "calibration_examples": len(cal_ex),
-        "train_loss": out.training_loss, "steps": out.global_step, "seconds": round(seconds, 1),
+        "train_loss": loss, "steps": steps, "seconds": round(seconds, 1),
         "tokens_per_second": round(tokens / seconds, 1) if new_steps else None,
         "device": "cuda" if cuda else "cpu", "base": str(base),
     }
@@ -166,6 +176,11 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
         metrics.update({k: old[k] for k in ("train_loss", "seconds", "tokens_per_second")})
     (cfg.out / "train.json").write_text(json.dumps({"data_sha256": digest, **metrics}, indent=2))
     return TrainResult(cfg.out, gguf_path, digest, metrics)
+
+
+def _finished(checkpoint: Path) -> bool:
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return bool(state["global_step"] >= state["max_steps"] > 0)
 
 
 def _step_of(checkpoint: str | None) -> int:

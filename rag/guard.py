@@ -15,10 +15,19 @@ def _windows(text: str, n: int) -> set[tuple[str, ...]]:
 
 
 def echoes_instructions(reply: str, instructions: str) -> bool:
-    """The reply repeats the system instructions (a base model copies its prompt back)."""
+    """The reply repeats the system instructions (a base model copies its prompt back).
+
+    Quoting one passage is a grounded answer, not an echo; runs copied from two or more of the
+    prompt's passages are.
+    """
     if "Trechos:" in reply or re.search(r"\[\d+\] \(", reply):
         return True
-    return bool(_windows(reply, ECHO_WINDOW) & _windows(instructions, ECHO_WINDOW))
+    own, _, passages = instructions.partition("\n\nTrechos:\n")
+    mine = _windows(reply, ECHO_WINDOW)
+    if mine & _windows(own, ECHO_WINDOW):
+        return True
+    blocks = re.split(r"\n\n(?=\[\d+\] \()", passages) if passages else []
+    return sum(bool(mine & _windows(b, ECHO_WINDOW)) for b in blocks) >= 2
 
 
 def degenerate(reply: str) -> bool:

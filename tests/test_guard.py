@@ -62,3 +62,18 @@ def test_an_invented_discount_is_replaced_by_the_passage_sentence(sessions, tmp_
     assert "50%" not in ans.text and ans.passage_ids
     assert guard.ungrounded_numbers(ans.text, "\n".join(
         p.text for p in demo_kb.passages("demo", ans.passage_ids))) == []
+
+
+def test_quoting_one_passage_is_an_answer_copying_several_is_an_echo() -> None:
+    from rag import prompt
+    from rag.index import Passage
+
+    ps = [Passage(str(i), "faq.md", "", i, text, 1.0) for i, text in enumerate([
+        "O prazo para pedir a troca é de 90 dias corridos a partir da data de entrega.",
+        "O frete de devolução é pago pela loja quando o produto chega com defeito de fábrica."])]
+    system = prompt.build(prompt.DEFAULT_PERSONA, ps, "qual o prazo?")[0]["content"]
+    quote = "O prazo para pedir a troca é de 90 dias corridos a partir da data de entrega."
+    assert guard.unfit(quote, system, quote) is None
+    both = quote + " " + ps[1].text
+    assert guard.unfit(both, system) == "echo"
+    assert guard.unfit(prompt.RULES, system) == "echo"

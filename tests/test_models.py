@@ -100,3 +100,26 @@ def test_models_list_shows_state(tmp_path) -> None:
     assert rows["gpt"]["state"] == "ready" and rows["gpt"]["role"] == "fallback 1"
     assert rows["badkey"]["state"] == "refused: check the API key"
     assert "sk-test-secret-1234" not in out.stdout + (tmp_path / "m.json").read_text()
+
+
+def test_refusal_gate_follows_the_threshold(llm) -> None:
+    from rag.prompt import REFUSAL
+
+    msgs = [{"role": "system", "content": "Trechos:\n[1] O frete é grátis acima de R$ 299."},
+            {"role": "user", "content": "qual a cor do céu?"}]
+    p = llm.refusal_probability(msgs)
+    assert 0.0 <= p < 1.0
+    always = LlamaCppProvider(llm.path, n_ctx=2048, refusal_threshold=0.0)
+    out = always.complete(msgs, max_tokens=24, temperature=0.0)
+    assert out.text == REFUSAL and out.completion_tokens <= 1  # decided at the first token
+    assert "".join(always.stream(msgs, max_tokens=24, temperature=0.0)) == REFUSAL
+    never = LlamaCppProvider(llm.path, n_ctx=2048, refusal_threshold=1.01)
+    text = never.complete(msgs, max_tokens=24, temperature=0.0).text
+    assert text != REFUSAL and not text.startswith("Des")  # the refusal is forbidden
+
+
+def test_a_broken_adapter_names_the_setting(llm, tmp_path) -> None:
+    bad = tmp_path / "adapter.gguf"
+    bad.write_bytes(b"not a gguf")
+    with pytest.raises(ModelConfigError, match="is not a GGUF"):
+        LlamaCppProvider(llm.path, lora_path=bad)

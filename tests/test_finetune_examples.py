@@ -1,0 +1,71 @@
+"""Training examples: targets keep units and stay short; refusals get passages without the
+answer; held-out pairs never reach training; the prompt is the serving prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from finetune.config import load
+from finetune.curate import Pair
+from finetune.examples import build, holds, target
+from rag import prompt
+
+PASSAGE = ("A Loja Aurora troca produtos com defeito. O prazo para pedir a troca é de 90 dias "
+           "corridos, contados a partir da data de entrega, conforme o Código de Defesa do "
+           "Consumidor, e o frete de volta é pago pela loja.")
+
+
+def test_target_is_the_clause_holding_the_answer_with_its_unit() -> None:
+    t = target([PASSAGE], "90", max_words=12)
+    assert "90 dias" in t and len(t.split()) <= 12 and t[0].isupper() and t.endswith(".")
+    assert target([PASSAGE], "troca produtos com defeito", 30) == \
+        "A Loja Aurora troca produtos com defeito."
+    # An agent's own words (not in any passage) are kept as written.
+    assert target([PASSAGE], "Pode trocar sim, em até 90 dias!", 30) == \
+        "Pode trocar sim, em até 90 dias!"
+    assert holds("Código de Defesa", "codigo de defesa") and not holds("abc", "")
+
+
+class WordEmbedder:
+    """Bag-of-words vectors: a real, deterministic embedder for ranking tests."""
+
+    name, dim = "words", 64
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim)
+        for w in text.lower().split():
+            v[hash(w) % self.dim] += 1
+        return v / (np.linalg.norm(v) or 1)
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        return np.array([self._vec(t) for t in texts])
+
+    def query(self, text: str) -> np.ndarray:
+        return self._vec(text)
+
+
+def test_build_mixes_answers_and_refusals_and_holds_out_pairs() -> None:
+    pairs = [Pair(f"qual o prazo {i}?", f"{i + 10} dias", "faquad", f"c{i}",
+                  [f"O prazo do item {i} é de {i + 10} dias úteis."], [f"doc{i % 3}.md"])
+             for i in range(40)]
+    train, cal = build(pairs, WordEmbedder(), passages=2, negatives=0.25, calibration=0.1,
+                       max_target_words=30, seed=1)
+    kinds = [e.kind for e in train]
+    assert len(cal) == 8 and {e.kind for e in cal} == {"answer", "refuse"}
+    assert abs(kinds.count("refuse") / len(kinds) - 0.25) < 0.05
+    held = {e.messages[-1]["content"] for e in cal}
+    assert not held & {e.messages[-1]["content"] for e in train}
+    for e in train:
+        assert e.messages[0]["content"].startswith(prompt.DEFAULT_PERSONA)
+        system, question = e.messages[0]["content"], e.messages[-1]["content"]
+        answer = f"{int(question.split()[-1].rstrip('?')) + 10} dias"
+        if e.kind == "refuse":
+            assert e.completion == prompt.REFUSAL and answer not in system
+        else:
+            assert answer in e.completion and answer in system
+
+
+def test_config_reads_yaml_with_overrides(tmp_path) -> None:
+    cfg = load(__import__("pathlib").Path("finetune/configs/tiny.yaml"),
+               ["max_steps=7", "out=/tmp/x"])
+    assert cfg.max_steps == 7 and str(cfg.out) == "/tmp/x" and cfg.limit == 12
