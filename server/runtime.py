@@ -29,6 +29,7 @@ class Runtime:
     kb: KnowledgeBase
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
     serving: int | None = None  # the model promotion the local model reflects
+    follow_promotions: bool = False  # swap the local model when a version is promoted
     _swap: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -47,6 +48,8 @@ class Runtime:
     def sync_local(self) -> None:
         """Serve the latest promoted version of the local model; a promotion or rollback (from
         the CLI or another process) takes effect here without a restart."""
+        if not self.follow_promotions:
+            return
         from server.db import sessions_for
         from server.services import model_versions
 
@@ -150,7 +153,8 @@ def start(settings: Settings) -> Runtime:
     global _current
     local, promotion = serving_spec(settings)
     models = open_models(settings, local)
-    _current = Runtime(settings, models, open_kb(settings), serving=promotion)
+    _current = Runtime(settings, models, open_kb(settings), serving=promotion,
+                       follow_promotions=True)
     return _current
 
 
