@@ -89,7 +89,7 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
     """Training examples and held-out calibration examples (one answer, one refusal per pair)."""
     rng = random.Random(seed)
     pool = list(dict.fromkeys((d or "documento", t) for p in pairs
-                              for d, t in zip(_docs(p), p.passages, strict=True)))
+                              for d, t in zip(docs_of(p), p.passages, strict=True)))
     vectors = embedder.passages([t for _, t in pool]) if pool else np.zeros((0, 1))
     normed = {p: _norm(p[1]) for p in pool}  # folding is slow; do it once per passage
     order = list(range(len(pairs)))
@@ -101,7 +101,7 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
     train: list[Example] = []
     cal: list[Example] = []
     for i, pair in enumerate(pairs):
-        own = list(zip(_docs(pair), pair.passages, strict=True))
+        own = list(zip(docs_of(pair), pair.passages, strict=True))
         ranked = [pool[j] for j in np.argsort(-(vectors @ embedder.query(pair.question)))]
         needle = _norm(pair.answer)
         lacking = [p for p in ranked if p not in own and needle not in normed[p]]
@@ -125,5 +125,6 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
     return train, cal
 
 
-def _docs(pair: Pair) -> list[str]:
+def docs_of(pair: Pair) -> list[str]:
+    """The document of each of a pair's passages ("" where the pair does not say)."""
     return pair.docs if len(pair.docs) == len(pair.passages) else [""] * len(pair.passages)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.curate import Pair
-from finetune.examples import as_passage
+from finetune.examples import as_passage, docs_of
 from rag import prompt
 
 DONE = {"succeeded", "failed", "cancelled"}
@@ -24,9 +24,8 @@ def to_jsonl(pairs: Sequence[Pair], out: Path) -> int:
     number written."""
     with out.open("w") as fh:
         for p in pairs:
-            docs = p.docs if len(p.docs) == len(p.passages) else [""] * len(p.passages)
             messages = prompt.build(prompt.DEFAULT_PERSONA,
-                                    [as_passage(d, t) for d, t in zip(docs, p.passages,
+                                    [as_passage(d, t) for d, t in zip(docs_of(p), p.passages,
                                                                     strict=True)], p.question)
             line = {"messages": [*messages, {"role": "assistant", "content": p.answer}]}
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
