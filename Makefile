@@ -4,8 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # llama-cpp-python compiles from source (minutes); the built wheel is kept here and reused.
-WHEELS ?= $(HOME)/.cache/atende/wheels/$(if $(findstring CUDA,$(CMAKE_ARGS)),cuda,cpu)
+WHEELS ?= $(HOME)/.cache/atende/wheels/$(if $(findstring CUDA,$(CMAKE_ARGS)),cuda,cpu)-noamx
 LLAMA  := llama-cpp-python==0.3.36
+# Built for this CPU, but without llama.cpp's AMX kernels: on Xeons that have AMX they crash on
+# Q4_K models in the first decode (ggml-org/llama.cpp#20824); AVX-512 stays. --no-cache-dir:
+# pip's own cache would hand back a wheel built with other flags.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE := $(CMAKE_ARGS) -DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)"
 
 .PHONY: run test lint install browser clean-venv adapter
 
@@ -19,7 +24,7 @@ $(STAMP): pyproject.toml
 	@mkdir -p $(WHEELS)
 	@ls $(WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || { \
 	  echo "Building $(LLAMA) once (several minutes); the wheel is cached in $(WHEELS)"; \
-	  $(BIN)/python -m pip wheel -q --no-deps $(LLAMA) -w $(WHEELS); }
+	  CMAKE_ARGS='$(LLAMA_CMAKE)' $(BIN)/python -m pip wheel -q --no-cache-dir --no-deps $(LLAMA) -w $(WHEELS); }
 	$(BIN)/python -m pip install -q --find-links $(WHEELS) -e ".[dev]"
 	@touch $(STAMP)
 

@@ -2,8 +2,8 @@
 
 A method maps (question, passages) to a reply. ``extractive`` needs no model; ``model`` builds
 the grounded prompt, asks an LLM and, as serving does, lets the grounding guard replace an unfit
-reply by the extractive one (counted). In-scope cases are also asked without their document
-(unanswerable): the right reply then is a refusal.
+reply by the extractive one (counted). In-scope cases are also asked without every
+document that answers them (unanswerable): the right reply then is a refusal.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 from eval import scoring
 from eval.evalset import Case, EvalSet, relevant
 from models.base import Provider
-from rag import extractive, guard, prompt
+from rag import evidence, extractive, guard, prompt
 from rag.embedders import Embedder
+from rag.evidence import Floors
 from rag.index import KnowledgeBase, Passage
 
 PERSONA = prompt.DEFAULT_PERSONA
@@ -30,8 +31,12 @@ def extractive_method(embedder: Embedder) -> Method:
     return reply
 
 
-def model_method(llm: Provider, embedder: Embedder, max_tokens: int = 64) -> Method:
+def model_method(llm: Provider, embedder: Embedder, max_tokens: int = 64,
+                 floors: Floors | None = None) -> Method:
+    """Serving's path: too little evidence refuses without the model (``rag.evidence``)."""
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
+        if floors is not None and not evidence.enough(question, passages, floors):
+            return prompt.REFUSAL, ""
         messages = prompt.build(PERSONA, passages, question, count_tokens=llm.count_tokens)
         text = llm.complete(messages, max_tokens=max_tokens, temperature=0.0).text
         grounds = "\n".join([question, *(p.text for p in passages)])
@@ -75,11 +80,11 @@ def run(es: EvalSet, kb: KnowledgeBase, collection: str, methods: dict[str, Meth
         top_k: int = 4, tick: Callable[[], None] = lambda: None) -> list[Outcome]:
     out: list[Outcome] = []
     for case in es.cases:
-        variants: list[tuple[str, str | None]] = [(case.kind, None)]
+        variants: list[tuple[str, list[str]]] = [(case.kind, [])]
         if case.kind == "in_scope" and case.sources:
-            variants.append(("unanswerable", case.sources[0].doc))
+            variants.append(("unanswerable", es.answering_docs(case)))
         for kind, exclude in variants:
-            passages = kb.search(collection, case.question, top_k=top_k, exclude_doc=exclude)
+            passages = kb.search(collection, case.question, top_k=top_k, exclude_docs=exclude)
             for name, method in methods.items():
                 reply, guarded = method(case.question, passages)
                 o = score(case, kind, name, reply, passages)

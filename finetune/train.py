@@ -144,8 +144,9 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     resume = get_last_checkpoint(args.output_dir)
     before = _step_of(resume)
     started = time.monotonic()
-    if resume and _finished(Path(resume)):
-        # A finished run asked again: re-export its last checkpoint, train nothing more.
+    if resume and _finished(Path(resume), cfg.max_steps):
+        # A finished run asked again (or asked to stop at a step its checkpoint reached):
+        # re-export the checkpoint, train nothing more.
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
@@ -178,9 +179,10 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     return TrainResult(cfg.out, gguf_path, digest, metrics)
 
 
-def _finished(checkpoint: Path) -> bool:
+def _finished(checkpoint: Path, max_steps: int) -> bool:
+    """The checkpoint reached its run's last step, or the step this config stops at."""
     state = json.loads((checkpoint / "trainer_state.json").read_text())
-    return bool(state["global_step"] >= state["max_steps"] > 0)
+    return any(state["global_step"] >= last > 0 for last in (state["max_steps"], max_steps))
 
 
 def _step_of(checkpoint: str | None) -> int:

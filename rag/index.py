@@ -11,7 +11,7 @@ import hashlib
 import threading
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -224,15 +224,16 @@ class KnowledgeBase:
         return [_passage(p.id, p.payload, 0.0) for p in found if p.payload]
 
     def search(self, collection: str, query: str, *, top_k: int = 4,
-               how: Search | None = None, exclude_doc: str | None = None) -> list[Passage]:
+               how: Search | None = None, exclude_docs: Sequence[str] = ()) -> list[Passage]:
         """Hybrid search (or one half of it): dense and lexical prefetches fused in one query.
 
-        ``exclude_doc`` searches as if that document were not in the collection.
+        ``exclude_docs`` searches as if those documents were not in the collection.
         """
         how = how or Search()
         self.ensure(collection)
         flt = models.Filter(must_not=[models.FieldCondition(
-            key="doc", match=models.MatchValue(value=exclude_doc))]) if exclude_doc else None
+            key="doc", match=models.MatchValue(value=d)) for d in exclude_docs]) \
+            if exclude_docs else None
         dense = models.Prefetch(query=self.embedder.query(query).tolist(), using=DENSE,
                                 limit=how.prefetch, filter=flt) if how.mode != "lexical" else None
         idx, weights = lexical.query_vector(query)

