@@ -36,6 +36,8 @@ def retrieval_cmd(
     fusion: str = typer.Option("dbsf", help="Hybrid fusion: dbsf or rrf."),
     rrf_k: int = typer.Option(60, help="k of RRF (Qdrant's default is 2)."),
     limit: int = typer.Option(0, help="Score only the first N questions (0 = all)."),
+    split: str = typer.Option(None, help="Only questions of this split (e.g. train, to "
+                              "calibrate where the model is not evaluated)."),
     calibrate: bool = typer.Option(True, help="Also calibrate the evidence floors: each "
                                    "question asked with and without the documents that answer "
                                    "it."),
@@ -52,9 +54,7 @@ def retrieval_cmd(
 ) -> None:
     """Recall@1, Recall@5, MRR@10, nDCG@10 and latency per method (lexical, dense, hybrid) and
     split, on a scratch collection."""
-    es = evalset.load(set_dir)
-    if limit:
-        es.cases = es.cases[:limit]
+    es = load_cases(set_dir, split, limit)
     scratch = tempfile.TemporaryDirectory(prefix="atende-eval-")
     client = EdgeClient(scratch.name) if store == "edge" else QdrantClient(":memory:")
     kb = KnowledgeBase(client, load_embedder(embedder, embedder_model))

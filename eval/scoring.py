@@ -32,13 +32,7 @@ def echoes(reply: str, instructions: str, passages: Sequence[str]) -> bool:
     """The reply copies the prompt: the instructions, or long runs of two or more passages."""
     if guard.echoes_instructions(reply, instructions):
         return True
-    mine = {tuple(w) for w in _windows(norm(reply), 8)}
-    copied = sum(bool(mine & {tuple(w) for w in _windows(norm(p), 8)}) for p in passages)
-    return copied >= 2
-
-
-def _windows(words: list[str], n: int) -> list[list[str]]:
-    return [words[i:i + n] for i in range(len(words) - n + 1)]
+    return guard.copies_several(reply, passages)
 
 
 def contains(reply: str, answers: Sequence[str]) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 ECHO_WINDOW = 8  # words in a row shared with the instructions that make a reply an echo
 _WORD = re.compile(r"\w+")
@@ -27,7 +27,18 @@ def echoes_instructions(reply: str, instructions: str) -> bool:
     if mine & _windows(own, ECHO_WINDOW):
         return True
     blocks = re.split(r"\n\n(?=\[\d+\] \()", passages) if passages else []
-    return sum(bool(mine & _windows(b, ECHO_WINDOW)) for b in blocks) >= 2
+    return copies_several(reply, blocks)
+
+
+def copies_several(reply: str, passages: Sequence[str]) -> bool:
+    """The reply copies runs of two or more passages. Only runs found in one passage alone
+    count: where documents repeat each other, quoting a sentence two passages share is a quote.
+    """
+    mine = _windows(reply, ECHO_WINDOW)
+    found = [mine & _windows(p, ECHO_WINDOW) for p in passages]
+    alone = [f.difference(*(g for j, g in enumerate(found) if j != i))
+             for i, f in enumerate(found)]
+    return sum(bool(a) for a in alone) >= 2
 
 
 def degenerate(reply: str) -> bool:

@@ -77,3 +77,16 @@ def test_quoting_one_passage_is_an_answer_copying_several_is_an_echo() -> None:
     both = quote + " " + ps[1].text
     assert guard.unfit(both, system) == "echo"
     assert guard.unfit(prompt.RULES, system) == "echo"
+
+
+def test_a_sentence_two_passages_share_is_a_quote_not_an_echo() -> None:
+    shared = "O acadêmico deverá obter frequência igual ou superior a setenta e cinco por cento."
+    p1 = f"Regulamento geral. {shared} A média mínima é seis."
+    p2 = f"Normas complementares. {shared} O exame final é facultativo."
+    assert not guard.copies_several(shared, [p1, p2])  # documents that repeat each other
+    assert not guard.copies_several(f"{shared} A média mínima é seis.", [p1, p2])
+    both = "Regulamento geral da universidade federal de mato grosso do sul vale para todos"
+    other = "Normas complementares da universidade federal de mato grosso do sul para o exame"
+    reply = ("regulamento geral da universidade federal de mato grosso do sul vale para todos e "
+             "normas complementares da universidade federal de mato grosso do sul para o exame")
+    assert guard.copies_several(reply, [both, other])
