@@ -3,6 +3,8 @@ answer; held-out pairs never reach training; the prompt is the serving prompt.""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from finetune.config import load
@@ -69,3 +71,16 @@ def test_config_reads_yaml_with_overrides(tmp_path) -> None:
     cfg = load(__import__("pathlib").Path("finetune/configs/tiny.yaml"),
                ["max_steps=7", "out=/tmp/x"])
     assert cfg.max_steps == 7 and str(cfg.out) == "/tmp/x" and cfg.limit == 12
+
+
+def test_a_run_is_finished_at_its_last_step_or_where_the_config_stops_it(tmp_path) -> None:
+    from finetune.train import _finished
+
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 60,
+                                                             "max_steps": 90}))
+    assert not _finished(tmp_path, 90)
+    assert not _finished(tmp_path, -1)  # by epochs: the run's own last step decides
+    assert _finished(tmp_path, 60)  # `--set max_steps=60` exports the checkpoint reached
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 90,
+                                                             "max_steps": 90}))
+    assert _finished(tmp_path, -1)
