@@ -43,8 +43,8 @@ def retrieval_cmd(
                                    "it."),
     min_score: float = typer.Option(None, help="Also report the mistakes at this score floor "
                                     "(e.g. the configured ATENDE_RETRIEVAL_MIN_SCORE)."),
-    min_coverage: float = typer.Option(0.0, help="...with this coverage floor "
-                                       "(ATENDE_RETRIEVAL_MIN_COVERAGE)."),
+    min_coverage: float = typer.Option(None, help="...with this coverage floor; default "
+                                       "ATENDE_RETRIEVAL_MIN_COVERAGE."),
     budget: float = typer.Option(0.03, help="Share of answerable questions the calibrated "
                                  "floors may refuse."),
     top_k: int = typer.Option(4, help="Passages whose coverage counts (as in the prompt)."),
@@ -85,7 +85,8 @@ def retrieval_cmd(
     if calibrate:
         chosen = [calibration.best(ans, unans, budget)]
         if min_score is not None:
-            chosen.append(calibration.rates(ans, unans, Floors(min_score, min_coverage)))
+            chosen.append(calibration.rates(ans, unans,
+                                            configured_floors(min_score, min_coverage)))
         cal = Table(title="Evidence floors (the same questions without the documents that answer "
                     f"them = unanswerable); the first row is calibrated at {budget:.0%}")
         for col in ("min score", "min coverage", "answerable wrongly refused",
