@@ -39,7 +39,7 @@ def main() -> None:
 
     from finetune import examples
     from finetune.dataset import load_pairs
-    from finetune.train import base_model_dir, tokenize, trainer_class
+    from finetune.fit import base_model_dir, tokenize, trainer_class
     from models.bundled import bundled_gguf
     from rag.embedders import load_embedder
 
@@ -49,7 +49,7 @@ def main() -> None:
                               calibration=0.0, max_target_words=30, seed=13)
     hf = base_model_dir(bundled_gguf(Path("data/models")))
     tokenizer = AutoTokenizer.from_pretrained(str(hf))
-    rows = tokenize(items, tokenizer, 1024)[:args.steps * 2]
+    rows = tokenize([vars(e) for e in items], tokenizer, 1024)[:args.steps * 2]
     tokens = sum(len(r["input_ids"]) for r in rows)
     console = Console()
     figures = {}

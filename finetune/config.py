@@ -36,7 +36,8 @@ class TrainConfig(BaseModel):
     grad_accum: int = 8
     max_length: int = Field(1024, description="Longest example in tokens (longer ones dropped).")
     warmup_ratio: float = 0.03
-    save_steps: int = Field(25, description="Checkpoint every N steps (resume from the last).")
+    save_steps: int = Field(25, ge=0, description="Checkpoint every N steps (resume from the "
+                            "last); 0 = at the end of each epoch, all kept.")
     logging_steps: int = 5
     seed: int = 13
     threads: int = Field(0, ge=0, description="CPU threads for torch (0 = all cores).")

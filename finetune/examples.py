@@ -33,6 +33,7 @@ class Example:
     messages: list[ChatMessage]  # system + user, as serving sends them
     completion: str
     kind: str  # answer | refuse
+    answer: str = ""  # the pair's reference answer, to score held-out replies
 
 
 def _norm(text: str) -> str:
@@ -77,10 +78,10 @@ def as_passage(doc: str, text: str) -> Passage:
 
 
 def _example(question: str, passages: list[tuple[str, str]], completion: str,
-             kind: str) -> Example:
+             kind: str, answer: str) -> Example:
     messages = prompt.build(prompt.DEFAULT_PERSONA, [as_passage(d, t) for d, t in passages],
                             question)
-    return Example(messages, completion, kind)
+    return Example(messages, completion, kind, answer)
 
 
 def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives: float,
@@ -109,12 +110,13 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
         answer_ctx = own[:passages] + lacking[:max(0, passages - len(own))]
         rng.shuffle(answer_ctx)
         answer = _example(pair.question, answer_ctx,
-                          target(pair.passages, pair.answer, max_target_words), "answer")
+                          target(pair.passages, pair.answer, max_target_words), "answer",
+                          pair.answer)
         # Half the refusals keep same-document passages (the hardest), half mirror a question
         # whose document is missing from the knowledge base.
         hard = rng.random() < 0.5 and i not in held
         no_answer = _example(pair.question, (lacking if hard else other_docs)[:passages],
-                             prompt.REFUSAL, "refuse")
+                             prompt.REFUSAL, "refuse", pair.answer)
         if i in held:
             cal += [answer, no_answer]
         else:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from models.base import ChatMessage
-from rag.index import Passage
+
+if TYPE_CHECKING:  # only for types: the prompt's wording loads without the vector store
+    from rag.index import Passage
 
 DEFAULT_PERSONA = (
     "Você é o assistente virtual de atendimento da empresa. Responda em português do Brasil, "

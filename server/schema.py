@@ -228,7 +228,8 @@ class ModelPromotion(Base):
 
     __tablename__ = "model_promotions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    # None: the plain base model (no adapter), as before the first promotion.
+    version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     action: Mapped[str] = mapped_column(String(16))  # promote | rollback | default
     reason: Mapped[str] = mapped_column(Text, default="")

@@ -74,7 +74,7 @@ def test_config_reads_yaml_with_overrides(tmp_path) -> None:
 
 
 def test_a_run_is_finished_at_its_last_step_or_where_the_config_stops_it(tmp_path) -> None:
-    from finetune.train import _finished
+    from finetune.fit import _finished
 
     (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 60,
                                                              "max_steps": 90}))
@@ -84,3 +84,21 @@ def test_a_run_is_finished_at_its_last_step_or_where_the_config_stops_it(tmp_pat
     (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 90,
                                                              "max_steps": 90}))
     assert _finished(tmp_path, -1)
+
+
+def test_a_checkpoint_is_judged_as_serving_would_answer_at_its_threshold() -> None:
+    from finetune.heldout import summary
+
+    items = [{"kind": "answer", "answer": f"{n} dias"} for n in range(20)]
+    items += [{"kind": "refuse", "answer": f"{n} dias"} for n in range(20)]
+    # Answerable: right clause, low refusal score, except one scored high (wrongly refused)
+    # and one wrong clause. Unanswerable: half scored high.
+    asked = [{"kind": "answer", "p_refuse": 0.9 if n == 0 else 0.1,
+              "reply": "O prazo é de 99 dias." if n == 1 else f"O prazo é de {n} dias."}
+             for n in range(20)]
+    asked += [{"kind": "refuse", "p_refuse": 0.95 if n % 2 else 0.05, "reply": "x"}
+              for n in range(20)]
+    r = summary(asked, items, budget=0.05)
+    assert r["threshold"] == 0.9 and r["wrongly_refused"] == 0.05
+    assert r["unanswerable_refused"] == 0.5
+    assert r["containment"] == 18 / 20  # not the refused one, not the wrong clause

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,12 +31,30 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     out = atende(tmp_path, "finetune", "curate", "--out", str(data), "--passages", "0",
                  "--add-set", str(FAQUAD))
     assert out.returncode == 0, out.stderr
-    out = atende(tmp_path, "finetune", "train", "finetune/configs/tiny.yaml", "--set",
-                 f"dataset={data}", "--set", f"out={run}", "--name", "tiny",
+    # Prepared here, trained by the stand-alone step a GPU machine runs, then exported,
+    # calibrated and registered here.
+    tiny = ["finetune/configs/tiny.yaml", "--set", f"dataset={data}", "--set", f"out={run}"]
+    out = atende(tmp_path, "finetune", "train", *tiny, "--prepare-only")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not (run / "checkpoints").exists()
+    fitted = subprocess.run([sys.executable, "-m", "finetune.fit", str(run / "config.yaml"),
+                             "--heldout", "--set", f"base_gguf={llm.path}"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    asked = json.loads((run / "heldout.json").read_text())
+    assert set(asked) == {"checkpoint-2", "checkpoint-3"}
+    assert all(0.0 <= a["p_refuse"] <= 1.0 and a["reply"] for a in asked["checkpoint-3"])
+    out = atende(tmp_path, "finetune", "checkpoints", *tiny, "--json", str(tmp_path / "ck.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert set(json.loads((tmp_path / "ck.json").read_text())) == set(asked)
+    out = atende(tmp_path, "finetune", "train", *tiny, "--name", "tiny",
                  "--json", str(tmp_path / "train.json"))
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads((tmp_path / "train.json").read_text())
     assert figures["train"]["steps"] == 3 and figures["train"]["examples"] > 0
+    # The figures are those of the run that trained it, not of the re-load that exported it.
+    assert figures["train"]["train_loss"] == json.loads((run / "fit.json").read_text())[
+        "train_loss"] > 0
     assert 0.0 <= figures["calibration"]["threshold"] <= 1.0
     assert (run / "adapter.gguf").read_bytes()[:4] == b"GGUF"
     assert (run / "checkpoints").is_dir() and (run / "config.yaml").is_file()
@@ -50,12 +69,13 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     after = sum(tuned.refusal_probability(ex.messages) for ex in refusals)
     assert after > before
 
-    # Resuming a finished run trains nothing more and keeps the step count.
-    out = atende(tmp_path, "finetune", "train", "finetune/configs/tiny.yaml", "--set",
-                 f"dataset={data}", "--set", f"out={run}", "--name", "tiny-again",
-                 "--json", str(tmp_path / "again.json"))
+    # An earlier checkpoint of a finished run is exported as it is, training nothing more.
+    last = (run / "adapter.gguf").read_bytes()
+    out = atende(tmp_path, "finetune", "train", *tiny, "--set", "max_steps=2",
+                 "--name", "tiny-2", "--json", str(tmp_path / "again.json"))
     assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads((tmp_path / "again.json").read_text())["train"]["steps"] == 3
+    assert json.loads((tmp_path / "again.json").read_text())["train"]["steps"] == 2
+    assert (run / "adapter.gguf").read_bytes() != last
 
     # The gate runs the candidate against what serves; its verdict decides the promotion.
     out = atende(tmp_path, "models", "compare", "tiny", "--set", str(DEMO), "--limit", "2",

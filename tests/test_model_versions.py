@@ -83,7 +83,21 @@ def test_gate_measured_against_another_version_is_stale(
     mv.promote(sessions, "a")
     with pytest.raises(mv.Refused, match="compared with base, but a serves now"):
         mv.promote(sessions, "b")
-    with pytest.raises(mv.Refused, match="no earlier version"):  # the base served before
+    # Rolling back the first promotion serves the plain base model again, and the gate
+    # measured against the base holds again; a rollback of that rollback returns to "a".
+    assert mv.rollback(sessions, reason="a misbehaves") is None
+    with sessions() as s:
+        assert mv.serving(s) is None
+    assert [(h["version"], h["previous"]) for h in mv.history(sessions)] == [
+        ("base", "a"), ("a", "base")]
+    mv.promote(sessions, "b")
+    mv.rollback(sessions)
+    back = mv.rollback(sessions)
+    assert back is not None and back.name == "b"
+
+
+def test_rollback_with_no_history_is_refused(sessions: sessionmaker[Session]) -> None:
+    with pytest.raises(mv.Refused, match="nothing served before"):
         mv.rollback(sessions)
 
 
@@ -99,4 +113,8 @@ def test_admin_api_lists_promotes_and_rolls_back(server) -> None:  # type: ignor
     if serving:  # the bundled default adapter serves a new database
         assert health["model"]["local_adapter"] == serving[0]["adapter"]
     r = httpx.post(f"{api}/rollback", headers=auth)
-    assert r.status_code == 409 and "no earlier version" in r.json()["detail"]
+    if serving:  # rolling back the default serves the plain base model, without a restart
+        assert r.status_code == 200 and r.json() == {"serving": "base"}
+        assert httpx.get(f"{server.url}/health").json()["model"]["local_adapter"] is None
+    else:
+        assert r.status_code == 409 and "nothing served before" in r.json()["detail"]

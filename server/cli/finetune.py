@@ -1,4 +1,4 @@
-"""``atende finetune``: curate real conversations into a training set (training comes next)."""
+"""``atende finetune``: curate, train, choose a checkpoint and publish the local model's adapter."""
 
 from __future__ import annotations
 
@@ -94,9 +94,14 @@ def train_cmd(
     budget: float = typer.Option(0.05, help="Share of held-out answerable questions the "
                                  "refusal threshold may wrongly refuse."),
     json_out: Path = typer.Option(None, "--json", help="Also write the run's figures here."),
+    prepare_only: bool = typer.Option(False, "--prepare-only", help="Only write the run "
+                                      "folder's examples, to train elsewhere (a GPU machine: "
+                                      "`python -m finetune.fit RUN/config.yaml`)."),
 ) -> None:
     """LoRA fine-tuning (TRL + PEFT) of the local GGUF: train (resuming from the last
-    checkpoint), export the adapter as GGUF, calibrate refusals, register a candidate version."""
+    checkpoint), export the adapter as GGUF, calibrate refusals, register a candidate version.
+
+    A run trained elsewhere: copy its checkpoints/ into the run folder and run this again."""
     from finetune import runs
     from finetune.config import load
     from server.services import model_versions
@@ -107,6 +112,15 @@ def train_cmd(
         fail(f"{config}: {exc}")
     if not (cfg.dataset / "dataset_info.json").is_file():
         fail(f"{cfg.dataset} is not a curated dataset (run `atende finetune curate` first)")
+    if prepare_only:
+        from finetune.train import prepare
+
+        with console.status("Preparing examples..."):
+            prepare(cfg)
+        console.print(f"Prepared {cfg.out}. Train it with `python -m finetune.fit "
+                      f"{cfg.out / 'config.yaml'} --set base_gguf=PATH`, copy its checkpoints/ "
+                      "back here and run this command again without --prepare-only.")
+        return
     result = runs.train_with_progress(cfg, console)
     cal = runs.calibrate_run(result, console, budget)
     version = name or cfg.out.name
@@ -134,10 +148,49 @@ def train_cmd(
                                         "data_sha256": result.data_sha256}, indent=2))
 
 
+@app.command("checkpoints")
+def checkpoints_cmd(
+    config: Path = typer.Argument(..., help="The run's YAML config."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key."),
+    budget: float = typer.Option(0.05, help="Wrong-refusal budget of each threshold."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the table here."),
+) -> None:
+    """Every checkpoint of a run on its held-out pairs, as serving would answer them, to choose
+    one to export (`atende finetune train CONFIG --set max_steps=N`). Uses RUN/heldout.json
+    when the run made it (`python -m finetune.fit --heldout`, fast on a GPU); else asks here."""
+    from finetune import fit, heldout
+    from finetune.config import load
+    from models.bundled import bundled_gguf
+
+    try:
+        cfg = load(config, set_)
+    except (ValueError, OSError) as exc:
+        fail(f"{config}: {exc}")
+    if not (cfg.out / fit.HELD_OUT).is_file():
+        fail(f"{cfg.out} is not a prepared run (`atende finetune train CONFIG --prepare-only`)")
+    items = fit.read_examples(cfg.out / fit.HELD_OUT)
+    saved = cfg.out / "heldout.json"
+    if saved.is_file():
+        asked = json.loads(saved.read_text())
+    else:
+        with console.status("Asking every checkpoint the held-out pairs..."):
+            base = fit.base_model_dir(cfg.base_gguf or bundled_gguf(Path("data/models")))
+            asked = heldout.checkpoints(cfg.out, base, items)
+    rows = {name: heldout.summary(a, items, budget) for name, a in asked.items()}
+    table = Table("checkpoint", "threshold", "containment", "wrongly refused",
+                  "unanswerable refused", title=f"{cfg.out.name}: {len(items)} held-out examples")
+    for name, r in rows.items():
+        table.add_row(name, f"{r['threshold']:.3f}", f"{r['containment']:.3f}",
+                      f"{r['wrongly_refused']:.1%}", f"{r['unanswerable_refused']:.1%}")
+    console.print(table)
+    if json_out:
+        json_out.write_text(json.dumps(rows, indent=2))
+
+
 @app.command("publish")
 def publish_cmd(
     version: str = typer.Argument(..., help="Registered model version."),
-    to: Path = typer.Option(..., help="Folder to write (e.g. models/adapters/faquad-v1)."),
+    to: Path = typer.Option(..., help="Folder to write (e.g. models/adapters/faquad-v2)."),
 ) -> None:
     """Copy a version's adapter with its config, data hash, threshold and figures into a folder
     the product serves on new databases (the bundled default adapter)."""

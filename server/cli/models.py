@@ -144,14 +144,15 @@ def models_promote(
 
 @models_app.command("rollback")
 def models_rollback(reason: str = typer.Option("", help="Why, for the history.")) -> None:
-    """Serve again the version that served before the current one."""
+    """Serve again what served before the current version (the base model, before the first
+    promotion)."""
     from server.services import model_versions
 
     try:
         back = model_versions.rollback(sessions(), reason=reason)
     except model_versions.Refused as exc:
         fail(str(exc))
-    console.print(f"{back.name} serves again.")
+    console.print(f"{back.name if back else 'The base model (no adapter)'} serves again.")
 
 
 @tokens_app.command("create")

@@ -53,10 +53,10 @@ def promote(name: str, body: Why | None = None,
 @router.post("/rollback")
 def rollback(body: Why | None = None,
              sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
-    """Serve again the version that served before the current one."""
+    """Serve again what served before the current version ("base": the plain base model)."""
     try:
         back = model_versions.rollback(sessions, reason=body.reason if body else "")
     except model_versions.Refused as exc:
         raise HTTPException(409, str(exc)) from None
     runtime.current().sync_local()
-    return {"serving": back.name}
+    return {"serving": back.name if back else "base"}

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.spec import ModelSpec
 from server.schema import ModelPromotion, ModelVersion
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v1"
+DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v2"
 
 
 class Refused(ValueError):
@@ -53,7 +53,7 @@ def last_promotion(s: Session) -> ModelPromotion | None:
 def serving(s: Session) -> ModelVersion | None:
     """The version serving now, or None for the plain configured local model."""
     last = last_promotion(s)
-    return s.get(ModelVersion, last.version_id) if last else None
+    return s.get(ModelVersion, last.version_id) if last and last.version_id else None
 
 
 def listing(sessions: sessionmaker[Session]) -> tuple[list[ModelVersion], int | None]:
@@ -99,17 +99,16 @@ def promote(sessions: sessionmaker[Session], name: str, *, reason: str = "") -> 
     return v
 
 
-def rollback(sessions: sessionmaker[Session], *, reason: str = "") -> ModelVersion:
-    """Serve again the version that served before the current one."""
+def rollback(sessions: sessionmaker[Session], *, reason: str = "") -> ModelVersion | None:
+    """Serve again what served before the current version: an earlier one, or (None) the
+    plain base model that served before the first promotion."""
     with sessions.begin() as s:
         last = last_promotion(s)
-        if last is None or last.previous_id is None:
-            raise Refused("there is no earlier version to roll back to")
+        if last is None or (last.version_id is None and last.previous_id is None):
+            raise Refused("the base model serves and nothing served before it")
         s.add(ModelPromotion(version_id=last.previous_id, previous_id=last.version_id,
                              action="rollback", reason=reason or "rollback"))
-        back = s.get(ModelVersion, last.previous_id)
-        assert back is not None
-        return back
+        return s.get(ModelVersion, last.previous_id) if last.previous_id else None
 
 
 def ensure_default(sessions: sessionmaker[Session], base: Path,
@@ -150,7 +149,9 @@ def history(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
     """Promotions and rollbacks, newest first."""
     with sessions() as s:
         names = dict(s.execute(select(ModelVersion.id, ModelVersion.name)).tuples().all())
-        return [{"version": names[p.version_id], "previous": names.get(p.previous_id or -1),
+        base = "base"  # a row without a version: the plain base model
+        return [{"version": names.get(p.version_id or -1, base),
+                 "previous": names.get(p.previous_id or -1, base),
                  "action": p.action, "reason": p.reason, "at": p.at.isoformat()}
                 for p in s.scalars(select(ModelPromotion).order_by(ModelPromotion.id.desc()))]
 
