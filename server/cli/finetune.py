@@ -94,6 +94,11 @@ def train_cmd(
     budget: float = typer.Option(0.05, help="Share of held-out answerable questions the "
                                  "refusal threshold may wrongly refuse."),
     json_out: Path = typer.Option(None, "--json", help="Also write the run's figures here."),
+    calibrate_on: Path = typer.Option(None, "--calibrate-on", help="Calibrate the refusal "
+                                      "threshold on this eval set's questions held out of "
+                                      "training, asked as serving asks them (retrieved "
+                                      "passages, evidence floors first, one budget for both); "
+                                      "default: the held-out pairs with their own passages."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Only write the run "
                                       "folder's examples, to train elsewhere (a GPU machine: "
                                       "`python -m finetune.fit RUN/config.yaml`)."),
@@ -122,7 +127,10 @@ def train_cmd(
                       "back here and run this command again without --prepare-only.")
         return
     result = runs.train_with_progress(cfg, console)
-    cal = runs.calibrate_run(result, console, budget)
+    try:
+        cal = runs.calibrate_run(result, console, budget, calibrate_on, top_k=cfg.passages)
+    except ValueError as exc:
+        fail(str(exc))
     version = name or cfg.out.name
     try:
         model_versions.register(sessions(), version, base=Path(result.metrics["base"]).resolve(),
@@ -130,7 +138,8 @@ def train_cmd(
                                 refusal_threshold=cal.threshold, config=cfg.model_dump(mode="json"),
                                 data_sha256=result.data_sha256,
                                 metrics={"train": result.metrics,
-                                         "calibration": cal.__dict__})
+                                         "calibration": {**cal.__dict__, "on": str(
+                                             calibrate_on or "held-out pairs")}})
     except ValueError as exc:
         fail(f"{exc}; pass --name")
     table = Table("figure", "value")
