@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,9 @@ class TrainConfig(BaseModel):
                              "lack the answer (target: the refusal).")
     calibration: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out to "
                                "calibrate the refusal threshold.")
+    holdout: Literal["pairs", "documents"] = Field(
+        "pairs", description="Hold out pairs, or whole documents (their passages never in a "
+        "training prompt: as an eval set's dev documents, unseen).")
     max_target_words: int = Field(30, ge=3, description="Longest target clause.")
     limit: int = Field(0, ge=0, description="Use only the first N pairs (0 = all).")
     # LoRA and optimisation.

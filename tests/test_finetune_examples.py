@@ -102,3 +102,18 @@ def test_a_checkpoint_is_judged_as_serving_would_answer_at_its_threshold() -> No
     assert r["threshold"] == 0.9 and r["wrongly_refused"] == 0.05
     assert r["unanswerable_refused"] == 0.5
     assert r["containment"] == 18 / 20  # not the refused one, not the wrong clause
+
+
+def test_documents_held_out_whole_never_reach_a_training_prompt() -> None:
+    pairs = [Pair(f"qual o prazo {i}?", f"{i + 10} dias", "faquad", f"c{i}",
+                  [f"O prazo do item {i} é de {i + 10} dias úteis."], [f"doc{i % 5}.md"])
+             for i in range(40)]
+    train, cal = build(pairs, WordEmbedder(), passages=2, negatives=0.25, calibration=0.1,
+                       max_target_words=30, seed=1, holdout="documents")
+    held_questions = {e.messages[-1]["content"] for e in cal}
+    held_docs = {p.docs[0] for p in pairs if p.question in held_questions}
+    # Every pair of a held-out document is held out, at least the share asked for.
+    assert len(held_docs) == 1 and len(held_questions) == 8
+    for e in train:
+        assert e.messages[-1]["content"] not in held_questions
+        assert not any(d in e.messages[0]["content"] for d in held_docs)
