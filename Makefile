@@ -51,7 +51,8 @@ FAQUAD ?= ../shared/datasets/faquad
 FLOORS ?= ATENDE_RETRIEVAL_MIN_SCORE=1.668 ATENDE_RETRIEVAL_MIN_COVERAGE=0.5
 adapter: $(STAMP)
 	$(BIN)/atende finetune curate --out data/finetune/faquad-train --passages 0 --add-set $(FAQUAD)
-	$(BIN)/atende finetune train finetune/configs/faquad.yaml --name faquad-v2
+	$(FLOORS) $(BIN)/atende finetune train finetune/configs/faquad.yaml --name faquad-v2 \
+	  --calibrate-on $(FAQUAD)
 	$(FLOORS) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model base \
 	  --model faquad-v2 --json bench/results/faquad-dev-answers.json \
 	  --plot bench/results/faquad-dev-answers.png

@@ -123,3 +123,17 @@ def test_a_broken_adapter_names_the_setting(llm, tmp_path) -> None:
     bad.write_bytes(b"not a gguf")
     with pytest.raises(ModelConfigError, match="is not a GGUF"):
         LlamaCppProvider(llm.path, lora_path=bad)
+
+
+def test_llama_cpp_load_notes_go_to_logging_not_stderr(llm) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    load = ("import logging, sys; from pathlib import Path; "
+            "from models.providers.llamacpp import LlamaCppProvider; "
+            "logging.basicConfig(level=sys.argv[1], stream=sys.stdout); "
+            f"LlamaCppProvider(Path({str(llm.path)!r}), n_ctx=2048)")
+    quiet, debug = (subprocess.run([sys.executable, "-c", load, level], capture_output=True,
+                                   text=True, timeout=120) for level in ("INFO", "DEBUG"))
+    assert quiet.returncode == 0 and "llama_" not in quiet.stderr + quiet.stdout
+    assert "atende.llamacpp" in debug.stdout and "llama_" not in debug.stderr

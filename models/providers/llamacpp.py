@@ -8,6 +8,8 @@ is reused across turns; ``reuse_prefix=False`` turns that off (for measuring it)
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import threading
 import time
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import llama_cpp
 import numpy as np
 from llama_cpp import LogitsProcessorList, StoppingCriteriaList
 
@@ -22,6 +25,28 @@ from models import chat_template
 from models.base import ChatMessage, Completion, ModelConfigError, ModelError, ModelTimeout
 from models.spec import ModelSpec
 from rag.prompt import REFUSAL
+
+log = logging.getLogger("atende.llamacpp")
+# ggml's levels (NONE, DEBUG, INFO, WARN, ERROR, CONT). llama-cpp-python 0.3.36 maps the older
+# enum, so with verbose=False it still prints every WARN, about 100 lines of buffer fallbacks
+# per adapter load. Load-time warnings are performance notes: DEBUG here; errors stay errors.
+_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.DEBUG,
+           4: logging.ERROR}
+
+
+_last = [logging.DEBUG]
+
+
+@llama_cpp.llama_log_callback
+def _forward_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
+    if level != 5:  # CONT continues the previous line at its level
+        _last[0] = _LEVELS.get(level, logging.DEBUG)
+    line = text.decode("utf-8", "replace").rstrip()
+    if line:
+        log.log(_last[0], "%s", line)
+
+
+llama_cpp.llama_log_set(_forward_log, ctypes.c_void_p(0))
 
 
 def create(spec: ModelSpec) -> LlamaCppProvider:
