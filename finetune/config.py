@@ -35,6 +35,8 @@ class TrainConfig(BaseModel):
     target_modules: str | list[str] = "all-linear"
     epochs: float = 1.0
     max_steps: int = Field(-1, description="Stop after N optimiser steps (-1 = by epochs).")
+    export_step: int = Field(0, ge=0, description="Export the checkpoint saved at this step, "
+                             "training nothing (0 = train on, export the last).")
     learning_rate: float = 2e-4
     batch_size: int = 1
     grad_accum: int = 8

@@ -103,7 +103,9 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
     n_cal = int(len(pairs) * calibration)
     held = set(order[:n_cal]) if holdout == "pairs" else _whole_documents(pairs, order, n_cal)
     taught = [i for i in order if i not in held]
-    unseen = {d for i in held for d in docs_of(pairs[i])} if holdout == "documents" else set()
+    unseen = {k for i in held for k in _doc_keys(pairs[i], i)} if holdout == "documents" \
+        else set()
+    unseen_text = {t for i in held for t in pairs[i].passages} if unseen else set()
     refuse = set(rng.sample(taught, min(len(taught),
                                         round(len(taught) * negatives / (1 - negatives)))))
     train: list[Example] = []
@@ -113,7 +115,7 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
         ranked = [pool[j] for j in np.argsort(-(vectors @ embedder.query(pair.question)))]
         needle = _norm(pair.answer)
         lacking = [p for p in ranked if p not in own and needle not in normed[p]
-                   and (i in held or p[0] not in unseen)]
+                   and (i in held or (p[0] not in unseen and p[1] not in unseen_text))]
         other_docs = [p for p in lacking if p[0] not in {d for d, _ in own}]
         answer_ctx = own[:passages] + lacking[:max(0, passages - len(own))]
         rng.shuffle(answer_ctx)
@@ -136,14 +138,21 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
 
 
 def _whole_documents(pairs: Sequence[Pair], order: list[int], n: int) -> set[int]:
-    """At least n pairs, taking every pair of a document, documents in the shuffled order."""
+    """At least n pairs: documents in the shuffled order, each with every pair touching it."""
+    keys = [_doc_keys(p, i) for i, p in enumerate(pairs)]
+    docs: set[str] = set()
     held: set[int] = set()
     for i in order:
         if len(held) >= n:
             break
-        doc = docs_of(pairs[i])[0] if pairs[i].passages else ""
-        held.update(j for j, p in enumerate(pairs) if (docs_of(p)[0] if p.passages else "") == doc)
+        docs |= keys[i]
+        held = {j for j, k in enumerate(keys) if k & docs}
     return held
+
+
+def _doc_keys(pair: Pair, index: int) -> set[str]:
+    """The documents a pair's passages come from; a pair naming none is a document of its own."""
+    return {d for d in docs_of(pair) if d} or {f"#pair-{index}"}
 
 
 def docs_of(pair: Pair) -> list[str]:

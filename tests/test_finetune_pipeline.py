@@ -43,7 +43,7 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
                              "--heldout", "--set", f"base_gguf={llm.path}"],
                             capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert fitted.returncode == 0, fitted.stderr[-3000:]
-    asked = json.loads((run / "heldout.json").read_text())
+    asked = json.loads((run / "heldout.json").read_text())["checkpoints"]
     assert set(asked) == {"checkpoint-2", "checkpoint-3"}
     assert all(0.0 <= a["p_refuse"] <= 1.0 and a["reply"] for a in asked["checkpoint-3"])
     out = atende(tmp_path, "finetune", "checkpoints", *tiny, "--json", str(tmp_path / "ck.json"))
@@ -55,32 +55,40 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     figures = json.loads((tmp_path / "train.json").read_text())
     assert figures["train"]["steps"] == 3 and figures["train"]["examples"] > 0
     # The figures are those of the run that trained it, not of the re-load that exported it.
-    assert figures["train"]["train_loss"] == json.loads((run / "fit.json").read_text())[
-        "train_loss"] > 0
+    fitted_figures = json.loads((run / "fit.json").read_text())
+    assert figures["train"]["train_loss"] > 0
+    assert figures["train"]["seconds"] == fitted_figures["seconds"] > 0
     assert 0.0 <= figures["calibration"]["threshold"] <= 1.0
     # Calibrated as serving asks: the held-out FaQuAD train questions, retrieved passages.
     held_out = len(read_jsonl(run / "calibration.jsonl")) // 2
     assert 0 < figures["calibration"]["answerable"] <= held_out
     assert figures["calibration"]["answerable"] == figures["calibration"]["unanswerable"]
-    assert (run / "adapter.gguf").read_bytes()[:4] == b"GGUF"
+    assert (run / "adapter-3.gguf").read_bytes()[:4] == b"GGUF"
     assert (run / "checkpoints").is_dir() and (run / "config.yaml").is_file()
 
     # The adapter loads in llama.cpp and moves the model toward the refusal it was taught.
     from models.providers.llamacpp import LlamaCppProvider
 
-    tuned = LlamaCppProvider(llm.path, lora_path=run / "adapter.gguf", n_ctx=2048)
+    tuned = LlamaCppProvider(llm.path, lora_path=run / "adapter-3.gguf", n_ctx=2048)
     refusals = [ex for ex in read_jsonl(run / "calibration.jsonl") if ex.kind == "refuse"]
     before = sum(llm.refusal_probability(ex.messages) for ex in refusals)
     after = sum(tuned.refusal_probability(ex.messages) for ex in refusals)
     assert after > before
 
-    # An earlier checkpoint of a finished run is exported as it is, training nothing more.
-    last = (run / "adapter.gguf").read_bytes()
-    out = atende(tmp_path, "finetune", "train", *tiny, "--set", "max_steps=2",
+    # A chosen earlier checkpoint is exported as it is, training nothing more, into its own
+    # file: the version registered first keeps the weights it was judged on. A taken name is
+    # refused before anything is exported; a step with no checkpoint is refused by name.
+    last = (run / "adapter-3.gguf").read_bytes()
+    out = atende(tmp_path, "finetune", "train", *tiny, "--name", "tiny")
+    assert out.returncode == 2 and "already exists" in out.stderr
+    out = atende(tmp_path, "finetune", "train", *tiny, "--set", "export_step=1", "--name", "x")
+    assert out.returncode == 2 and "no checkpoint at step 1" in out.stderr
+    out = atende(tmp_path, "finetune", "train", *tiny, "--set", "export_step=2",
                  "--name", "tiny-2", "--json", str(tmp_path / "again.json"))
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads((tmp_path / "again.json").read_text())["train"]["steps"] == 2
-    assert (run / "adapter.gguf").read_bytes() != last
+    assert (run / "adapter-3.gguf").read_bytes() == last
+    assert (run / "adapter-2.gguf").read_bytes() != last
 
     # The gate runs the candidate against what serves; its verdict decides the promotion.
     out = atende(tmp_path, "models", "compare", "tiny", "--set", str(DEMO), "--limit", "2",

@@ -34,7 +34,7 @@ _LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.DEBU
            4: logging.ERROR}
 
 
-_last = [logging.DEBUG]
+_last = [logging.DEBUG]  # a CONT line's level; shared by threads, at worst a line's level is off
 
 
 @llama_cpp.llama_log_callback

@@ -106,7 +106,8 @@ def train_cmd(
     """LoRA fine-tuning (TRL + PEFT) of the local GGUF: train (resuming from the last
     checkpoint), export the adapter as GGUF, calibrate refusals, register a candidate version.
 
-    A run trained elsewhere: copy its checkpoints/ into the run folder and run this again."""
+    A run trained elsewhere: copy its checkpoints/ (and fit.json, heldout.json) into the run
+    folder and run this again; `--set export_step=N` exports checkpoint N instead of the last."""
     from finetune import runs
     from finetune.config import load
     from server.services import model_versions
@@ -121,17 +122,30 @@ def train_cmd(
         from finetune.train import prepare
 
         with console.status("Preparing examples..."):
-            prepare(cfg)
+            try:
+                prepare(cfg)
+            except ValueError as exc:
+                fail(str(exc))
         console.print(f"Prepared {cfg.out}. Train it with `python -m finetune.fit "
-                      f"{cfg.out / 'config.yaml'} --set base_gguf=PATH`, copy its checkpoints/ "
-                      "back here and run this command again without --prepare-only.")
+                      f"{cfg.out / 'config.yaml'} --set base_gguf=PATH --heldout`, copy the run "
+                      "folder back here and run this command again without --prepare-only.")
         return
-    result = runs.train_with_progress(cfg, console)
+    version = name or cfg.out.name
+    with sessions()() as s:
+        try:
+            model_versions.get(s, version)
+        except LookupError:
+            pass
+        else:
+            fail(f"a model version named {version!r} already exists; pass --name")
+    try:
+        result = runs.train_with_progress(cfg, console)
+    except ValueError as exc:
+        fail(str(exc))
     try:
         cal = runs.calibrate_run(result, console, budget, calibrate_on, top_k=cfg.passages)
     except ValueError as exc:
         fail(str(exc))
-    version = name or cfg.out.name
     try:
         model_versions.register(sessions(), version, base=Path(result.metrics["base"]).resolve(),
                                 adapter=result.adapter_gguf.resolve(),
@@ -148,6 +162,10 @@ def train_cmd(
     table.add_row("refusal threshold", f"{cal.threshold:.4f}")
     table.add_row("held-out answerable wrongly refused", f"{cal.wrongly_refused:.1%}")
     table.add_row("held-out unanswerable refused", f"{cal.unanswerable_refused:.1%}")
+    if cal.wrongly_refused > budget:
+        console.print(f"[yellow]The evidence floors alone refuse {cal.wrongly_refused:.1%} of the "
+                      "held-out answerable questions, over the budget: the model never refuses."
+                      "[/]")
     console.print(table)
     console.print(f"Registered candidate [bold]{version}[/] ({result.adapter_gguf}). Next: "
                   f"`atende models compare {version} --set DIR`.")
@@ -165,8 +183,9 @@ def checkpoints_cmd(
     json_out: Path = typer.Option(None, "--json", help="Also write the table here."),
 ) -> None:
     """Every checkpoint of a run on its held-out pairs, as serving would answer them, to choose
-    one to export (`atende finetune train CONFIG --set max_steps=N`). Uses RUN/heldout.json
-    when the run made it (`python -m finetune.fit --heldout`, fast on a GPU); else asks here."""
+    one to export (`atende finetune train CONFIG --set export_step=N`). Uses RUN/heldout.json
+    when the run made it for these checkpoints (`python -m finetune.fit --heldout`, fast on a
+    GPU); else asks here."""
     from finetune import fit, heldout
     from finetune.config import load
     from models.bundled import bundled_gguf
@@ -178,13 +197,14 @@ def checkpoints_cmd(
     if not (cfg.out / fit.HELD_OUT).is_file():
         fail(f"{cfg.out} is not a prepared run (`atende finetune train CONFIG --prepare-only`)")
     items = fit.read_examples(cfg.out / fit.HELD_OUT)
-    saved = cfg.out / "heldout.json"
-    if saved.is_file():
-        asked = json.loads(saved.read_text())
-    else:
+    asked = heldout.saved(cfg.out, items)
+    if asked is None:
         with console.status("Asking every checkpoint the held-out pairs..."):
             base = fit.base_model_dir(cfg.base_gguf or bundled_gguf(Path("data/models")))
-            asked = heldout.checkpoints(cfg.out, base, items)
+            try:
+                asked = heldout.checkpoints(cfg.out, base, items)
+            except ValueError as exc:
+                fail(str(exc))
     rows = {name: heldout.summary(a, items, budget) for name, a in asked.items()}
     table = Table("checkpoint", "threshold", "containment", "wrongly refused",
                   "unanswerable refused", title=f"{cfg.out.name}: {len(items)} held-out examples")
