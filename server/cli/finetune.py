@@ -144,8 +144,8 @@ def train_cmd(
         fail(str(exc))
     try:
         cal = runs.calibrate_run(result, console, budget, calibrate_on, top_k=cfg.passages)
-    except ValueError as exc:
-        fail(str(exc))
+    except (ValueError, OSError) as exc:
+        fail(f"calibration: {exc}")
     try:
         model_versions.register(sessions(), version, base=Path(result.metrics["base"]).resolve(),
                                 adapter=result.adapter_gguf.resolve(),
