@@ -3,13 +3,13 @@ every document that answers them (answerable vs unanswerable)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from eval.evalset import EvalSet
+from eval.evalset import Case, EvalSet
 from rag import evidence
 from rag.evidence import Floors
-from rag.index import KnowledgeBase, Search
+from rag.index import KnowledgeBase, Passage, Search
 
 Measure = tuple[float, float]  # (fused score of the best passage, coverage)
 
@@ -21,18 +21,27 @@ class Rates:
     wrongly_answered: float  # unanswerable questions that passed both floors
 
 
+def asked(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search | None = None,
+          top_k: int = 4) -> Iterator[tuple[Case, list[Passage], list[Passage]]]:
+    """Each answerable case with its passages, and with those found without every document
+    that answers it (what the unanswerable version of the question gets)."""
+    for case in es.cases:
+        if case.kind != "in_scope" or not case.sources:
+            continue
+        yield (case,
+               kb.search(collection, case.question, top_k=top_k, how=how),
+               kb.search(collection, case.question, top_k=top_k, how=how,
+                         exclude_docs=es.answering_docs(case)))
+
+
 def measures(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search, top_k: int = 4,
              tick: Callable[[], None] = lambda: None) -> tuple[list[Measure], list[Measure]]:
     """Evidence of each answerable question, with and without the documents that answer it."""
     answerable: list[Measure] = []
     unanswerable: list[Measure] = []
-    for case in es.cases:
-        if case.kind != "in_scope" or not case.sources:
-            continue
-        for target, exclude in ((answerable, []), (unanswerable, es.answering_docs(case))):
-            hits = kb.search(collection, case.question, top_k=top_k, how=how,
-                             exclude_docs=exclude)
-            target.append(evidence.measure(case.question, hits))
+    for case, found, without in asked(es, kb, collection, how, top_k):
+        answerable.append(evidence.measure(case.question, found))
+        unanswerable.append(evidence.measure(case.question, without))
         tick()
     return answerable, unanswerable
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from eval.calibration import asked
 from eval.evalset import EvalSet
 from finetune.examples import Example
 from models.providers.llamacpp import LlamaCppProvider
 from rag import evidence, prompt
 from rag.evidence import Floors
-from rag.index import KnowledgeBase
+from rag.index import KnowledgeBase, Search
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,15 @@ def choose(scored: Sequence[tuple[str, float]], budget: float = 0.05) -> Calibra
 
 
 def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collection: str,
-                 floors: Floors, top_k: int,
+                 floors: Floors, top_k: int, how: Search | None = None,
                  tick: Callable[[], None] = lambda: None) -> list[tuple[str, float]]:
     """(kind, refusal score) of each answerable case asked as serving asks it: the top-k
     retrieved passages, with and without every document that answers it. A question the
     evidence floors refuse scores 1.0: refused whatever the threshold, so the threshold and the
     floors share one budget of wrong refusals."""
     out: list[tuple[str, float]] = []
-    for case in es.cases:
-        if case.kind != "in_scope" or not case.sources:
-            continue
-        for kind, exclude in (("answer", []), ("refuse", es.answering_docs(case))):
-            hits = kb.search(collection, case.question, top_k=top_k, exclude_docs=exclude)
+    for case, found, without in asked(es, kb, collection, how, top_k):
+        for kind, hits in (("answer", found), ("refuse", without)):
             if not evidence.enough(case.question, hits, floors):
                 out.append((kind, 1.0))
                 continue
