@@ -55,7 +55,7 @@ def check_tokenizer(tokenizer: Any) -> None:
 
 
 def read_examples(path: Path) -> list[dict[str, Any]]:
-    """Examples as prepared: ``{"messages", "completion", "kind"}`` per line."""
+    """Examples as prepared: ``{"messages", "completion", "kind", "answer"}`` per line."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -188,13 +188,18 @@ def _finished(checkpoint: Path, max_steps: int) -> bool:
     return any(state["global_step"] >= last > 0 for last in (state["max_steps"], max_steps))
 
 
+def checkpoints_of(run: Path) -> list[Path]:
+    """The run's saved checkpoints, by step."""
+    return sorted((run / "checkpoints").glob("checkpoint-*"), key=lambda p: _step_of(str(p)))
+
+
 def _checkpoint_at(run: Path, step: int) -> str:
     """The checkpoint saved at exactly ``step`` (to export a chosen one of a run)."""
     folder = run / "checkpoints" / f"checkpoint-{step}"
     if not (folder / "adapter_model.safetensors").is_file():
-        saved = sorted(p.name for p in (run / "checkpoints").glob("checkpoint-*"))
+        saved = ", ".join(p.name for p in checkpoints_of(run)) or "none"
         raise ValueError(f"no checkpoint at step {step} in {run / 'checkpoints'} "
-                         f"(saved: {', '.join(saved) or 'none'})")
+                         f"(saved: {saved})")
     return str(folder)
 
 

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from finetune.fit import check_tokenizer, checkpoints_of
 from models import chat_template
 from rag.prompt import REFUSAL
 
@@ -51,11 +52,6 @@ def _plain(text: str, tokenizer: Any) -> str:
     return text.strip()
 
 
-def _found(run: Path) -> list[Path]:
-    return sorted((run / "checkpoints").glob("checkpoint-*"),
-                  key=lambda p: int(p.name.rsplit("-", 1)[1]))
-
-
 def _digest(items: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
 
@@ -67,7 +63,7 @@ def saved(run: Path, items: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     data = json.loads(path.read_text())
     fresh = data.get("items_sha256") == _digest(items) and \
-        set(data.get("checkpoints", {})) == {p.name for p in _found(run)}
+        set(data.get("checkpoints", {})) == {p.name for p in checkpoints_of(run)}
     return data["checkpoints"] if fresh else None
 
 
@@ -77,9 +73,7 @@ def checkpoints(run: Path, base_hf: Path, items: list[dict[str, Any]]) -> dict[s
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from finetune.fit import check_tokenizer
-
-    found = _found(run)
+    found = checkpoints_of(run)
     if not found:
         raise ValueError(f"{run} has no checkpoints")
     tokenizer = AutoTokenizer.from_pretrained(str(base_hf))

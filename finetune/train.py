@@ -44,7 +44,7 @@ def prepare(cfg: TrainConfig) -> str:
     if marker.is_file() and (cfg.out / fit.EXAMPLES).is_file():
         if json.loads(marker.read_text()) == recipe:
             return digest
-        if any((cfg.out / "checkpoints").glob("checkpoint-*")):
+        if fit.checkpoints_of(cfg.out):
             raise ValueError(f"{cfg.out}: its checkpoints were trained on other examples "
                              "(data or example settings changed); use a new `out`")
     train_ex, cal_ex = examples.build(
@@ -85,4 +85,4 @@ def _write_jsonl(path: Path, items: list[examples.Example]) -> None:
 
 def read_jsonl(path: Path) -> list[examples.Example]:
     """Examples written by ``_write_jsonl`` (the calibration slice of a run)."""
-    return [examples.Example(**json.loads(line)) for line in path.read_text().splitlines()]
+    return [examples.Example(**d) for d in fit.read_examples(path)]
