@@ -30,17 +30,14 @@ log = logging.getLogger("atende.llamacpp")
 # ggml's levels (NONE, DEBUG, INFO, WARN, ERROR, CONT). llama-cpp-python 0.3.36 maps the older
 # enum, so with verbose=False it still prints every WARN, about 100 lines of buffer fallbacks
 # per adapter load. Load-time warnings are performance notes: DEBUG here; errors stay errors.
-_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.DEBUG, 3: logging.DEBUG,
-           4: logging.ERROR}
-
-
+_ERROR, _CONT = 4, 5
 _last = [logging.DEBUG]  # a CONT line's level; shared by threads, at worst a line's level is off
 
 
 @llama_cpp.llama_log_callback
 def _forward_log(level: int, text: bytes, _user: ctypes.c_void_p) -> None:
-    if level != 5:  # CONT continues the previous line at its level
-        _last[0] = _LEVELS.get(level, logging.DEBUG)
+    if level != _CONT:  # a CONT line continues the previous one at its level
+        _last[0] = logging.ERROR if level == _ERROR else logging.DEBUG
     line = text.decode("utf-8", "replace").rstrip()
     if line:
         log.log(_last[0], "%s", line)
