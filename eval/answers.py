@@ -32,12 +32,14 @@ def extractive_method(embedder: Embedder) -> Method:
 
 
 def model_method(llm: Provider, embedder: Embedder, max_tokens: int = 64,
-                 floors: Floors | None = None) -> Method:
-    """Serving's path: too little evidence refuses without the model (``rag.evidence``)."""
+                 floors: Floors | None = None, sentences: int = 0) -> Method:
+    """Serving's path: too little evidence refuses without the model (``rag.evidence``); the
+    prompt shows whole passages or their ``sentences`` closest sentences."""
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         if floors is not None and not evidence.enough(question, passages, floors):
             return prompt.REFUSAL, ""
-        messages = prompt.build(PERSONA, passages, question, count_tokens=llm.count_tokens)
+        shown = extractive.focus(embedder, question, passages, sentences)
+        messages = prompt.build(PERSONA, shown, question, count_tokens=llm.count_tokens)
         text = llm.complete(messages, max_tokens=max_tokens, temperature=0.0).text
         grounds = "\n".join([question, *(p.text for p in passages)])
         problem = guard.unfit(text, messages[0]["content"], grounds)

@@ -16,7 +16,7 @@ from eval.calibration import asked
 from eval.evalset import EvalSet
 from finetune.examples import Example
 from models.providers.llamacpp import LlamaCppProvider
-from rag import evidence, prompt
+from rag import evidence, extractive, prompt
 from rag.evidence import Floors
 from rag.index import KnowledgeBase, Search
 
@@ -56,7 +56,7 @@ def choose(scored: Sequence[tuple[str, float]], budget: float = 0.05) -> Calibra
 
 
 def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collection: str,
-                 floors: Floors, top_k: int, how: Search | None = None,
+                 floors: Floors, top_k: int, how: Search | None = None, sentences: int = 0,
                  tick: Callable[[], None] = lambda: None) -> list[tuple[str, float]]:
     """(kind, refusal score) of each answerable case asked as serving asks it: the top-k
     retrieved passages, with and without every document that answers it. A question the
@@ -68,7 +68,8 @@ def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collecti
             if not evidence.enough(case.question, hits, floors):
                 out.append((kind, 1.0))
                 continue
-            messages = prompt.build(prompt.DEFAULT_PERSONA, hits, case.question,
+            shown = extractive.focus(kb.embedder, case.question, hits, sentences)
+            messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
                                     count_tokens=llm.count_tokens)
             out.append((kind, llm.refusal_probability(messages)))
         tick()

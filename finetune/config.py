@@ -19,6 +19,8 @@ class TrainConfig(BaseModel):
     base_gguf: Path | None = Field(None, description="Base GGUF; empty = the bundled Gemma.")
     # Examples: how a curated pair becomes prompts the model learns from.
     passages: int = Field(3, ge=1, description="Passages in each training prompt.")
+    sentences: int = Field(0, ge=0, description="Cut the passages to their N sentences closest "
+                           "to the question, as serving then does for this model (0 = whole).")
     negatives: float = Field(0.25, ge=0, lt=1, description="Share of examples whose passages "
                              "lack the answer (target: the refusal).")
     calibration: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out to "

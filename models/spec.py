@@ -17,6 +17,9 @@ class ModelSpec(BaseModel):
     refusal_threshold: float | None = Field(
         None, description="Probability of the refusal's first token at which a fine-tuned "
         "local model refuses; below it, it must answer (llamacpp; set by calibration).")
+    prompt_sentences: int = Field(
+        0, ge=0, description="Show the model the N passage sentences closest to the question "
+        "instead of whole passages (0 = whole); a local adapter trained that way sets it.")
     base_url: str | None = Field(None, description="Server URL (openai), e.g. http://host/v1.")
     model: str | None = Field(None, description="Model name on the server (openai).")
     api_key: SecretStr | None = Field(None, description="API key (openai).")

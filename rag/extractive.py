@@ -1,9 +1,14 @@
-"""The extractive answer: no LLM, the passage sentence most similar to the question."""
+"""The extractive answer: no LLM, the passage sentence most similar to the question.
+
+Also the focused prompt of a small local model: passages cut to their sentences closest to the
+question, so a 270M model picks among three sentences instead of reading two whole passages.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -24,12 +29,28 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def top_sentences(embedder: Embedder, question: str, passages: Sequence[Passage],
+                  n: int) -> list[Passage]:
+    """The n sentences of the passages closest to the question, closest first, each as a
+    passage of its own (same id, document and heading)."""
+    candidates = [(p, s) for p in passages for s in sentences(p.text)]
+    if not candidates:
+        return []
+    scores = embedder.passages([s for _, s in candidates]) @ embedder.query(question)
+    return [replace(candidates[i][0], text=candidates[i][1])
+            for i in np.argsort(-scores, kind="stable")[:n]]
+
+
 def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]) -> str | None:
     """The sentence of the passages closest to the question, cut to MAX_WORDS words."""
-    candidates = [s for p in passages for s in sentences(p.text)]
-    if not candidates:
+    top = top_sentences(embedder, question, passages, 1)
+    if not top:
         return None
-    scores = embedder.passages(candidates) @ embedder.query(question)
-    best = candidates[int(np.argmax(scores))]
-    words = best.split()
-    return best if len(words) <= MAX_WORDS else " ".join(words[:MAX_WORDS]) + "…"
+    words = top[0].text.split()
+    return top[0].text if len(words) <= MAX_WORDS else " ".join(words[:MAX_WORDS]) + "…"
+
+
+def focus(embedder: Embedder, question: str, passages: Sequence[Passage],
+          sentences: int) -> list[Passage]:
+    """What the prompt shows: the passages, or their ``sentences`` closest sentences (0 = whole)."""
+    return top_sentences(embedder, question, passages, sentences) if sentences else list(passages)

@@ -4,6 +4,7 @@ answer; held-out pairs never reach training; the prompt is the serving prompt.""
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 
@@ -31,12 +32,12 @@ def test_target_is_the_clause_holding_the_answer_with_its_unit() -> None:
 class WordEmbedder:
     """Bag-of-words vectors: a real, deterministic embedder for ranking tests."""
 
-    name, dim = "words", 64
+    name, dim = "words", 1 << 14
 
     def _vec(self, text: str) -> np.ndarray:
         v = np.zeros(self.dim)
         for w in text.lower().split():
-            v[hash(w) % self.dim] += 1
+            v[zlib.crc32(w.encode()) % self.dim] += 1  # stable across runs
         return v / (np.linalg.norm(v) or 1)
 
     def passages(self, texts: list[str]) -> np.ndarray:
@@ -129,3 +130,24 @@ def test_pairs_naming_no_document_are_held_out_one_by_one() -> None:
     assert len(held) == 4  # the share asked for, not every document-less pair at once
     held_text = {p.passages[0] for p in pairs if p.question in held}
     assert not any(t in e.messages[0]["content"] for e in train for t in held_text)
+
+
+def test_focused_prompts_show_the_closest_sentences_and_drop_lost_answers() -> None:
+    # The answer sits in the sentence closest to the question, except for every fifth pair,
+    # whose question is about the opening hours: its answer sentence is not shown, so that
+    # pair teaches no answer (the target would not be in the prompt).
+    pairs = [Pair(f"qual o prazo do item {i}" if i % 5 else f"a loja abre que horas {i}",
+                  f"{i + 100} dias", "faquad", f"c{i}",
+                  [f"A loja abre às 9 horas. O prazo do item {i} é de {i + 100} dias úteis. "
+                   "O estacionamento é gratuito."], [f"doc{i}.md"])
+             for i in range(40)]
+    train, _ = build(pairs, WordEmbedder(), passages=2, negatives=0.25, calibration=0.1,
+                     max_target_words=30, seed=1, sentences=1)
+    for e in train:
+        shown = e.messages[0]["content"].split("Trechos:\n", 1)[1]
+        assert shown.count("\n[") == 0 and shown.count(". ") == 0  # one sentence, one item
+        if e.kind == "answer":
+            assert e.completion.rstrip(".").split(" é de ")[-1] in shown
+            assert not e.messages[-1]["content"].startswith("a loja abre")
+    answered = {e.messages[-1]["content"] for e in train if e.kind == "answer"}
+    assert len(answered) >= 25 and not any(q.startswith("a loja") for q in answered)

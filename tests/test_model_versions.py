@@ -118,3 +118,35 @@ def test_admin_api_lists_promotes_and_rolls_back(server) -> None:  # type: ignor
         assert httpx.get(f"{server.url}/health").json()["model"]["local_adapter"] is None
     else:
         assert r.status_code == 409 and "nothing served before" in r.json()["detail"]
+
+
+def test_a_version_trained_on_focused_prompts_is_served_them(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
+    from rag import extractive
+    from server.runtime import Runtime
+    from server.services import assistant
+    from server.settings import Settings
+
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    version = mv.register(sessions, "focado", base=base, adapter=None,
+                          config={"sentences": 3, "passages": 2})
+    settings = Settings(data_dir=tmp_path, kb_collection="demo", retrieval_top_k=2)
+    local = settings.local_model().model_copy(update={"path": llm.path})
+    question = "qual o prazo para trocar um produto?"
+    prompts = {}
+    for name, spec in (("whole", local), ("focused", mv.spec_for(version, local))):
+        rt = Runtime(settings, {"local": (spec, llm)}, demo_kb, httpx.Client())
+        p = assistant.prepare(rt, sessions, question, [], assistant.use_for(settings))
+        assert isinstance(p, assistant.Prepared)
+        prompts[name] = p.messages[0]["content"].split("Trechos:\n", 1)[1]
+        whole = [x.text for x in p.passages]
+        best = extractive.best_sentence(demo_kb.embedder, question, p.passages)
+    assert mv.spec_for(version, local).prompt_sentences == 3
+    assert prompts["whole"].count("\n[") == 1 and all(t in prompts["whole"] for t in whole)
+    items = prompts["focused"].split("\n\n")
+    assert len(items) == 3 and prompts["focused"] != prompts["whole"]
+    for item in items:  # each a single sentence of a retrieved passage, closest first
+        sentence = item.split("\n", 1)[1]
+        assert any(sentence in t.replace("**", "") for t in whole)
+    assert items[0].split("\n", 1)[1] == best

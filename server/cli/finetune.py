@@ -143,7 +143,8 @@ def train_cmd(
     except ValueError as exc:
         fail(str(exc))
     try:
-        cal = runs.calibrate_run(result, console, budget, calibrate_on, top_k=cfg.passages)
+        cal = runs.calibrate_run(result, console, budget, calibrate_on,
+                                  top_k=cfg.passages, sentences=cfg.sentences)
     except (ValueError, OSError) as exc:
         fail(f"calibration: {exc}")
     try:

@@ -112,7 +112,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
                             how=rt.settings.search())
     if not evidence.enough(question, passages, rt.settings.floors()):
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
-    messages = prompt.build(use.persona, passages, question, history,
+    shown = extractive.focus(rt.kb.embedder, question, passages, chain[0][0].prompt_sentences)
+    messages = prompt.build(use.persona, shown, question, history,
                             count_tokens=chain[0][1].count_tokens,
                             history_budget=rt.settings.history_tokens)
     return Prepared(question, messages, passages, chain, use)

@@ -157,13 +157,14 @@ def history(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
 
 
 def spec_for(version: ModelVersion | None, local: ModelSpec) -> ModelSpec:
-    """The local model's spec with a version's adapter and refusal threshold."""
+    """The local model's spec with a version's adapter, refusal threshold and prompt layout."""
     if version is None:
         return local
     return local.model_copy(update={"path": Path(version.base),
                                     "lora_path": Path(version.adapter) if version.adapter
                                     else None,
-                                    "refusal_threshold": version.refusal_threshold})
+                                    "refusal_threshold": version.refusal_threshold,
+                                    "prompt_sentences": version.config.get("sentences", 0)})
 
 
 def resolve(sessions: sessionmaker[Session], settings: Any, name: str) -> ModelSpec:
