@@ -132,6 +132,22 @@ class MessageEvent(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class EarlyStatus(Base):
+    """A delivery status that came before its send was recorded (gateways are that fast); kept
+    on a unique key and applied when the outbox records the provider's message id."""
+
+    __tablename__ = "early_statuses"
+    __table_args__ = (UniqueConstraint("instance_id", "provider_message_id", "status",
+                                       name="uq_early_status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"))
+    provider_message_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_to: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+
+
 class Outbox(Base):
     """Delivery work for one outbound message; survives restarts until sent or failed."""
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -172,12 +172,17 @@ class FakeGateway:
         gw = self
         self.answers: list[int] = []
         self.received: list[tuple[str, str]] = []
+        # Called with the id about to be returned, before the response leaves: a status
+        # webhook racing the send's response.
+        self.before_reply: Callable[[str], object] | None = None
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 gw.received.append((body["to"], body["text"]))
                 code = gw.answers.pop(0) if gw.answers else 200
+                if code == 200 and gw.before_reply:
+                    gw.before_reply(f"gw-{len(gw.received)}")
                 out = json.dumps({"id": f"gw-{len(gw.received)}"} if code == 200
                                  else {"error": "nope"}).encode()
                 self.send_response(code)

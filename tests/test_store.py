@@ -16,12 +16,13 @@ from server.schema import (
     Contact,
     ContactIdentity,
     Conversation,
+    EarlyStatus,
     Instance,
     Message,
     MessageEvent,
     Outbox,
 )
-from server.services import inbound, instances, outbox, turns
+from server.services import inbound, instances, outbox, statuses, turns
 from server.services.contacts import normalize_phone
 from server.settings import Settings
 
@@ -86,9 +87,9 @@ def test_statuses_only_move_forward(sessions, inst) -> None:
         s.add(Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
                       author="assistant", provider_message_id="r1", text="ok", status="sent"))
     now = datetime.now(UTC)
-    assert inbound.apply_status(sessions, inst.id, StatusUpdate("r1", "read", now)) == 1
-    assert inbound.apply_status(sessions, inst.id, StatusUpdate("r1", "delivered", now)) == 1
-    assert inbound.apply_status(sessions, inst.id, StatusUpdate("nope", "read", now)) == 0
+    assert statuses.apply(sessions, inst.id, StatusUpdate("r1", "read", now)) == 1
+    assert statuses.apply(sessions, inst.id, StatusUpdate("r1", "delivered", now)) == 1
+    assert statuses.apply(sessions, inst.id, StatusUpdate("nope", "read", now)) == 0
     with sessions() as s:
         assert s.scalar(select(Message.status).where(Message.provider_message_id == "r1")) == "read"
 
@@ -202,6 +203,36 @@ def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_
     with sessions() as s:
         assert s.get_one(Outbox, refused).last_error == "simulator answered 401"
         assert s.get_one(Message, s.get_one(Outbox, refused).message_id).status == "failed"
+
+
+def test_a_status_that_beats_the_send_response_is_kept_and_applied(
+        sessions, inst, fake_gateway) -> None:
+    with sessions.begin() as s:
+        s.merge(inst).api_url = fake_gateway.url
+    box = _queued_reply(sessions, inst, "Chega amanhã.")
+    now = datetime.now(UTC)
+    early = []
+
+    def webhook_first(pid: str) -> None:  # the gateway reports delivery, twice, before replying
+        for _ in range(2):
+            early.append(statuses.apply(sessions, inst.id, StatusUpdate(pid, "delivered", now)))
+
+    fake_gateway.before_reply = webhook_first
+    with httpx.Client() as http:
+        assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"
+    assert early == [0, 0]  # not known yet: kept, not applied, and kept once
+    with sessions() as s:
+        msg = s.get_one(Message, s.get_one(Outbox, box).message_id)
+        assert (msg.provider_message_id, msg.status) == ("gw-1", "delivered")
+        journey = s.execute(select(MessageEvent.event, MessageEvent.detail)
+                            .where(MessageEvent.message_id == msg.id)
+                            .order_by(MessageEvent.id)).all()
+        assert [e for e, _ in journey] == ["sent", "delivered"]
+        assert journey[1][1] == {"early": True}
+        kept = s.scalars(select(EarlyStatus)).all()
+        assert [(k.status, k.applied_to) for k in kept] == [("delivered", msg.id)]
+    # Settling again (the webhook side's own check) applies nothing twice.
+    assert statuses.settle(sessions, inst.id, "gw-1") == 0
 
 
 def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) -> None:

@@ -12,12 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import Event, InboundMessage, StatusUpdate
 from server.schema import Conversation, Instance, Message
-from server.services import contacts, journey
+from server.services import contacts, journey, statuses
 
 log = logging.getLogger(__name__)
 
 # Outbound statuses only move forward; a late "delivered" never undoes "read".
-_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
 @dataclass
@@ -37,7 +36,7 @@ def handle(sessions: sessionmaker[Session], instance: Instance, events: list[Eve
     out = Outcome()
     for ev in events:
         if isinstance(ev, StatusUpdate):
-            out.statuses += apply_status(sessions, instance.id, ev)
+            out.statuses += statuses.apply(sessions, instance.id, ev)
         elif ev.from_me or ev.is_group:
             out.ignored += 1  # our own echoes and group chats are never answered
         else:
@@ -81,18 +80,3 @@ def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: Inbou
         return conv_id, None
     return conv_id, not stale
 
-
-def apply_status(sessions: sessionmaker[Session], instance_id: int, ev: StatusUpdate) -> int:
-    """Move an outbound message's status forward; returns 1 if it was ours."""
-    with sessions.begin() as s:
-        msg = s.scalar(select(Message).where(
-            Message.instance_id == instance_id,
-            Message.provider_message_id == ev.provider_message_id,
-            Message.direction == "out"))
-        if msg is None:
-            log.info("status %s for unknown message %s", ev.status, ev.provider_message_id)
-            return 0
-        if _RANK.get(ev.status, -1) > _RANK.get(msg.status, -1):
-            msg.status = ev.status
-        journey.record(s, msg.id, ev.status, **({"error": ev.error} if ev.error else {}))
-        return 1

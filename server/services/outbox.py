@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import InstanceConfig, SendError, adapter_for
 from server.schema import Conversation, Instance, Message, Outbox
-from server.services import journey
+from server.services import journey, statuses
 
 
 class RetryLater(RuntimeError):
@@ -70,4 +70,6 @@ def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
         if msg.status == "queued":
             msg.status = "sent"
         journey.record(s, msg.id, "sent", provider_id=provider_id, attempt=attempt)
+        instance_id = msg.instance_id
+    statuses.settle(sessions, instance_id, provider_id)  # a status the gateway sent first
     return "sent"

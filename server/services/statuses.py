@@ -1,0 +1,75 @@
+"""Delivery statuses of the messages we send: sent, delivered, read, failed; only forward.
+
+A gateway may report a status before our outbox has recorded the id it returned for the send
+(the webhook races the send's response). Such a status is kept (``EarlyStatus``, unique per
+message id and status) and applied once the id is recorded; both sides check after their own
+commit, so whichever commits second applies it, and a claim on the row applies it only once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway_bridge import StatusUpdate
+from server.schema import EarlyStatus, Message
+from server.services import journey
+
+log = logging.getLogger(__name__)
+_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+def apply(sessions: sessionmaker[Session], instance_id: int, ev: StatusUpdate) -> int:
+    """Move an outbound message's status forward; returns 1 if its message is known yet."""
+    with sessions.begin() as s:
+        msg = _sent(s, instance_id, ev.provider_message_id)
+        if msg is not None:
+            _advance(s, msg, ev.status, ev.error)
+            return 1
+    try:
+        with sessions.begin() as s:
+            s.add(EarlyStatus(instance_id=instance_id, provider_message_id=ev.provider_message_id,
+                              status=ev.status, error=ev.error))
+    except IntegrityError:
+        return 0  # the gateway retried a status already kept
+    log.info("status %s for %s kept until its send is recorded", ev.status,
+             ev.provider_message_id)
+    return settle(sessions, instance_id, ev.provider_message_id)
+
+
+def settle(sessions: sessionmaker[Session], instance_id: int, provider_message_id: str) -> int:
+    """Apply the statuses kept for a message id, once it is recorded; returns how many."""
+    applied = 0
+    with sessions.begin() as s:
+        msg = _sent(s, instance_id, provider_message_id)
+        if msg is None:
+            return 0
+        early = s.scalars(select(EarlyStatus).where(
+            EarlyStatus.instance_id == instance_id,
+            EarlyStatus.provider_message_id == provider_message_id,
+            EarlyStatus.applied_to.is_(None)).order_by(EarlyStatus.id)).all()
+        for row in early:
+            claimed = s.execute(update(EarlyStatus).where(
+                EarlyStatus.id == row.id, EarlyStatus.applied_to.is_(None))
+                .values(applied_to=msg.id)).rowcount  # type: ignore[attr-defined]
+            if claimed:
+                _advance(s, msg, row.status, row.error, early=True)
+                applied += 1
+    return applied
+
+
+def _sent(s: Session, instance_id: int, provider_message_id: str) -> Message | None:
+    return s.scalar(select(Message).where(Message.instance_id == instance_id,
+                                          Message.provider_message_id == provider_message_id,
+                                          Message.direction == "out"))
+
+
+def _advance(s: Session, msg: Message, status: str, error: str | None,
+             early: bool = False) -> None:
+    if _RANK.get(status, -1) > _RANK.get(msg.status, -1):
+        msg.status = status
+    detail = {**({"error": error} if error else {}), **({"early": True} if early else {})}
+    journey.record(s, msg.id, status, **detail)
