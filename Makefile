@@ -45,8 +45,8 @@ browser:
 # The default LoRA adapter, reproduced: FaQuAD train -> LoRA -> GGUF -> calibrate -> FaQuAD dev
 # and the demo shop (base, extractive and candidate) -> gate -> models/adapters/faquad-v3.
 # FaQuAD is evaluated with evidence floors calibrated on its train split (atende eval retrieval);
-# publishing happens only when `models compare` passes the gate. Training takes hours on 2 CPU
-# cores and minutes on a GPU (README: training on a GPU machine).
+# publishing happens only when `models compare` passes the gate. Training takes about an hour on
+# 2 CPU cores and minutes on a GPU (README: training on a GPU machine).
 FAQUAD ?= ../shared/datasets/faquad
 FLOORS ?= ATENDE_RETRIEVAL_MIN_SCORE=1.668 ATENDE_RETRIEVAL_MIN_COVERAGE=0.5
 adapter: $(STAMP)
