@@ -52,5 +52,7 @@ def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]
 
 def focus(embedder: Embedder, question: str, passages: Sequence[Passage],
           sentences: int) -> list[Passage]:
-    """What the prompt shows: the passages, or their ``sentences`` closest sentences (0 = whole)."""
-    return top_sentences(embedder, question, passages, sentences) if sentences else list(passages)
+    """What the prompt shows: the passages, or their ``sentences`` closest sentences (0 = whole;
+    whole too where no passage has a sentence, as in a table of short cells)."""
+    top = top_sentences(embedder, question, passages, sentences) if sentences else []
+    return top or list(passages)

@@ -151,3 +151,14 @@ def test_focused_prompts_show_the_closest_sentences_and_drop_lost_answers() -> N
             assert not e.messages[-1]["content"].startswith("a loja abre")
     answered = {e.messages[-1]["content"] for e in train if e.kind == "answer"}
     assert len(answered) >= 25 and not any(q.startswith("a loja") for q in answered)
+
+
+def test_focus_keeps_whole_passages_that_have_no_sentence() -> None:
+    from finetune.examples import as_passage
+    from rag.extractive import focus
+
+    cells = [as_passage("taxas.md", "Pix 0%\nBoleto 2%")]  # lines of two words: no sentence
+    assert focus(WordEmbedder(), "qual a taxa do boleto?", cells, 3) == cells
+    prose = [as_passage("a.md", "O boleto vence em três dias úteis. A loja abre cedo.")]
+    shown = focus(WordEmbedder(), "quando o boleto vence?", prose, 1)
+    assert [p.text for p in shown] == ["O boleto vence em três dias úteis."]

@@ -28,7 +28,9 @@ def apply(sessions: sessionmaker[Session], instance_id: int, ev: StatusUpdate) -
         msg = _sent(s, instance_id, ev.provider_message_id)
         if msg is not None:
             _advance(s, msg, ev.status, ev.error)
-            return 1
+    if msg is not None:  # and any status kept while the outbox's own settle had failed
+        settle(sessions, instance_id, ev.provider_message_id)
+        return 1
     try:
         with sessions.begin() as s:
             s.add(EarlyStatus(instance_id=instance_id, provider_message_id=ev.provider_message_id,
@@ -69,7 +71,11 @@ def _sent(s: Session, instance_id: int, provider_message_id: str) -> Message | N
 
 def _advance(s: Session, msg: Message, status: str, error: str | None,
              early: bool = False) -> None:
-    if _RANK.get(status, -1) > _RANK.get(msg.status, -1):
-        msg.status = status
+    # One conditional UPDATE, not read-then-write: a "read" committed meanwhile by another
+    # webhook is never overwritten by an older "delivered".
+    lower = [k for k, rank in _RANK.items() if rank < _RANK.get(status, -1)]
+    if lower:
+        s.execute(update(Message).where(Message.id == msg.id, Message.status.in_(lower))
+                  .values(status=status))
     detail = {**({"error": error} if error else {}), **({"early": True} if early else {})}
     journey.record(s, msg.id, status, **detail)
