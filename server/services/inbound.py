@@ -16,8 +16,6 @@ from server.services import contacts, journey, statuses
 
 log = logging.getLogger(__name__)
 
-# Outbound statuses only move forward; a late "delivered" never undoes "read".
-
 
 @dataclass
 class Outcome:

@@ -19,6 +19,7 @@ from server.schema import EarlyStatus, Message
 from server.services import journey
 
 log = logging.getLogger(__name__)
+# Statuses only move forward; a late "delivered" never undoes "read".
 _RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
