@@ -43,7 +43,7 @@ browser:
 	  echo "Debian chromium is not installed: the page tests will be skipped"
 
 # The default LoRA adapter, reproduced: FaQuAD train -> LoRA -> GGUF -> calibrate -> FaQuAD dev
-# and the demo shop (base, extractive and candidate) -> gate -> models/adapters/faquad-v3.
+# and the demo shop (base, extractive and candidate) -> gate -> models/adapters/faquad-v4.
 # FaQuAD is evaluated with evidence floors calibrated on its train split (atende eval retrieval);
 # publishing happens only when `models compare` passes the gate. Training takes about an hour on
 # 2 CPU cores and minutes on a GPU (README: training on a GPU machine).
@@ -51,15 +51,15 @@ FAQUAD ?= ../shared/datasets/faquad
 FLOORS ?= ATENDE_RETRIEVAL_MIN_SCORE=1.668 ATENDE_RETRIEVAL_MIN_COVERAGE=0.5
 adapter: $(STAMP)
 	$(BIN)/atende finetune curate --out data/finetune/faquad-train --passages 0 --add-set $(FAQUAD)
-	$(FLOORS) $(BIN)/atende finetune train finetune/configs/faquad.yaml --name faquad-v3 \
+	$(FLOORS) $(BIN)/atende finetune train finetune/configs/faquad.yaml --name faquad-v4 \
 	  --calibrate-on $(FAQUAD)
 	$(FLOORS) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model base \
-	  --model faquad-v3 --json bench/results/faquad-dev-answers.json \
+	  --model faquad-v4 --json bench/results/faquad-dev-answers.json \
 	  --plot bench/results/faquad-dev-answers.png
-	$(BIN)/atende eval answers --set demo/loja-aurora --top-k 2 --model base --model faquad-v3 \
+	$(BIN)/atende eval answers --set demo/loja-aurora --top-k 2 --model base --model faquad-v4 \
 	  --json bench/results/demo-answers.json --plot bench/results/demo-answers.png
-	$(FLOORS) $(BIN)/atende models compare faquad-v3 --set $(FAQUAD) --split dev --top-k 2
-	$(BIN)/atende finetune publish faquad-v3 --to models/adapters/faquad-v3
+	$(FLOORS) $(BIN)/atende models compare faquad-v4 --set $(FAQUAD) --split dev --top-k 2
+	$(BIN)/atende finetune publish faquad-v4 --to models/adapters/faquad-v4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

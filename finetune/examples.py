@@ -1,7 +1,8 @@
 """Curated pairs into training prompts, exactly as serving builds them (``rag.prompt.build``).
 
 Each pair gives an answer example: its passages plus the most similar passages of other pairs,
-target = the clause of the passage that holds the answer (short, units kept). A measured share
+target = the clause of the passage that holds the answer (short, units kept), or in a focused
+prompt the whole item that holds it. A measured share
 of pairs also gives a refusal example: the most similar passages that lack the answer (hard
 negatives), target = ``rag.prompt.REFUSAL``. A slice of pairs is held out, with both kinds, to
 calibrate the refusal threshold on data the model never saw.
@@ -24,7 +25,6 @@ from rag.index import Passage
 from rag.lexical import fold
 
 _WORD = re.compile(r"\w+")
-_CLAUSE = re.compile(r"(?<=[,;:])\s+")
 MIN_CLAUSE_WORDS = 6
 
 
@@ -50,7 +50,7 @@ def target(passages: Sequence[str], answer: str, max_words: int) -> str:
     for sentence in (s for p in passages for s in extractive.sentences(p)):
         if not holds(sentence, answer):
             continue
-        clauses = _CLAUSE.split(sentence)
+        clauses = extractive.CLAUSE.split(sentence)
         spans = [" ".join(clauses[i:j]) for i in range(len(clauses))
                  for j in range(i + 1, len(clauses) + 1)]
         fits = [s for s in spans if holds(s, answer)
@@ -60,6 +60,11 @@ def target(passages: Sequence[str], answer: str, max_words: int) -> str:
         text = text.strip().rstrip(",;:")
         return text[:1].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
     return answer  # a human agent's own words: kept as written
+
+
+def quoted(items: Sequence[str], answer: str) -> str | None:
+    """The first focused item holding the answer, as shown: a reply quotes one item whole."""
+    return next((t for t in items if holds(t, answer)), None)
 
 
 def _window(sentence: str, answer: str, max_words: int) -> str:
@@ -126,9 +131,11 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
         rng.shuffle(answer_ctx)
         shown = shows(pair.question, answer_ctx)
         spanned = any(holds(t, pair.answer) for t in pair.passages)
-        lost = spanned and not any(holds(p.text, pair.answer) for p in shown)
+        texts = [p.text for p in shown]
+        quote = quoted(texts, pair.answer) if sentences else None
+        lost = spanned and not any(holds(t, pair.answer) for t in texts)
         answer = _example(pair.question, shown,
-                          target([p.text for p in shown], pair.answer, max_target_words),
+                          quote or target(texts, pair.answer, max_target_words),
                           "answer", pair.answer)
         # Half the refusals keep same-document passages (the hardest), half mirror a question
         # whose document is missing from the knowledge base.

@@ -16,7 +16,11 @@ from rag.embedders import Embedder
 from rag.index import Passage
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
+CLAUSE = re.compile(r"(?<=[,;:])\s+")
 MAX_WORDS = 60
+# A focused item is at most this long, so a reply quoting one item stays a short answer (an
+# answer is scored within 40 words); a longer sentence is shown as runs of its clauses.
+ITEM_WORDS = 32
 
 
 def sentences(text: str) -> list[str]:
@@ -29,11 +33,32 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+def pieces(sentence: str, max_words: int = ITEM_WORDS) -> list[str]:
+    """The sentence, or when longer than ``max_words`` words, runs of its clauses that fit
+    (a single clause too long is cut by words)."""
+    if len(sentence.split()) <= max_words:
+        return [sentence]
+    out: list[str] = []
+    run: list[str] = []
+    for clause in CLAUSE.split(sentence):
+        words = clause.split()
+        if run and len(run) + len(words) > max_words:
+            out.append(" ".join(run))
+            run = []
+        while len(words) > max_words:
+            out.append(" ".join(words[:max_words]))
+            words = words[max_words:]
+        run += words
+    return out + ([" ".join(run)] if run else [])
+
+
 def top_sentences(embedder: Embedder, question: str, passages: Sequence[Passage],
-                  n: int) -> list[Passage]:
+                  n: int, max_words: int = 0) -> list[Passage]:
     """The n sentences of the passages closest to the question, closest first, each as a
-    passage of its own (same id, document and heading)."""
-    candidates = [(p, s) for p in passages for s in sentences(p.text)]
+    passage of its own (same id, document and heading); with ``max_words``, sentences longer
+    than that compete as their ``pieces``."""
+    candidates = [(p, x) for p in passages for s in sentences(p.text)
+                  for x in (pieces(s, max_words) if max_words else [s])]
     if not candidates:
         return []
     scores = embedder.passages([s for _, s in candidates]) @ embedder.query(question)
@@ -52,7 +77,8 @@ def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]
 
 def focus(embedder: Embedder, question: str, passages: Sequence[Passage],
           sentences: int) -> list[Passage]:
-    """What the prompt shows: the passages, or their ``sentences`` closest sentences (0 = whole;
-    whole too where no passage has a sentence, as in a table of short cells)."""
-    top = top_sentences(embedder, question, passages, sentences) if sentences else []
+    """What the prompt shows: the passages, or their ``sentences`` closest sentences, long ones
+    as pieces of at most ITEM_WORDS words (0 = whole; whole too where no passage has a sentence,
+    as in a table of short cells)."""
+    top = top_sentences(embedder, question, passages, sentences, ITEM_WORDS) if sentences else []
     return top or list(passages)

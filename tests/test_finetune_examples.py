@@ -146,8 +146,8 @@ def test_focused_prompts_show_the_closest_sentences_and_drop_lost_answers() -> N
     for e in train:
         shown = e.messages[0]["content"].split("Trechos:\n", 1)[1]
         assert shown.count("\n[") == 0 and shown.count(". ") == 0  # one sentence, one item
-        if e.kind == "answer":
-            assert e.completion.rstrip(".").split(" é de ")[-1] in shown
+        if e.kind == "answer":  # the reply quotes the one item shown, whole
+            assert e.completion in shown and " é de " in e.completion
             assert not e.messages[-1]["content"].startswith("a loja abre")
     answered = {e.messages[-1]["content"] for e in train if e.kind == "answer"}
     assert len(answered) >= 25 and not any(q.startswith("a loja") for q in answered)
@@ -162,3 +162,21 @@ def test_focus_keeps_whole_passages_that_have_no_sentence() -> None:
     prose = [as_passage("a.md", "O boleto vence em três dias úteis. A loja abre cedo.")]
     shown = focus(WordEmbedder(), "quando o boleto vence?", prose, 1)
     assert [p.text for p in shown] == ["O boleto vence em três dias úteis."]
+
+
+def test_a_long_sentence_is_shown_as_clause_runs_that_fit_a_short_answer() -> None:
+    from finetune.examples import as_passage
+    from rag.extractive import ITEM_WORDS, focus, pieces
+
+    long = ("O aluno que desejar trancar a matrícula deverá protocolar o pedido na secretaria, "
+            "acompanhado dos documentos exigidos pelo colegiado do curso, "
+            "no prazo máximo de trinta dias após o início do período letivo, "
+            "sob pena de indeferimento do pedido e de perda da vaga no semestre seguinte.")
+    parts = pieces(long)
+    assert len(parts) > 1 and all(len(p.split()) <= ITEM_WORDS for p in parts)
+    assert " ".join(parts).split() == long.split()  # nothing lost, nothing repeated
+    assert pieces("Uma frase curta basta.") == ["Uma frase curta basta."]
+    shown = focus(WordEmbedder(), "qual o prazo máximo após o início do período letivo?",
+                  [as_passage("regras.md", long)], 1)
+    assert len(shown) == 1 and "trinta dias" in shown[0].text
+    assert len(shown[0].text.split()) <= ITEM_WORDS
