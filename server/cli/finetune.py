@@ -220,7 +220,7 @@ def checkpoints_cmd(
 @app.command("publish")
 def publish_cmd(
     version: str = typer.Argument(..., help="Registered model version."),
-    to: Path = typer.Option(..., help="Folder to write (e.g. models/adapters/faquad-v2)."),
+    to: Path = typer.Option(..., help="Folder to write (e.g. models/adapters/faquad-v4)."),
 ) -> None:
     """Copy a version's adapter with its config, data hash, threshold and figures into a folder
     the product serves on new databases (the bundled default adapter)."""

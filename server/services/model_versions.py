@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.spec import ModelSpec
 from server.schema import ModelPromotion, ModelVersion
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v2"
+DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v4"
 
 
 class Refused(ValueError):
