@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -16,11 +18,29 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def finite(value: Any) -> Any:
+    """The value with every NaN or infinite float as None: JSON has no NaN, and PostgreSQL
+    refuses it (a metric over no cases, as out-of-scope on an eval set that has none, is NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    """Standard JSON (``finite``), as every JSON column and published file is written."""
+    return json.dumps(finite(value), allow_nan=False, **kwargs)
+
+
 def make_engine(url: str) -> Engine:
     """An engine; SQLite gets WAL, a busy timeout and foreign keys so threads can share it."""
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        return create_engine(url, pool_pre_ping=True, json_serializer=dumps)
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                           json_serializer=dumps)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:

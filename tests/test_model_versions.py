@@ -41,6 +41,23 @@ def test_new_database_serves_the_default_adapter_once(
     assert [h["action"] for h in mv.history(sessions)] == ["default"]
 
 
+def test_a_metric_over_no_cases_is_stored_as_null_on_both_databases(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    # FaQuAD has no out-of-scope cases: that figure is NaN, which PostgreSQL's JSON refuses
+    folder = adapter_dir(tmp_path)
+    meta = json.loads((folder / "version.json").read_text())
+    meta["metrics"] = {"dev": {"containment": 0.6, "out_of_scope_ok": float("nan")}}
+    (folder / "version.json").write_text(json.dumps(meta))
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    mv.ensure_default(sessions, base, folder)
+    mv.record_gate(sessions, "faquad-v1", PASSED, {"eval": {"injection_ok": float("inf")}})
+    rows, _ = mv.listing(sessions)
+    assert rows[0].metrics["dev"] == {"containment": 0.6, "out_of_scope_ok": None}
+    assert rows[0].metrics["eval"] == {"injection_ok": None}
+    json.dumps(mv.as_dict(rows[0], rows[0].id), allow_nan=False)  # what the API sends
+
+
 def test_promotion_needs_a_passed_gate_against_what_serves(
         sessions: sessionmaker[Session], tmp_path: Path) -> None:
     base = tmp_path / "base.gguf"

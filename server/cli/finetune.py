@@ -13,6 +13,7 @@ from sqlalchemy import select
 from finetune.curate import Pair, Turn, curate
 from finetune.dataset import save
 from server.cli.common import console, fail, sessions
+from server.db import dumps
 from server.schema import Contact, Message
 from server.settings import get_settings
 
@@ -237,7 +238,7 @@ def publish_cmd(
         fail(f"{version} has no adapter")
     to.mkdir(parents=True, exist_ok=True)
     shutil.copy(v.adapter, to / "adapter.gguf")
-    (to / "version.json").write_text(json.dumps({
+    (to / "version.json").write_text(dumps({
         "name": v.name, "base": Path(v.base).name, "refusal_threshold": v.refusal_threshold,
         "data_sha256": v.data_sha256, "config": v.config, "metrics": v.metrics,
         "gate": v.gate}, ensure_ascii=False, indent=2))
