@@ -22,7 +22,8 @@ def adapter_dir(tmp_path: Path, name: str = "faquad-v1") -> Path:
     (folder / "adapter.gguf").write_bytes(b"GGUF")
     (folder / "version.json").write_text(json.dumps({
         "name": name, "base": "base.gguf", "refusal_threshold": 0.3, "data_sha256": "ab" * 32,
-        "metrics": {"dev": {"containment": 0.6}}, "config": {"lora_r": 16}}))
+        "metrics": {"dev": {"containment": 0.6}}, "config": {"lora_r": 16},
+        "gate": {**PASSED, "against": "base", "against_id": None}}))
     return folder
 
 
@@ -39,6 +40,7 @@ def test_new_database_serves_the_default_adapter_once(
     assert [v.name for v in rows] == ["faquad-v1"] and serving == rows[0].id
     assert rows[0].refusal_threshold == 0.3 and rows[0].metrics["dev"]["containment"] == 0.6
     assert [h["action"] for h in mv.history(sessions)] == ["default"]
+    assert rows[0].gate["passed"] and rows[0].gate["against"] == "base"  # its verdict shows
 
 
 def test_a_metric_over_no_cases_is_stored_as_null_on_both_databases(
