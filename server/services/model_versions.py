@@ -130,9 +130,9 @@ def ensure_default(sessions: sessionmaker[Session], base: Path,
                              refusal_threshold=meta.get("refusal_threshold"),
                              config=meta.get("config", {}), data_sha256=meta.get("data_sha256"),
                              metrics=meta.get("metrics", {}))
-            gate = meta.get("gate") or {}
-            if gate.get("against_id", 0) is None:  # judged against the plain base: holds here
-                v.gate = gate
+            gate = meta.get("gate")
+            if gate and "against_id" in gate and gate["against_id"] is None:
+                v.gate = gate  # judged against the plain base model, so it holds here too
             s.add(v)
             s.flush()
         s.add(ModelPromotion(version_id=v.id, previous_id=None, action="default",
