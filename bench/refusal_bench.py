@@ -34,7 +34,7 @@ from rag.index import KnowledgeBase
 from server.settings import get_settings
 
 SIGNALS = ("refusal_probability", "fused_score", "coverage", "item_similarity")
-REFUSE_WHEN_HIGH = np.array([1.0, -1.0, -1.0, -1.0])  # each signal oriented: high = refuse
+REFUSE_WHEN_HIGH = np.array([1.0, -1.0, -1.0, -1.0])  # a high refusal probability refuses
 
 
 def signals(llm: LlamaCppProvider, es: evalset.EvalSet, sentences: int) -> np.ndarray:
@@ -84,7 +84,7 @@ def logistic(x: np.ndarray, y: np.ndarray, steps: int = 3000) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--version", required=True, help="published or registered version name")
+    ap.add_argument("--version", required=True, help="a published version (models/adapters/NAME)")
     ap.add_argument("--run", type=Path, required=True, help="its run folder (held-out pairs)")
     ap.add_argument("--set", type=Path, default=Path("../shared/datasets/faquad"))
     ap.add_argument("--split", default="dev")
@@ -110,16 +110,15 @@ def main() -> None:
     y = test[:, 0]
     own = ~test[:, 1].astype(bool) | (test[:, 2] >= meta["refusal_threshold"])
     found = {"the version's decision (floors, then threshold)": rates(own, y)}
-    oriented = lambda m: m[:, 2:] * REFUSE_WHEN_HIGH  # noqa: E731
+    xf, xt = (m[:, 2:] * REFUSE_WHEN_HIGH for m in (fit, test))  # each signal: high = refuse
     for i, name in enumerate(SIGNALS):
-        z = oriented(test)[:, i]
-        found[f"{name} alone (oracle)"] = rates(z >= threshold(z, y, args.budget), y)
-    mu, sd = oriented(fit).mean(0), oriented(fit).std(0) + 1e-9
-    w = logistic((oriented(fit) - mu) / sd, fit[:, 0])
-    mix = lambda m: np.c_[(oriented(m) - mu) / sd, np.ones(len(m))] @ w  # noqa: E731
-    t = threshold(mix(fit), fit[:, 0], args.fit_budget)
-    found["logistic mix, threshold from held-out"] = rates(mix(test) >= t, y)
-    found["logistic mix (oracle)"] = rates(mix(test) >= threshold(mix(test), y, args.budget), y)
+        found[f"{name} alone (oracle)"] = rates(xt[:, i] >= threshold(xt[:, i], y, args.budget), y)
+    mu, sd = xf.mean(0), xf.std(0) + 1e-9
+    w = logistic((xf - mu) / sd, fit[:, 0])
+    zf, zt = (np.c_[(x - mu) / sd, np.ones(len(x))] @ w for x in (xf, xt))
+    found["logistic mix, threshold from held-out"] = rates(
+        zt >= threshold(zf, fit[:, 0], args.fit_budget), y)
+    found["logistic mix (oracle)"] = rates(zt >= threshold(zt, y, args.budget), y)
     base = found["the version's decision (floors, then threshold)"][1]
     table = Table(title=f"{args.version} on {args.set.name} {args.split}: {int((y == 0).sum())}"
                   f" questions, each with and without its documents; budget {args.budget:.0%}")
