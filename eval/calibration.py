@@ -1,4 +1,4 @@
-"""Calibrate the evidence floors (``rag.evidence``): the same questions asked with and without
+"""Calibrate the evidence rule (``rag.evidence``): the same questions asked with and without
 every document that answers them (answerable vs unanswerable)."""
 
 from __future__ import annotations
@@ -8,17 +8,15 @@ from dataclasses import dataclass
 
 from eval.evalset import Case, EvalSet
 from rag import evidence
-from rag.evidence import Floors
+from rag.evidence import Floors, Learned, Rule, Signals
 from rag.index import KnowledgeBase, Passage, Search
-
-Measure = tuple[float, float]  # (fused score of the best passage, coverage)
 
 
 @dataclass(frozen=True)
 class Rates:
-    floors: Floors
+    rule: Rule
     wrongly_refused: float  # answerable questions refused for too little evidence
-    wrongly_answered: float  # unanswerable questions that passed both floors
+    wrongly_answered: float  # unanswerable questions the rule let through
 
 
 def asked(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search | None = None,
@@ -35,36 +33,41 @@ def asked(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search | None = 
 
 
 def measures(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search, top_k: int = 4,
-             tick: Callable[[], None] = lambda: None) -> tuple[list[Measure], list[Measure]]:
+             tick: Callable[[], None] = lambda: None) -> tuple[list[Signals], list[Signals]]:
     """Evidence of each answerable question, with and without the documents that answer it."""
-    answerable: list[Measure] = []
-    unanswerable: list[Measure] = []
+    answerable: list[Signals] = []
+    unanswerable: list[Signals] = []
+    idf = kb.idf(collection)
     for case, found, without in asked(es, kb, collection, how, top_k):
-        answerable.append(evidence.measure(case.question, found))
-        unanswerable.append(evidence.measure(case.question, without))
+        answerable.append(evidence.signals(case.question, found, kb.embedder, idf))
+        unanswerable.append(evidence.signals(case.question, without, kb.embedder, idf))
         tick()
     return answerable, unanswerable
 
 
-def rates(answerable: list[Measure], unanswerable: list[Measure], floors: Floors) -> Rates:
-    def refused(m: Measure) -> bool:
-        return m[0] < floors.score or m[1] < floors.coverage
+def refuses(rule: Rule, s: Signals) -> bool:
+    """What the rule decides on these signals (no passages at all: score and coverage 0)."""
+    if isinstance(rule, Learned):
+        return rule.unanswerable(s) >= rule.threshold
+    return s.score < rule.score or s.coverage < rule.coverage
 
-    return Rates(floors, sum(map(refused, answerable)) / max(len(answerable), 1),
-                 sum(not refused(m) for m in unanswerable) / max(len(unanswerable), 1))
+
+def rates(answerable: list[Signals], unanswerable: list[Signals], rule: Rule) -> Rates:
+    return Rates(rule, sum(refuses(rule, s) for s in answerable) / max(len(answerable), 1),
+                 sum(not refuses(rule, s) for s in unanswerable) / max(len(unanswerable), 1))
 
 
-def best(answerable: list[Measure], unanswerable: list[Measure], budget: float = 0.03) -> Rates:
+def best(answerable: list[Signals], unanswerable: list[Signals], budget: float = 0.03) -> Rates:
     """The floors that answer the fewest unanswerable questions while wrongly refusing at most
     ``budget`` of the answerable ones (ties: the fewest wrong refusals)."""
     allowed = int(budget * len(answerable))
     fits = []
-    for c in sorted({0.0} | {c for _, c in answerable}):
-        left = allowed - sum(cov < c for _, cov in answerable)
+    for c in sorted({0.0} | {s.coverage for s in answerable}):
+        left = allowed - sum(s.coverage < c for s in answerable)
         if left < 0:
             break
         # The highest score floor that refuses at most `left` more answerable questions.
-        kept = sorted(s for s, cov in answerable if cov >= c)
+        kept = sorted(s.score for s in answerable if s.coverage >= c)
         floor = kept[left] if left < len(kept) else float("inf")
         fits.append(rates(answerable, unanswerable, Floors(floor, c)))
     return min(fits, key=lambda r: (r.wrongly_answered, r.wrongly_refused))

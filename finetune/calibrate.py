@@ -4,7 +4,7 @@ The fine-tuned model's probability of opening the refusal is its own "I don't kn
 threshold is the lowest one that wrongly refuses at most a budgeted share of answerable
 questions, so it refuses as many unanswerable ones as that budget allows. The held-out pairs are
 asked with their own passages, or (``on_retrieval``) as serving asks them: retrieved passages,
-evidence floors first.
+the evidence rule first.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from eval.evalset import EvalSet
 from finetune.examples import Example
 from models.providers.llamacpp import LlamaCppProvider
 from rag import evidence, extractive, prompt
-from rag.evidence import Floors
+from rag.evidence import Rule
 from rag.index import KnowledgeBase, Search
 
 
@@ -56,16 +56,17 @@ def choose(scored: Sequence[tuple[str, float]], budget: float = 0.05) -> Calibra
 
 
 def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collection: str,
-                 floors: Floors, top_k: int, how: Search | None = None, sentences: int = 0,
+                 rule: Rule, top_k: int, how: Search | None = None, sentences: int = 0,
                  tick: Callable[[], None] = lambda: None) -> list[tuple[str, float]]:
     """(kind, refusal score) of each answerable case asked as serving asks it: the top-k
     retrieved passages, with and without every document that answers it. A question the
-    evidence floors refuse scores 1.0: refused whatever the threshold, so the threshold and the
-    floors share one budget of wrong refusals."""
+    evidence rule refuses scores 1.0: refused whatever the threshold, so the threshold and the
+    rule share one budget of wrong refusals."""
     out: list[tuple[str, float]] = []
+    idf = kb.idf(collection)
     for case, found, without in asked(es, kb, collection, how, top_k):
         for kind, hits in (("answer", found), ("refuse", without)):
-            if not evidence.enough(case.question, hits, floors):
+            if not evidence.enough(case.question, hits, rule, kb.embedder, idf):
                 out.append((kind, 1.0))
                 continue
             shown = extractive.focus(kb.embedder, case.question, hits, sentences)

@@ -83,8 +83,8 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: 
             task = progress.add_task("Ingesting", total=len(es.docs))
             retrieval.ingest(es, kb, "cal", lambda: progress.advance(task))
             task = progress.add_task("Calibrating refusals", total=len(es.cases))
-            settings = get_settings()  # floors and search as serving has them
-            return calibrate.on_retrieval(llm, es, kb, "cal", settings.floors(), top_k,
+            settings = get_settings()  # evidence and search as serving has them
+            return calibrate.on_retrieval(llm, es, kb, "cal", settings.evidence(), top_k,
                                           settings.search(), sentences,
                                           lambda: progress.advance(task))
         finally:

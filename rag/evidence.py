@@ -1,19 +1,33 @@
 """Can the retrieved passages answer the question? Decided before any model is called.
 
-Two signals, each with a calibrated floor (``atende eval retrieval`` measures both): the fused
-score of the best passage, and coverage, the share of the question's own terms (stemmed,
-accents folded, stop words dropped) that the best-covering passage holds. A question whose
-document is missing from the knowledge base still finds passages with a fair fused score, since
-DBSF normalises per query, but rarely one that holds what it names ("trancamento", "estágio").
+Two rules, both calibrated on questions asked with and without the documents that answer them
+(``atende eval retrieval``):
+
+- ``Floors`` (the default): a floor on the fused score of the best passage and one on coverage,
+  the share of the question's own terms (stemmed, accents folded, stop words dropped) that the
+  best-covering passage holds. A question whose document is missing still finds passages with a
+  fair fused score, since DBSF normalises per query, but rarely one that holds what it names.
+- ``Learned``: a logistic mix of the fused score, coverage weighted by how rare each term is in
+  the knowledge base, and the similarity of the passages' closest sentence to the question. A
+  missing rare term ("trancamento") says more than a missing common one ("curso"). Fitted on a
+  set's train questions (``--fit-evidence``) and used when ``ATENDE_EVIDENCE_MODEL`` names it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
-from rag import lexical
+import numpy as np
+
+from rag import extractive, lexical
+from rag.embedders import Embedder
 from rag.index import Passage
+
+Idf = Callable[[str], float]  # a stemmed term's inverse document frequency in the collection
 
 
 @dataclass(frozen=True)
@@ -24,13 +38,33 @@ class Floors:
     coverage: float
 
 
-def coverage(question: str, passages: Sequence[Passage]) -> float:
-    """Most of the question's distinct terms held by one passage (heading path included)."""
+@dataclass(frozen=True)
+class Signals:
+    """What the passages of one search say about answering the question."""
+
+    score: float  # fused score of the best passage
+    coverage: float
+    weighted_coverage: float  # coverage with each term weighted by its idf
+    similarity: float  # of the passages' closest sentence (or piece) to the question
+
+    def row(self) -> list[float]:
+        return [self.score, self.weighted_coverage, self.similarity]
+
+
+FEATURES = ("score", "weighted_coverage", "similarity")  # what Learned mixes, in Signals.row order
+
+
+def coverage(question: str, passages: Sequence[Passage], idf: Idf | None = None) -> float:
+    """Most of the question's distinct terms held by one passage (heading path included), each
+    term counted once or, with ``idf``, by its weight."""
     terms = set(lexical.tokens(question, query=True))
     if not terms or not passages:
         return 0.0
-    held = max(len(terms & set(lexical.tokens(f"{p.heading}\n{p.text}"))) for p in passages)
-    return held / len(terms)
+    weight = idf or (lambda _t: 1.0)
+    total = sum(map(weight, terms))
+    held = max(sum(map(weight, terms & set(lexical.tokens(f"{p.heading}\n{p.text}"))))
+               for p in passages)
+    return held / total if total else 0.0
 
 
 def measure(question: str, passages: Sequence[Passage]) -> tuple[float, float]:
@@ -38,7 +72,78 @@ def measure(question: str, passages: Sequence[Passage]) -> tuple[float, float]:
     return (passages[0].score if passages else 0.0), coverage(question, passages)
 
 
-def enough(question: str, passages: Sequence[Passage], floors: Floors) -> bool:
-    """Whether the passages are worth asking a model about."""
+def signals(question: str, passages: Sequence[Passage], embedder: Embedder, idf: Idf) -> Signals:
+    """Every signal of a search result (embeds the passages' sentences)."""
     score, covered = measure(question, passages)
-    return bool(passages) and score >= floors.score and covered >= floors.coverage
+    return Signals(score, covered, coverage(question, passages, idf),
+                   extractive.closest(embedder, question, passages))
+
+
+@dataclass(frozen=True)
+class Learned:
+    """A logistic check over ``FEATURES``, standardised: refuse when the score reaches the
+    threshold (the chance, as fitted, that the question is unanswerable)."""
+
+    weights: list[float]  # one per feature, then the bias
+    mean: list[float]
+    scale: list[float]
+    threshold: float
+    fitted_on: str = ""  # the set, split and budget, for whoever reads the file
+
+    def unanswerable(self, s: Signals) -> float:
+        z = (np.array(s.row()) - self.mean) / self.scale
+        return float(1 / (1 + math.exp(-(z @ self.weights[:-1] + self.weights[-1]))))
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps({"features": FEATURES, **asdict(self)}, indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> Learned:
+        """Read a fitted check; one fitted on other features is an error."""
+        raw = json.loads(path.read_text())
+        if tuple(raw.pop("features", ())) != FEATURES:
+            raise ValueError(f"{path}: an evidence model over other features; fit it again")
+        return cls(**raw)
+
+
+Rule = Floors | Learned
+
+
+def enough(question: str, passages: Sequence[Passage], rule: Rule,
+           embedder: Embedder | None = None, idf: Idf | None = None) -> bool:
+    """Whether the passages are worth asking a model about (a learned rule needs the embedder
+    and the collection's idf)."""
+    if not passages:
+        return False
+    if isinstance(rule, Floors):
+        score, covered = measure(question, passages)
+        return score >= rule.score and covered >= rule.coverage
+    if embedder is None or idf is None:
+        raise ValueError("a learned evidence rule needs the embedder and the collection's idf")
+    return rule.unanswerable(signals(question, passages, embedder, idf)) < rule.threshold
+
+
+def fit(answerable: Sequence[Signals], unanswerable: Sequence[Signals], budget: float,
+        fitted_on: str = "") -> Learned:
+    """The logistic check that refuses the most unanswerable questions while wrongly refusing
+    at most ``budget`` of the answerable ones."""
+    x = np.array([s.row() for s in [*answerable, *unanswerable]])
+    y = np.r_[np.zeros(len(answerable)), np.ones(len(unanswerable))]
+    mean, scale = x.mean(0), x.std(0) + 1e-9
+    w = logistic((x - mean) / scale, y)
+    check = Learned(w.tolist(), mean.tolist(), scale.tolist(), 1.0, fitted_on)
+    chance = sorted(check.unanswerable(s) for s in answerable)
+    allowed = int(budget * len(chance))  # answerable ones at or above the threshold
+    threshold = chance[-allowed] if allowed else math.nextafter(chance[-1], math.inf)
+    return Learned(check.weights, check.mean, check.scale, threshold, fitted_on)
+
+
+def logistic(x: np.ndarray, y: np.ndarray, steps: int = 4000) -> np.ndarray:
+    """Weights (bias last) of a lightly regularised logistic regression on standardised
+    features, by gradient descent: a few features, so no solver library is needed."""
+    xb = np.c_[x, np.ones(len(x))]
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-xb @ w))
+        w -= 0.3 * (xb.T @ (p - y) + np.r_[w[:-1], 0]) / len(y)
+    return w

@@ -57,13 +57,25 @@ def top_sentences(embedder: Embedder, question: str, passages: Sequence[Passage]
     """The n sentences of the passages closest to the question, closest first, each as a
     passage of its own (same id, document and heading); with ``max_words``, sentences longer
     than that compete as their ``pieces``."""
+    candidates, scores = _scored(embedder, question, passages, max_words)
+    return [replace(candidates[i][0], text=candidates[i][1])
+            for i in np.argsort(-scores, kind="stable")[:n]]
+
+
+def closest(embedder: Embedder, question: str, passages: Sequence[Passage]) -> float:
+    """Similarity to the question of the passages' closest sentence, or piece as focus shows it
+    (0.0 where there is none)."""
+    _, scores = _scored(embedder, question, passages, ITEM_WORDS)
+    return float(scores.max()) if len(scores) else 0.0
+
+
+def _scored(embedder: Embedder, question: str, passages: Sequence[Passage],
+            max_words: int) -> tuple[list[tuple[Passage, str]], np.ndarray]:
     candidates = [(p, x) for p in passages for s in sentences(p.text)
                   for x in (pieces(s, max_words) if max_words else [s])]
     if not candidates:
-        return []
-    scores = embedder.passages([s for _, s in candidates]) @ embedder.query(question)
-    return [replace(candidates[i][0], text=candidates[i][1])
-            for i in np.argsort(-scores, kind="stable")[:n]]
+        return [], np.zeros(0)
+    return candidates, embedder.passages([s for _, s in candidates]) @ embedder.query(question)
 
 
 def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]) -> str | None:

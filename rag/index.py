@@ -8,9 +8,11 @@ another one is refused. Re-ingesting an unchanged document does nothing (content
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -73,6 +75,7 @@ class KnowledgeBase:
         self.embedder = embedder
         # Qdrant local mode is not made for concurrent writers; embedding stays outside the lock.
         self.lock = threading.RLock()
+        self._df: dict[str, tuple[int, Counter[str]]] = {}  # collection -> (passages, df)
 
     def ensure(self, collection: str) -> None:
         """Create the collection if missing; refuse one built with another embedder."""
@@ -133,6 +136,7 @@ class KnowledgeBase:
                 vector={DENSE: vec.tolist(), SPARSE: _sparse_of(payload)}, payload=payload))
         # New passages go in before the old ones go out, so a search never finds the doc missing.
         with self.lock:
+            self._df.pop(collection, None)
             self.client.upsert(collection, points, wait=True)
             new_ids = {p.id for p in points}
             stale = [p.id for p in old if str(p.id) not in new_ids]
@@ -190,10 +194,29 @@ class KnowledgeBase:
             self.client.delete_collection(side)
         return len(fresh)
 
+    def idf(self, collection: str) -> Callable[[str], float]:
+        """Inverse document frequency of a stemmed term among the collection's passages (BM25's
+        form, as Qdrant's IDF modifier computes it); counted again after the collection
+        changes, in this process or (by its size) another."""
+        with self.lock:
+            self.ensure(collection)
+            n = self.client.count(collection).count
+            cached = self._df.get(collection)
+            if cached is None or cached[0] != n:
+                df: Counter[str] = Counter()
+                for p in self._all_points(collection, vectors=False):
+                    payload = p.payload or {}
+                    df.update(set(lexical.tokens(f"{payload.get('heading', '')}\n"
+                                                 f"{payload.get('text', '')}")))
+                cached = self._df[collection] = (n, df)
+        total, counts = cached
+        return lambda term: math.log(1 + (total - counts[term] + 0.5) / (counts[term] + 0.5))
+
     def delete(self, collection: str, doc: str) -> int:
         """Remove a document's passages; returns how many went."""
         with self.lock:
             old = self._doc_points(collection, doc)
+            self._df.pop(collection, None)
             if old:
                 self.client.delete(collection, models.PointIdsList(points=[p.id for p in old]),
                                    wait=True)

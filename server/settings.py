@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.spec import ModelSpec
-from rag.evidence import Floors
+from rag.evidence import Floors, Learned, Rule
 from rag.index import Search
 from rag.prompt import DEFAULT_PERSONA
 
@@ -136,6 +136,11 @@ class Settings(BaseSettings):
         "passage must hold to answer at all. Informal questions use other words than the "
         "documents: above about 0.3 answerable ones get refused (atende eval retrieval).",
     )
+    evidence_model: Path | None = Field(
+        None,
+        description="A learned evidence check (JSON, fitted with atende eval retrieval "
+        "--fit-evidence on questions like your customers'); it replaces the two floors above.",
+    )
 
     turn_debounce_seconds: float = Field(
         1.5, ge=0.0, description="Wait after a message so a burst is answered as one turn."
@@ -165,6 +170,20 @@ class Settings(BaseSettings):
     def floors(self) -> Floors:
         """Least evidence to answer, as configured."""
         return Floors(self.retrieval_min_score, self.retrieval_min_coverage)
+
+    def evidence(self) -> Rule:
+        """What decides whether the passages are worth asking a model about."""
+        return Learned.load(self.evidence_model) if self.evidence_model else self.floors()
+
+    @field_validator("evidence_model")
+    @classmethod
+    def _readable(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            try:
+                Learned.load(path)
+            except (OSError, ValueError, TypeError) as exc:
+                raise ValueError(f"ATENDE_EVIDENCE_MODEL: cannot read {path}: {exc}") from exc
+        return path
 
     def local_model(self) -> ModelSpec:
         """The in-process llama.cpp model, as the settings describe it (path filled at start)."""

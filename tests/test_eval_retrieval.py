@@ -10,6 +10,7 @@ import pytest
 
 from eval import metrics
 from eval.evalset import Source, load, relevant
+from rag.evidence import Learned
 from tests.conftest import ATENDE, ROOT
 
 DEMO = ROOT / "demo" / "loja-aurora"
@@ -53,7 +54,8 @@ def test_malformed_set_names_the_line(tmp_path) -> None:
 
 def test_eval_retrieval_cli_on_the_demo_set(tmp_path) -> None:
     out = subprocess.run([*ATENDE, "eval", "retrieval", "--set", str(DEMO), "--json",
-                          str(tmp_path / "r.json")], capture_output=True, text=True, cwd=ROOT,
+                          str(tmp_path / "r.json"), "--fit-evidence", str(tmp_path / "e.json")],
+                         capture_output=True, text=True, cwd=ROOT,
                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "r.json").read_text())
@@ -65,3 +67,8 @@ def test_eval_retrieval_cli_on_the_demo_set(tmp_path) -> None:
     assert hybrid["ndcg_10"] >= best - 0.01  # hybrid is never worse than its best member
     assert len(result["cases"]) == 22 * 3
     assert "nDCG@10" in out.stdout
+    # The learned evidence rule is fitted within the budget (3%: none of 22 wrongly refused),
+    # written where ATENDE_EVIDENCE_MODEL reads it, and reported beside the floors.
+    fitted = {c["name"]: c for c in result["calibration"]}["learned, fitted at 3%"]
+    assert fitted["wrongly_refused"] == 0.0 and fitted["evidence"]["rule"] == "learned"
+    assert Learned.load(tmp_path / "e.json").threshold == fitted["evidence"]["threshold"]

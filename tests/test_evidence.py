@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from eval import calibration
 from eval.evalset import load
-from rag.evidence import Floors, coverage, enough
-from rag.index import Passage
+from rag import evidence
+from rag.edge import EdgeClient
+from rag.evidence import Floors, Learned, Signals, coverage, enough
+from rag.index import KnowledgeBase, Passage
+from tests.conftest import DEMO_DOCS
+
+DEMO_SET = DEMO_DOCS.parent
 
 
 def _p(text: str, score: float = 2.0, heading: str = "") -> Passage:
@@ -35,14 +42,18 @@ def test_both_floors_must_be_met() -> None:
     assert not enough(question, [], Floors(0.0, 0.0))
 
 
+def _s(score: float, covered: float, weighted: float = 0.0, similarity: float = 0.0) -> Signals:
+    return Signals(score, covered, weighted, similarity)
+
+
 def test_calibration_refuses_the_most_unanswerable_within_the_budget() -> None:
-    answerable = [(2.0, 1.0)] * 18 + [(1.3, 0.9), (2.0, 0.2)]
-    unanswerable = [(1.4, 0.3)] * 10 + [(2.0, 0.9)] * 2
+    answerable = [_s(2.0, 1.0)] * 18 + [_s(1.3, 0.9), _s(2.0, 0.2)]
+    unanswerable = [_s(1.4, 0.3)] * 10 + [_s(2.0, 0.9)] * 2
     at_5 = calibration.best(answerable, unanswerable, budget=0.05)
     assert at_5.wrongly_refused <= 0.05
     assert at_5.wrongly_answered == 2 / 12  # only the two that look answerable get through
     at_0 = calibration.best(answerable, unanswerable, budget=0.0)
-    assert at_0.wrongly_refused == 0.0 and at_0.floors.coverage <= 0.2
+    assert at_0.wrongly_refused == 0.0 and at_0.rule.coverage <= 0.2
     assert at_0.wrongly_answered > at_5.wrongly_answered
 
 
@@ -61,3 +72,91 @@ def test_a_case_is_unanswerable_only_without_every_document_that_answers_it(tmp_
     es = load(tmp_path)
     # faq.md repeats the passage; politica.md holds an answer; frete.md only shares words.
     assert es.answering_docs(es.cases[0]) == ["faq.md", "politica.md", "trocas.md"]
+
+
+def test_a_missing_rare_term_weighs_more_than_a_missing_common_one(tmp_path, e5) -> None:
+    kb = KnowledgeBase(EdgeClient(str(tmp_path)), e5)
+    for i in range(6):  # every document names "prazo"; one names "trancamento"
+        kb.ingest("c", f"d{i}.md", f"O prazo do serviço {i} é de {i + 2} dias úteis.")
+    kb.ingest("c", "t.md", "O trancamento de matrícula é pedido na secretaria.")
+    idf = kb.idf("c")
+    question = "qual o prazo do trancamento?"
+    common = [_p("O prazo é de 5 dias.")]
+    rare = [_p("O trancamento é pedido na secretaria.")]
+    assert coverage(question, common) == coverage(question, rare) == 0.5
+    assert coverage(question, rare, idf) > 0.5 > coverage(question, common, idf)
+    kb.client.close()
+
+
+def test_idf_is_counted_again_when_the_collection_changes(tmp_path, e5) -> None:
+    kb = KnowledgeBase(EdgeClient(str(tmp_path)), e5)
+    kb.ingest("c", "a.md", "O trancamento de matrícula é pedido na secretaria.")
+    kb.ingest("c", "b.md", "Entregamos em todo o Brasil.")
+    term = evidence.lexical.tokens("trancamento")[0]
+    before = kb.idf("c")(term)
+    kb.ingest("c", "b.md", "Trancamento: pedido na secretaria.")  # replaced, same size
+    assert kb.idf("c")(term) < before
+    kb.client.close()
+
+
+def test_a_learned_rule_refuses_within_its_budget(tmp_path) -> None:
+    # Unanswerable questions find passages as well scored as answerable ones; what tells them
+    # apart is that the passages lack the question's rare terms and its closest sentence.
+    answerable = [_s(2.0 + i / 100, 0.8, 0.9 - i / 200, 0.90) for i in range(40)]
+    unanswerable = [_s(2.0 + i / 100, 0.8, 0.5 - i / 100, 0.86) for i in range(40)]
+    unanswerable += answerable[:4]  # indistinguishable: refusing them costs 4 wrong refusals
+    floors = calibration.best(answerable, unanswerable, budget=0.05)
+    learned = evidence.fit(answerable, unanswerable, budget=0.05, fitted_on="test")
+    found = calibration.rates(answerable, unanswerable, learned)
+    assert found.wrongly_refused <= 0.05
+    assert all(calibration.refuses(learned, s) for s in unanswerable[:40])
+    assert found.wrongly_answered >= 2 / 44  # of the copies, at most the budget's 2 refused
+    assert found.wrongly_answered < floors.wrongly_answered
+    learned.save(tmp_path / "rule.json")
+    assert Learned.load(tmp_path / "rule.json") == learned
+    other = json.loads((tmp_path / "rule.json").read_text()) | {"features": ["score"]}
+    (tmp_path / "rule.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="other features"):
+        Learned.load(tmp_path / "rule.json")
+    with pytest.raises(ValueError, match="embedder"):
+        enough("qual o prazo?", [_p("O prazo é de 5 dias.")], learned)
+
+
+def test_a_missing_or_corrupt_evidence_model_is_a_clear_error(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from server.settings import Settings
+
+    for content in (None, "{not json", json.dumps({"features": list(evidence.FEATURES)})):
+        path = tmp_path / "rule.json"
+        path.unlink(missing_ok=True)
+        if content is not None:
+            path.write_text(content)
+        with pytest.raises(ValidationError, match="ATENDE_EVIDENCE_MODEL: cannot read"):
+            Settings(data_dir=tmp_path, evidence_model=path)
+
+
+def test_serving_with_a_learned_rule_hands_off_before_the_model(sessions, tmp_path, llm,
+                                                                demo_kb) -> None:
+    import httpx
+
+    from rag.index import Search
+    from server.runtime import Runtime
+    from server.services import assistant
+    from server.settings import Settings
+
+    es = load(DEMO_SET)
+    answerable, unanswerable = calibration.measures(es, demo_kb, "demo", Search(), top_k=4)
+    rule = evidence.fit(answerable, unanswerable, budget=0.05, fitted_on="demo")
+    assert calibration.rates(answerable, unanswerable, rule).wrongly_answered < \
+        calibration.rates(answerable, unanswerable, Floors(1.2, 0.25)).wrongly_answered
+    rule.save(tmp_path / "rule.json")
+    settings = Settings(data_dir=tmp_path, llm_max_tokens=16, kb_collection="demo",
+                        evidence_model=tmp_path / "rule.json")
+    local = settings.local_model().model_copy(update={"path": llm.path})
+    rt = Runtime(settings, {"local": (local, llm)}, demo_kb, httpx.Client())
+    use = assistant.use_for(settings)
+    away = assistant.answer(rt, sessions, "vcs vendem notebook?", [], use)
+    assert (away.handoff, away.reason, away.completion) == (True, "no_passages", None)
+    asked = assistant.answer(rt, sessions, "qto custa a entrega expressa em sao paulo", [], use)
+    assert asked.reason != "no_passages" and asked.completion is not None

