@@ -12,7 +12,7 @@ LLAMA  := llama-cpp-python==0.3.36
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE := $(CMAKE_ARGS) -DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)"
 
-.PHONY: run test lint install browser clean-venv adapter
+.PHONY: run test lint install browser clean-venv adapter evidence
 
 install: $(STAMP)
 
@@ -60,6 +60,18 @@ adapter: $(STAMP)
 	  --json bench/results/demo-answers.json --plot bench/results/demo-answers.png
 	$(FLOORS) $(BIN)/atende models compare faquad-v4 --set $(FAQUAD) --split dev --top-k 2
 	$(BIN)/atende finetune publish faquad-v4 --to models/adapters/faquad-v4
+
+# FaQuAD's learned evidence rule (rag/evidence.py), fitted on its train split, then FaQuAD dev
+# answered with it in place of the floors. It fits FaQuAD's formal questions: a company fits its
+# own (README: evidence before the model).
+EVIDENCE ?= models/evidence/faquad.json
+evidence: $(STAMP)
+	$(BIN)/atende eval retrieval --set $(FAQUAD) --split train --top-k 2 --budget 0.05 \
+	  --fit-evidence $(EVIDENCE)
+	ATENDE_EVIDENCE_MODEL=$(EVIDENCE) ATENDE_RETRIEVAL_TOP_K=2 $(BIN)/atende eval answers \
+	  --set $(FAQUAD) --split dev --top-k 2 --model base --model faquad-v4 \
+	  --json bench/results/faquad-dev-answers-v4-learned.json \
+	  --plot bench/results/faquad-dev-answers-v4-learned.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

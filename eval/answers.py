@@ -38,8 +38,7 @@ def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: 
     embedder = kb.embedder
 
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
-        if rule is not None and not evidence.enough(question, passages, rule, embedder,
-                                                    kb.idf(collection)):
+        if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
             return prompt.REFUSAL, ""
         shown = extractive.focus(embedder, question, passages, sentences)
         messages = prompt.build(PERSONA, shown, question, count_tokens=llm.count_tokens)

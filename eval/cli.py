@@ -60,6 +60,12 @@ def retrieval_cmd(
 ) -> None:
     """Recall@1, Recall@5, MRR@10, nDCG@10 and latency per method (lexical, dense, hybrid) and
     split, on a scratch collection."""
+    from server.cli.common import fail
+
+    checked = Learned.load(evidence_model) if evidence_model is not None else None
+    if checked is not None and checked.top_k != top_k:
+        fail(f"{evidence_model} was fitted on {checked.top_k} passages per question; "
+             f"give --top-k {checked.top_k}")
     es = load_cases(set_dir, split, limit)
     scratch = tempfile.TemporaryDirectory(prefix="atende-eval-")
     client = EdgeClient(scratch.name) if store == "edge" else QdrantClient(":memory:")
@@ -93,11 +99,10 @@ def retrieval_cmd(
         if min_score is not None:
             chosen["floors given"] = calibration.rates(ans, unans,
                                                        configured_floors(min_score, min_coverage))
-        if evidence_model is not None:
-            chosen[f"learned, {evidence_model.name}"] = calibration.rates(
-                ans, unans, Learned.load(evidence_model))
+        if checked is not None:
+            chosen[f"learned, {evidence_model.name}"] = calibration.rates(ans, unans, checked)
         if fit_evidence is not None:
-            fitted = evidence.fit(ans, unans, budget, f"{set_dir.name} {split or 'all'}, "
+            fitted = evidence.fit(ans, unans, budget, top_k, f"{set_dir.name} {split or 'all'}, "
                                   f"top {top_k}, budget {budget:.0%}")
             fitted.save(fit_evidence)
             chosen[f"learned, fitted at {budget:.0%}"] = calibration.rates(ans, unans, fitted)

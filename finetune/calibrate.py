@@ -63,10 +63,9 @@ def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collecti
     evidence rule refuses scores 1.0: refused whatever the threshold, so the threshold and the
     rule share one budget of wrong refusals."""
     out: list[tuple[str, float]] = []
-    idf = kb.idf(collection)
     for case, found, without in asked(es, kb, collection, how, top_k):
         for kind, hits in (("answer", found), ("refuse", without)):
-            if not evidence.enough(case.question, hits, rule, kb.embedder, idf):
+            if not evidence.enough(case.question, hits, rule, kb, collection):
                 out.append((kind, 1.0))
                 continue
             shown = extractive.focus(kb.embedder, case.question, hits, sentences)

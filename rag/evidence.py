@@ -25,7 +25,7 @@ import numpy as np
 
 from rag import extractive, lexical
 from rag.embedders import Embedder
-from rag.index import Passage
+from rag.index import KnowledgeBase, Passage
 
 Idf = Callable[[str], float]  # a stemmed term's inverse document frequency in the collection
 
@@ -88,11 +88,12 @@ class Learned:
     mean: list[float]
     scale: list[float]
     threshold: float
+    top_k: int  # passages searched per question when fitted; serving must search as many
     fitted_on: str = ""  # the set, split and budget, for whoever reads the file
 
     def unanswerable(self, s: Signals) -> float:
         z = (np.array(s.row()) - self.mean) / self.scale
-        return float(1 / (1 + math.exp(-(z @ self.weights[:-1] + self.weights[-1]))))
+        return float(0.5 * (1 + math.tanh((z @ self.weights[:-1] + self.weights[-1]) / 2)))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"features": FEATURES, **asdict(self)}, indent=1))
@@ -103,39 +104,47 @@ class Learned:
         raw = json.loads(path.read_text())
         if tuple(raw.pop("features", ())) != FEATURES:
             raise ValueError(f"{path}: an evidence model over other features; fit it again")
-        return cls(**raw)
+        rule = cls(**raw)
+        if (len(rule.weights), len(rule.mean), len(rule.scale)) != (len(FEATURES) + 1,
+                                                                    *[len(FEATURES)] * 2):
+            raise ValueError(f"{path}: weights, mean and scale do not match the features")
+        return rule
 
 
 Rule = Floors | Learned
 
 
 def enough(question: str, passages: Sequence[Passage], rule: Rule,
-           embedder: Embedder | None = None, idf: Idf | None = None) -> bool:
-    """Whether the passages are worth asking a model about (a learned rule needs the embedder
-    and the collection's idf)."""
+           kb: KnowledgeBase | None = None, collection: str = "") -> bool:
+    """Whether the passages are worth asking a model about (a learned rule needs the knowledge
+    base they came from: its embedder and idf)."""
     if not passages:
         return False
     if isinstance(rule, Floors):
         score, covered = measure(question, passages)
         return score >= rule.score and covered >= rule.coverage
-    if embedder is None or idf is None:
-        raise ValueError("a learned evidence rule needs the embedder and the collection's idf")
-    return rule.unanswerable(signals(question, passages, embedder, idf)) < rule.threshold
+    if kb is None:
+        raise ValueError("a learned evidence rule needs the knowledge base searched")
+    found = signals(question, passages, kb.embedder, kb.idf(collection))
+    return rule.unanswerable(found) < rule.threshold
 
 
 def fit(answerable: Sequence[Signals], unanswerable: Sequence[Signals], budget: float,
-        fitted_on: str = "") -> Learned:
+        top_k: int, fitted_on: str = "") -> Learned:
     """The logistic check that refuses the most unanswerable questions while wrongly refusing
-    at most ``budget`` of the answerable ones."""
+    at most ``budget`` of the answerable ones (each searched with ``top_k`` passages)."""
+    if not answerable or not unanswerable or not 0 <= budget < 1:
+        raise ValueError("fitting needs answerable and unanswerable questions, and a budget "
+                         "from 0 to under 1")
     x = np.array([s.row() for s in [*answerable, *unanswerable]])
     y = np.r_[np.zeros(len(answerable)), np.ones(len(unanswerable))]
-    mean, scale = x.mean(0), x.std(0) + 1e-9
+    mean, scale = x.mean(0), np.maximum(x.std(0), 1e-6)  # a constant feature weighs nothing
     w = logistic((x - mean) / scale, y)
-    check = Learned(w.tolist(), mean.tolist(), scale.tolist(), 1.0, fitted_on)
+    check = Learned(w.tolist(), mean.tolist(), scale.tolist(), 1.0, top_k, fitted_on)
     chance = sorted(check.unanswerable(s) for s in answerable)
-    allowed = int(budget * len(chance))  # answerable ones at or above the threshold
-    threshold = chance[-allowed] if allowed else math.nextafter(chance[-1], math.inf)
-    return Learned(check.weights, check.mean, check.scale, threshold, fitted_on)
+    # Refuse only above the (allowed + 1)-th highest: ties there are answered, within budget.
+    threshold = math.nextafter(chance[-(int(budget * len(chance)) + 1)], math.inf)
+    return Learned(check.weights, check.mean, check.scale, threshold, top_k, fitted_on)
 
 
 def logistic(x: np.ndarray, y: np.ndarray, steps: int = 4000) -> np.ndarray:

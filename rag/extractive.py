@@ -64,8 +64,10 @@ def top_sentences(embedder: Embedder, question: str, passages: Sequence[Passage]
 
 def closest(embedder: Embedder, question: str, passages: Sequence[Passage]) -> float:
     """Similarity to the question of the passages' closest sentence, or piece as focus shows it
-    (0.0 where there is none)."""
+    (of the closest whole passage where none has a sentence, as in a table of short cells)."""
     _, scores = _scored(embedder, question, passages, ITEM_WORDS)
+    if not len(scores) and passages:
+        scores = embedder.passages([p.text for p in passages]) @ embedder.query(question)
     return float(scores.max()) if len(scores) else 0.0
 
 

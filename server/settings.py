@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.spec import ModelSpec
@@ -173,17 +174,29 @@ class Settings(BaseSettings):
 
     def evidence(self) -> Rule:
         """What decides whether the passages are worth asking a model about."""
-        return Learned.load(self.evidence_model) if self.evidence_model else self.floors()
+        if self.evidence_model is None:
+            return self.floors()
+        return _learned(self.evidence_model, self.evidence_model.stat().st_mtime_ns)
 
-    @field_validator("evidence_model")
+    @field_validator("evidence_model", mode="before")
     @classmethod
-    def _readable(cls, path: Path | None) -> Path | None:
-        if path is not None:
-            try:
-                Learned.load(path)
-            except (OSError, ValueError, TypeError) as exc:
-                raise ValueError(f"ATENDE_EVIDENCE_MODEL: cannot read {path}: {exc}") from exc
-        return path
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _evidence_fits(self) -> Settings:
+        if self.evidence_model is None:
+            return self
+        path = self.evidence_model
+        try:
+            rule = Learned.load(path)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"ATENDE_EVIDENCE_MODEL: cannot read {path}: {exc}") from exc
+        if rule.top_k != self.retrieval_top_k:
+            raise ValueError(f"ATENDE_EVIDENCE_MODEL: {path} was fitted on {rule.top_k} "
+                             f"passages per question, but ATENDE_RETRIEVAL_TOP_K is "
+                             f"{self.retrieval_top_k}; fit it again or set them alike")
+        return self
 
     def local_model(self) -> ModelSpec:
         """The in-process llama.cpp model, as the settings describe it (path filled at start)."""
@@ -205,6 +218,12 @@ class Settings(BaseSettings):
 
 
 _current: Settings | None = None
+
+
+@lru_cache(maxsize=8)
+def _learned(path: Path, mtime_ns: int) -> Learned:
+    """A learned rule, read once per version of its file."""
+    return Learned.load(path)
 
 
 def get_settings() -> Settings:

@@ -110,8 +110,7 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
         return Answer(MODEL_DOWN, handoff=True, reason="model_error")
     passages = rt.kb.search(use.collection, question, top_k=rt.settings.retrieval_top_k,
                             how=rt.settings.search())
-    if not evidence.enough(question, passages, rt.settings.evidence(), rt.kb.embedder,
-                           rt.kb.idf(use.collection)):
+    if not evidence.enough(question, passages, rt.settings.evidence(), rt.kb, use.collection):
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
     shown = extractive.focus(rt.kb.embedder, question, passages, chain[0][0].prompt_sentences)
     messages = prompt.build(use.persona, shown, question, history,
