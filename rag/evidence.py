@@ -96,7 +96,7 @@ class Learned:
         return float(0.5 * (1 + math.tanh((z @ self.weights[:-1] + self.weights[-1]) / 2)))
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps({"features": FEATURES, **asdict(self)}, indent=1))
+        path.write_text(json.dumps({"features": FEATURES, **asdict(self)}, indent=1) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> Learned:
