@@ -67,7 +67,9 @@ adapter: $(STAMP)
 EVIDENCE ?= models/evidence/faquad.json
 evidence: $(STAMP)
 	$(BIN)/atende eval retrieval --set $(FAQUAD) --split train --top-k 2 --budget 0.05 \
-	  --fit-evidence $(EVIDENCE)
+	  --min-score 1.668 --min-coverage 0.5 --fit-evidence $(EVIDENCE)
+	$(BIN)/atende eval retrieval --set $(FAQUAD) --split dev --top-k 2 --evidence $(EVIDENCE) \
+	  --min-score 1.668 --min-coverage 0.5 --json bench/results/faquad-dev-evidence.json
 	ATENDE_EVIDENCE_MODEL=$(EVIDENCE) ATENDE_RETRIEVAL_TOP_K=2 $(BIN)/atende eval answers \
 	  --set $(FAQUAD) --split dev --top-k 2 --model base --model faquad-v4 \
 	  --json bench/results/faquad-dev-answers-v4-learned.json \
