@@ -4,6 +4,7 @@ unanswerable in an eval set."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -93,9 +94,12 @@ def test_idf_is_counted_again_when_the_collection_changes(tmp_path, e5) -> None:
     kb.ingest("c", "a.md", "O trancamento de matrícula é pedido na secretaria.")
     kb.ingest("c", "b.md", "Entregamos em todo o Brasil.")
     term = evidence.lexical.tokens("trancamento")[0]
-    before = kb.idf("c")(term)
+    # BM25's idf, log(1 + (N - df + 0.5) / (df + 0.5)), over passages (one per document here)
+    assert kb.idf("c")(term) == pytest.approx(math.log(2))  # N 2, df 1
     kb.ingest("c", "b.md", "Trancamento: pedido na secretaria.")  # replaced, same size
-    assert kb.idf("c")(term) < before
+    assert kb.idf("c")(term) == pytest.approx(math.log(1.2))  # N 2, df 2
+    kb.delete("c", "b.md")
+    assert kb.idf("c")(term) == pytest.approx(math.log(4 / 3))  # N 1, df 1
     kb.client.close()
 
 
