@@ -140,7 +140,8 @@ class Settings(BaseSettings):
     evidence_model: Path | None = Field(
         None,
         description="A learned evidence check (JSON, fitted with atende eval retrieval "
-        "--fit-evidence on questions like your customers'); it replaces the two floors above.",
+        "--fit-evidence on questions like your customers', at ATENDE_RETRIEVAL_TOP_K passages); "
+        "it replaces the two floors above.",
     )
 
     turn_debounce_seconds: float = Field(
