@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from eval import calibration, evalset, retrieval
+from eval import evalset, retrieval
 from eval.calibration import asked
 from models.bundled import bundled_gguf
 from models.providers.llamacpp import LlamaCppProvider
@@ -54,7 +54,7 @@ def signals(llm: LlamaCppProvider, es: evalset.EvalSet, sentences: int) -> np.nd
                 shown = extractive.focus(kb.embedder, case.question, hits, sentences)
                 messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
                                         count_tokens=llm.count_tokens)
-                rows.append([unanswerable, not calibration.refuses(rule, s),
+                rows.append([unanswerable, not rule.refuses(s),
                              llm.refusal_probability(messages), s.score, s.coverage,
                              s.weighted_coverage, s.similarity])
         kb.client.close()

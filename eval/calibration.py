@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from eval.evalset import Case, EvalSet
 from rag import evidence
-from rag.evidence import Floors, Learned, Rule, Signals
+from rag.evidence import Floors, Rule, Signals
 from rag.index import KnowledgeBase, Passage, Search
 
 
@@ -45,16 +45,9 @@ def measures(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search, top_k
     return answerable, unanswerable
 
 
-def refuses(rule: Rule, s: Signals) -> bool:
-    """What the rule decides on these signals (no passages at all: score and coverage 0)."""
-    if isinstance(rule, Learned):
-        return rule.unanswerable(s) >= rule.threshold
-    return s.score < rule.score or s.coverage < rule.coverage
-
-
 def rates(answerable: list[Signals], unanswerable: list[Signals], rule: Rule) -> Rates:
-    return Rates(rule, sum(refuses(rule, s) for s in answerable) / max(len(answerable), 1),
-                 sum(not refuses(rule, s) for s in unanswerable) / max(len(unanswerable), 1))
+    return Rates(rule, sum(map(rule.refuses, answerable)) / max(len(answerable), 1),
+                 sum(not rule.refuses(s) for s in unanswerable) / max(len(unanswerable), 1))
 
 
 def best(answerable: list[Signals], unanswerable: list[Signals], budget: float = 0.03) -> Rates:

@@ -37,6 +37,9 @@ class Floors:
     score: float
     coverage: float
 
+    def refuses(self, s: Signals) -> bool:
+        return s.score < self.score or s.coverage < self.coverage
+
 
 @dataclass(frozen=True)
 class Signals:
@@ -95,6 +98,9 @@ class Learned:
         z = (np.array(s.row()) - self.mean) / self.scale
         return float(0.5 * (1 + math.tanh((z @ self.weights[:-1] + self.weights[-1]) / 2)))
 
+    def refuses(self, s: Signals) -> bool:
+        return self.unanswerable(s) >= self.threshold
+
     def save(self, path: Path) -> None:
         path.write_text(json.dumps({"features": FEATURES, **asdict(self)}, indent=1) + "\n")
 
@@ -120,13 +126,11 @@ def enough(question: str, passages: Sequence[Passage], rule: Rule,
     base they came from: its embedder and idf)."""
     if not passages:
         return False
-    if isinstance(rule, Floors):
-        score, covered = measure(question, passages)
-        return score >= rule.score and covered >= rule.coverage
+    if isinstance(rule, Floors):  # the floors read score and coverage only: nothing to embed
+        return not rule.refuses(Signals(*measure(question, passages), 0.0, 0.0))
     if kb is None:
         raise ValueError("a learned evidence rule needs the knowledge base searched")
-    found = signals(question, passages, kb.embedder, kb.idf(collection))
-    return rule.unanswerable(found) < rule.threshold
+    return not rule.refuses(signals(question, passages, kb.embedder, kb.idf(collection)))
 
 
 def fit(answerable: Sequence[Signals], unanswerable: Sequence[Signals], budget: float,
