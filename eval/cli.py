@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +19,7 @@ from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.evidence import Floors, Learned, Rule
 from rag.index import KnowledgeBase, Search
+from server.db import dumps
 
 app = typer.Typer(help="Evaluate retrieval and answers on an eval set (shared/EVALSET.md).",
                   no_args_is_help=True)
@@ -121,7 +121,7 @@ def retrieval_cmd(
                                  "wrongly_answered": c.wrongly_answered}
                                 for name, c in chosen.items()]
     if json_out:
-        json_out.write_text(json.dumps(retrieval.as_json(
+        json_out.write_text(dumps(retrieval.as_json(
             rows, scored, set=str(set_dir), embedder=kb.embedder.name, fusion=fusion,
             rrf_k=rrf_k, passages=passages, **extra), ensure_ascii=False, indent=1))
 
@@ -163,7 +163,7 @@ def answers_cmd(
     rows = answers.summarize(outcomes)
     print_answers(rows, f"{set_dir.name}: {len(es.cases)} cases, top {top_k} passages")
     if json_out:
-        json_out.write_text(json.dumps(answers.as_json(
+        json_out.write_text(dumps(answers.as_json(
             rows, outcomes, set=str(set_dir), models={k: str(v.lora_path or v.path or v.model)
                                                       for k, v in specs.items()},
             split=split, top_k=top_k, evidence=described(rule)), ensure_ascii=False, indent=1))

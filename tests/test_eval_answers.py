@@ -40,10 +40,16 @@ def test_eval_answers_command_with_the_real_model(tmp_path) -> None:
                          capture_output=True, text=True, cwd=ROOT,
                          env=server_env(tmp_path, COLUMNS="200"), timeout=600)
     assert out.returncode == 0, out.stderr
-    result = json.loads((tmp_path / "a.json").read_text())
+    # Standard JSON: a metric over no cases (no out-of-scope case among these 3) is null, not NaN.
+    result = json.loads((tmp_path / "a.json").read_text(), parse_constant=_not_json)
+    assert all(s["out_of_scope_ok"] is None for s in result["summary"])
     methods = [s["method"] for s in result["summary"]]
     assert methods == ["extractive", "serving", "base"]
     cases = result["cases"]
     assert len(cases) == 3 * 2 * 3  # 3 answerable cases, asked with and without their document
     assert {c["kind"] for c in cases} == {"in_scope", "unanswerable"}
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")

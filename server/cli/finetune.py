@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from itertools import groupby
 from pathlib import Path
 
@@ -172,7 +171,7 @@ def train_cmd(
     console.print(f"Registered candidate [bold]{version}[/] ({result.adapter_gguf}). Next: "
                   f"`atende models compare {version} --set DIR`.")
     if json_out:
-        json_out.write_text(json.dumps({"version": version, "train": result.metrics,
+        json_out.write_text(dumps({"version": version, "train": result.metrics,
                                         "calibration": cal.__dict__,
                                         "data_sha256": result.data_sha256}, indent=2))
 
@@ -215,7 +214,7 @@ def checkpoints_cmd(
                       f"{r['wrongly_refused']:.1%}", f"{r['unanswerable_refused']:.1%}")
     console.print(table)
     if json_out:
-        json_out.write_text(json.dumps(rows, indent=2))
+        json_out.write_text(dumps(rows, indent=2))
 
 
 @app.command("publish")

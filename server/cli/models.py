@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from server.cli.common import console, fail, sessions
+from server.db import dumps
 from server.settings import get_settings
 
 models_app = typer.Typer(help="Language models: the configured ones and their state.",
@@ -40,7 +40,7 @@ def models_list(
                                             "price_out_per_1k", "role", "state")))
     console.print(table)
     if json_out:
-        json_out.write_text(json.dumps(rows, ensure_ascii=False, indent=2))
+        json_out.write_text(dumps(rows, ensure_ascii=False, indent=2))
 
 
 @models_app.command("versions")
@@ -62,7 +62,7 @@ def models_versions(
                       if gate else verdict, f"{v.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
     if json_out:
-        json_out.write_text(json.dumps([model_versions.as_dict(v, serving) for v in rows],
+        json_out.write_text(dumps([model_versions.as_dict(v, serving) for v in rows],
                                        ensure_ascii=False, indent=2))
 
 
@@ -117,7 +117,7 @@ def models_compare(
     else:
         console.print("[bold red]Gate refused[/]: " + "; ".join(verdict.reasons))
     if json_out:
-        json_out.write_text(json.dumps({**answers.as_json(rows, outcomes, set=str(set_dir),
+        json_out.write_text(dumps({**answers.as_json(rows, outcomes, set=str(set_dir),
                                                           split=split, top_k=top_k),
                                         "verdict": verdict.as_dict()},
                                        ensure_ascii=False, indent=1))
