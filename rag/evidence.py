@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from rag import extractive, lexical
 from rag.embedders import Embedder
 from rag.index import KnowledgeBase, Passage
 
-Idf = Callable[[str], float]  # a stemmed term's inverse document frequency in the collection
+Idf = extractive.Idf
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,8 @@ FEATURES = ("score", "weighted_coverage", "similarity")  # what Learned mixes, i
 def coverage(question: str, passages: Sequence[Passage], idf: Idf | None = None) -> float:
     """Most of the question's distinct terms held by one passage (heading path included), each
     term counted once or, with ``idf``, by its weight."""
-    terms = set(lexical.tokens(question, query=True))
-    if not terms or not passages:
-        return 0.0
-    weight = idf or (lambda _t: 1.0)
-    total = sum(map(weight, terms))
-    held = max(sum(map(weight, terms & set(lexical.tokens(f"{p.heading}\n{p.text}"))))
-               for p in passages)
-    return held / total if total else 0.0
+    return max(lexical.held(question, [f"{p.heading}\n{p.text}" for p in passages], idf),
+               default=0.0)
 
 
 def measure(question: str, passages: Sequence[Passage]) -> tuple[float, float]:

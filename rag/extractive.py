@@ -7,16 +7,18 @@ question, so a 270M model picks among three sentences instead of reading two who
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 
+from rag import lexical
 from rag.embedders import Embedder
 from rag.index import Passage
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 CLAUSE = re.compile(r"(?<=[,;:])\s+")
+Idf = Callable[[str], float]  # a stemmed term's inverse document frequency in the collection
 MAX_WORDS = 60
 # A focused item is at most this long, so a reply quoting one item stays a short answer (an
 # answer is scored within 40 words); a longer sentence is shown as runs of its clauses.
@@ -53,11 +55,16 @@ def pieces(sentence: str, max_words: int = ITEM_WORDS) -> list[str]:
 
 
 def top_sentences(embedder: Embedder, question: str, passages: Sequence[Passage],
-                  n: int, max_words: int = 0) -> list[Passage]:
+                  n: int, max_words: int = 0, idf: Idf | None = None,
+                  terms: float = 0.0) -> list[Passage]:
     """The n sentences of the passages closest to the question, closest first, each as a
     passage of its own (same id, document and heading); with ``max_words``, sentences longer
-    than that compete as their ``pieces``."""
+    than that compete as their ``pieces``; with ``idf``, ``terms`` times the idf-weighted share
+    of the question's terms a sentence holds is added to its similarity."""
     candidates, scores = _scored(embedder, question, passages, max_words)
+    if idf is not None and terms and candidates:
+        scores = scores + terms * np.array(
+            lexical.held(question, [s for _, s in candidates], idf))
     return [replace(candidates[i][0], text=candidates[i][1])
             for i in np.argsort(-scores, kind="stable")[:n]]
 
@@ -90,9 +97,10 @@ def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]
 
 
 def focus(embedder: Embedder, question: str, passages: Sequence[Passage],
-          sentences: int) -> list[Passage]:
+          sentences: int, idf: Idf | None = None, terms: float = 0.0) -> list[Passage]:
     """What the prompt shows: the passages, or their ``sentences`` closest sentences, long ones
     as pieces of at most ITEM_WORDS words (0 = whole; whole too where no passage has a sentence,
-    as in a table of short cells)."""
-    top = top_sentences(embedder, question, passages, sentences, ITEM_WORDS) if sentences else []
+    as in a table of short cells), ranked with their rare terms too (``top_sentences``)."""
+    top = (top_sentences(embedder, question, passages, sentences, ITEM_WORDS, idf, terms)
+           if sentences else [])
     return top or list(passages)

@@ -8,7 +8,6 @@ another one is refused. Re-ingesting an unchanged document does nothing (content
 from __future__ import annotations
 
 import hashlib
-import math
 import threading
 import uuid
 import warnings
@@ -209,8 +208,7 @@ class KnowledgeBase:
                     df.update(set(lexical.tokens(f"{payload.get('heading', '')}\n"
                                                  f"{payload.get('text', '')}")))
                 cached = self._df[collection] = (n, df)
-        total, counts = cached
-        return lambda term: math.log(1 + (total - counts[term] + 0.5) / (counts[term] + 0.5))
+        return lexical.idf(cached[1], cached[0])
 
     def delete(self, collection: str, doc: str) -> int:
         """Remove a document's passages; returns how many went."""

@@ -7,10 +7,12 @@ modifier on the sparse vector supplies the inverse document frequency, so no sec
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 import zlib
 from collections import Counter
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import snowballstemmer
@@ -73,6 +75,24 @@ def tokens(text: str, *, query: bool = False) -> list[str]:
                 continue
             out.append(_stem(word))
     return out
+
+
+def idf(counts: Counter[str], total: int) -> Callable[[str], float]:
+    """Inverse document frequency of a term among ``total`` passages, ``counts`` holding each
+    term's passage count (BM25's form, as Qdrant's IDF modifier computes it)."""
+    return lambda term: math.log(1 + (total - counts[term] + 0.5) / (counts[term] + 0.5))
+
+
+def held(question: str, texts: Sequence[str],
+         weight: Callable[[str], float] | None = None) -> list[float]:
+    """Share of the question's distinct terms each text holds, each term counted once or, with
+    ``weight`` (a term's idf), by its weight; 0 where the question names no term."""
+    terms = set(tokens(question, query=True))
+    weigh = weight or (lambda _t: 1.0)
+    total = sum(map(weigh, terms))
+    if not total:
+        return [0.0] * len(texts)
+    return [sum(map(weigh, terms & set(tokens(t)))) / total for t in texts]
 
 
 def term_id(term: str) -> int:

@@ -180,3 +180,15 @@ def test_a_long_sentence_is_shown_as_clause_runs_that_fit_a_short_answer() -> No
                   [as_passage("regras.md", long)], 1)
     assert len(shown) == 1 and "trinta dias" in shown[0].text
     assert len(shown[0].text.split()) <= ITEM_WORDS
+
+
+def test_focus_puts_first_the_item_holding_the_questions_rare_terms(demo_kb) -> None:
+    from rag.extractive import focus
+
+    # Informal: e5 alone ranks the refund table's header first; "reembolso" is rare in the shop.
+    question = "em qnto tempo cai o reembolso?"
+    found = demo_kb.search("demo", question, top_k=2)
+    by_e5 = focus(demo_kb.embedder, question, found, 3)
+    ranked = focus(demo_kb.embedder, question, found, 3, demo_kb.idf("demo"), 0.15)
+    assert "5 dias úteis" not in by_e5[0].text
+    assert "reembolso é feito em até 5 dias úteis" in ranked[0].text

@@ -169,3 +169,28 @@ def test_a_version_trained_on_focused_prompts_is_served_them(
         sentence = item.split("\n", 1)[1]
         assert any(sentence in t.replace("**", "") for t in whole)
     assert items[0].split("\n", 1)[1] == best
+
+
+def test_a_version_is_served_its_items_ranked_as_it_was_trained(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
+    from server.runtime import Runtime
+    from server.services import assistant
+    from server.settings import Settings
+
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    settings = Settings(data_dir=tmp_path, kb_collection="demo", retrieval_top_k=2)
+    local = settings.local_model().model_copy(update={"path": llm.path})
+    first = {}
+    # faquad-v4 was trained before focus_terms existed: it keeps the e5 order it learned.
+    for name, config in (("e5", {"sentences": 3}),
+                         ("terms", {"sentences": 3, "focus_terms": 0.15})):
+        spec = mv.spec_for(mv.register(sessions, name, base=base, adapter=None, config=config),
+                           local)
+        rt = Runtime(settings, {"local": (spec, llm)}, demo_kb, httpx.Client())
+        p = assistant.prepare(rt, sessions, "em qnto tempo cai o reembolso?", [],
+                              assistant.use_for(settings))
+        assert isinstance(p, assistant.Prepared)
+        first[name] = p.messages[0]["content"].split("Trechos:\n", 1)[1].split("\n\n")[0]
+    assert "reembolso é feito em até 5 dias úteis" in first["terms"]
+    assert "5 dias úteis" not in first["e5"]

@@ -144,7 +144,8 @@ def train_cmd(
         fail(str(exc))
     try:
         cal = runs.calibrate_run(result, console, budget, calibrate_on,
-                                  top_k=cfg.passages, sentences=cfg.sentences)
+                                  top_k=cfg.passages, sentences=cfg.sentences,
+                                  terms=cfg.focus_terms)
     except (ValueError, OSError) as exc:
         fail(f"calibration: {exc}")
     try:

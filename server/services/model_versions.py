@@ -167,7 +167,9 @@ def spec_for(version: ModelVersion | None, local: ModelSpec) -> ModelSpec:
                                     "lora_path": Path(version.adapter) if version.adapter
                                     else None,
                                     "refusal_threshold": version.refusal_threshold,
-                                    "prompt_sentences": version.config.get("sentences", 0)})
+                                    "prompt_sentences": version.config.get("sentences", 0),
+                                    # versions trained before the key ranked by e5 alone
+                                    "prompt_terms": version.config.get("focus_terms", 0.0)})
 
 
 def resolve(sessions: sessionmaker[Session], settings: Any, name: str) -> ModelSpec:
