@@ -192,3 +192,18 @@ def test_focus_puts_first_the_item_holding_the_questions_rare_terms(demo_kb) -> 
     ranked = focus(demo_kb.embedder, question, found, 3, demo_kb.idf("demo"), 0.15)
     assert "5 dias úteis" not in by_e5[0].text
     assert "reembolso é feito em até 5 dias úteis" in ranked[0].text
+
+
+def test_training_prompts_rank_items_as_the_version_will_be_served(demo_kb) -> None:
+    question = "em qnto tempo cai o reembolso?"
+    found = demo_kb.search("demo", question, top_k=2)
+    pairs = [Pair(question, "em até 5 dias úteis", "demo", "c0", [p.text for p in found],
+                  [p.doc for p in found])]
+    first = {}
+    for terms in (0.0, 0.15):
+        train, _ = build(pairs, demo_kb.embedder, passages=2, negatives=0.0, calibration=0.0,
+                         max_target_words=30, seed=1, sentences=3, focus_terms=terms)
+        [answer] = train
+        first[terms] = answer.messages[0]["content"].split("Trechos:\n", 1)[1].split("\n\n")[0]
+    assert "reembolso é feito em até 5 dias úteis" in first[0.15]
+    assert "5 dias úteis" not in first[0.0]
