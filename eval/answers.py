@@ -40,8 +40,7 @@ def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: 
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
             return prompt.REFUSAL, ""
-        shown = extractive.focus(embedder, question, passages, sentences,
-                                 kb.idf(collection) if terms else None, terms)
+        shown = extractive.focus_in(kb, collection, question, passages, sentences, terms)
         messages = prompt.build(PERSONA, shown, question, count_tokens=llm.count_tokens)
         text = llm.complete(messages, max_tokens=max_tokens, temperature=0.0).text
         grounds = "\n".join([question, *(p.text for p in passages)])

@@ -69,8 +69,7 @@ def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collecti
             if not evidence.enough(case.question, hits, rule, kb, collection):
                 out.append((kind, 1.0))
                 continue
-            shown = extractive.focus(kb.embedder, case.question, hits, sentences,
-                                     kb.idf(collection) if terms else None, terms)
+            shown = extractive.focus_in(kb, collection, case.question, hits, sentences, terms)
             messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
                                     count_tokens=llm.count_tokens)
             out.append((kind, llm.refusal_probability(messages)))

@@ -14,7 +14,7 @@ import numpy as np
 
 from rag import lexical
 from rag.embedders import Embedder
-from rag.index import Passage
+from rag.index import KnowledgeBase, Passage
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 CLAUSE = re.compile(r"(?<=[,;:])\s+")
@@ -104,3 +104,10 @@ def focus(embedder: Embedder, question: str, passages: Sequence[Passage],
     top = (top_sentences(embedder, question, passages, sentences, ITEM_WORDS, idf, terms)
            if sentences else [])
     return top or list(passages)
+
+
+def focus_in(kb: KnowledgeBase, collection: str, question: str, passages: Sequence[Passage],
+             sentences: int, terms: float = 0.0) -> list[Passage]:
+    """``focus`` within a collection: its idf is counted only where ``terms`` weigh."""
+    return focus(kb.embedder, question, passages, sentences,
+                 kb.idf(collection) if terms else None, terms)

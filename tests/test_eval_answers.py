@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from eval import scoring
 from tests.conftest import ATENDE, ROOT, server_env
 
@@ -53,3 +55,55 @@ def test_eval_answers_command_with_the_real_model(tmp_path) -> None:
 
 def _not_json(constant: str) -> None:
     raise ValueError(f"{constant} is not JSON")
+
+
+REFUND = "em qnto tempo cai o reembolso?"
+REFUND_SENTENCE = "reembolso é feito em até 5 dias úteis"
+
+
+def _first_item(messages: list[dict]) -> str:
+    return messages[0]["content"].split("Trechos:\n", 1)[1].split("\n\n")[0]
+
+
+def test_eval_asks_a_model_with_the_items_ranked_as_its_version_is_served(demo_kb) -> None:
+    from eval.answers import model_method
+    from models.providers.openai import OpenAIProvider
+    from models.spec import ModelSpec
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI()
+    try:
+        fake.script = [("ok", "Em até 5 dias úteis."), ("ok", "Em até 5 dias úteis.")]
+        llm = OpenAIProvider(ModelSpec(name="gpt", provider="openai", base_url=fake.url,
+                                       model="gpt-fake", api_key="sk-test-secret-1234"))
+        found = demo_kb.search("demo", REFUND, top_k=2)
+        for terms in (0.0, 0.15):
+            model_method(llm, demo_kb, "demo", sentences=3, terms=terms)(REFUND, found)
+        by_e5, by_terms = (_first_item(r["messages"]) for r in fake.requests)
+    finally:
+        fake.close()
+    assert REFUND_SENTENCE in by_terms and "5 dias úteis" not in by_e5
+
+
+def test_refusals_are_calibrated_on_the_prompts_the_version_will_be_served(llm, demo_kb) -> None:
+    from eval.evalset import load
+    from finetune.calibrate import on_retrieval
+    from rag import extractive, prompt
+    from rag.evidence import Floors
+
+    es = load(DEMO)
+    es.cases = [c for c in es.cases if c.question == REFUND]
+    found = demo_kb.search("demo", REFUND, top_k=2)
+    served = {}
+    for terms in (0.0, 0.15):
+        [(kind, score), _] = on_retrieval(llm, es, demo_kb, "demo", Floors(0.0, 0.0), 2,
+                                          sentences=3, terms=terms)
+        shown = extractive.focus(demo_kb.embedder, REFUND, found, 3,
+                                 demo_kb.idf("demo") if terms else None, terms)
+        messages = prompt.build(prompt.DEFAULT_PERSONA, shown, REFUND,
+                                count_tokens=llm.count_tokens)
+        assert kind == "answer"
+        assert score == pytest.approx(llm.refusal_probability(messages), abs=1e-4)
+        served[terms] = (score, _first_item(messages))
+    assert REFUND_SENTENCE in served[0.15][1] and REFUND_SENTENCE not in served[0.0][1]
+    assert served[0.15][0] != served[0.0][0]

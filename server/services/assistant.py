@@ -113,9 +113,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
     if not evidence.enough(question, passages, rt.settings.evidence(), rt.kb, use.collection):
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
     spec = chain[0][0]
-    shown = extractive.focus(rt.kb.embedder, question, passages, spec.prompt_sentences,
-                             rt.kb.idf(use.collection) if spec.prompt_terms else None,
-                             spec.prompt_terms)
+    shown = extractive.focus_in(rt.kb, use.collection, question, passages,
+                                spec.prompt_sentences, spec.prompt_terms)
     messages = prompt.build(use.persona, shown, question, history,
                             count_tokens=chain[0][1].count_tokens,
                             history_budget=rt.settings.history_tokens)
