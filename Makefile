@@ -43,37 +43,43 @@ browser:
 	  echo "Debian chromium is not installed: the page tests will be skipped"
 
 # The default LoRA adapter, reproduced: FaQuAD train -> LoRA -> GGUF -> calibrate -> FaQuAD dev
-# and the demo shop (base, extractive and candidate) -> gate -> models/adapters/faquad-v4.
-# FaQuAD is evaluated with evidence floors calibrated on its train split (atende eval retrieval);
-# publishing happens only when `models compare` passes the gate. Training takes about an hour on
-# 2 CPU cores and minutes on a GPU (README: training on a GPU machine).
-FAQUAD ?= ../shared/datasets/faquad
-FLOORS ?= ATENDE_RETRIEVAL_MIN_SCORE=1.668 ATENDE_RETRIEVAL_MIN_COVERAGE=0.5
+# (evidence floors, then FaQuAD's learned rule) and the demo shop, each against the version
+# serving now and the extractive baseline -> gate on the demo shop -> models/adapters/faquad-$(V).
+# Publishing happens only when `models compare` passes the gate. faquad-v5 was made with
+# faquad-v4 serving; on a database that serves faquad-v5 already, run it as `make adapter
+# V=v5b`: the gate then refuses a copy that is no better than itself and publishes nothing.
+# Training takes about an hour on 2 CPU cores and minutes on a GPU (README: training on a GPU).
+FAQUAD  ?= ../shared/datasets/faquad
+V       ?= v5
+ADAPTER := faquad-$(V)
+RESULTS := bench/results
+FLOORS  ?= ATENDE_RETRIEVAL_MIN_SCORE=1.668 ATENDE_RETRIEVAL_MIN_COVERAGE=0.5
+EVIDENCE ?= models/evidence/faquad.json
+LEARNED := ATENDE_EVIDENCE_MODEL=$(EVIDENCE) ATENDE_RETRIEVAL_TOP_K=2
 adapter: $(STAMP)
 	$(BIN)/atende finetune curate --out data/finetune/faquad-train --passages 0 --add-set $(FAQUAD)
-	$(FLOORS) $(BIN)/atende finetune train finetune/configs/faquad.yaml --name faquad-v4 \
-	  --calibrate-on $(FAQUAD)
-	$(FLOORS) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model base \
-	  --model faquad-v4 --json bench/results/faquad-dev-answers.json \
-	  --plot bench/results/faquad-dev-answers.png
-	$(BIN)/atende eval answers --set demo/loja-aurora --top-k 2 --model base --model faquad-v4 \
-	  --json bench/results/demo-answers.json --plot bench/results/demo-answers.png
-	$(FLOORS) $(BIN)/atende models compare faquad-v4 --set $(FAQUAD) --split dev --top-k 2
-	$(BIN)/atende finetune publish faquad-v4 --to models/adapters/faquad-v4
+	$(FLOORS) $(BIN)/atende finetune train finetune/configs/faquad.yaml --name $(ADAPTER) \
+	  --set out=data/finetune/$(ADAPTER) --calibrate-on $(FAQUAD)
+	$(FLOORS) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model serving \
+	  --model $(ADAPTER) --json $(RESULTS)/faquad-dev-answers-$(V).json
+	$(LEARNED) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model serving \
+	  --model $(ADAPTER) --json $(RESULTS)/faquad-dev-answers-$(V)-learned.json \
+	  --plot $(RESULTS)/faquad-dev-answers-$(V)-learned.png
+	$(BIN)/atende eval answers --set demo/loja-aurora --top-k 2 --model base --model serving \
+	  --model $(ADAPTER) --json $(RESULTS)/demo-answers-$(V).json \
+	  --plot $(RESULTS)/demo-answers-$(V).png
+	$(BIN)/atende models compare $(ADAPTER) --set demo/loja-aurora --top-k 2 \
+	  --json $(RESULTS)/demo-gate-$(V).json --plot $(RESULTS)/demo-gate-$(V).png
+	$(BIN)/atende finetune publish $(ADAPTER) --to models/adapters/$(ADAPTER)
 
-# FaQuAD's learned evidence rule (rag/evidence.py), fitted on its train split, then FaQuAD dev
-# answered with it in place of the floors. It fits FaQuAD's formal questions: a company fits its
-# own (README: evidence before the model).
-EVIDENCE ?= models/evidence/faquad.json
+# FaQuAD's learned evidence rule (rag/evidence.py), fitted on its train split and checked on dev
+# (`make adapter` answers FaQuAD dev behind it). It fits FaQuAD's formal questions: a company
+# fits its own (README: evidence before the model).
 evidence: $(STAMP)
 	$(BIN)/atende eval retrieval --set $(FAQUAD) --split train --top-k 2 --budget 0.05 \
 	  --min-score 1.668 --min-coverage 0.5 --fit-evidence $(EVIDENCE)
 	$(BIN)/atende eval retrieval --set $(FAQUAD) --split dev --top-k 2 --evidence $(EVIDENCE) \
-	  --min-score 1.668 --min-coverage 0.5 --json bench/results/faquad-dev-evidence.json
-	ATENDE_EVIDENCE_MODEL=$(EVIDENCE) ATENDE_RETRIEVAL_TOP_K=2 $(BIN)/atende eval answers \
-	  --set $(FAQUAD) --split dev --top-k 2 --model base --model faquad-v4 \
-	  --json bench/results/faquad-dev-answers-v4-learned.json \
-	  --plot bench/results/faquad-dev-answers-v4-learned.png
+	  --min-score 1.668 --min-coverage 0.5 --json $(RESULTS)/faquad-dev-evidence.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ answerable ones are. The baseline is the version's own decision (the evidence ru
 then its threshold); figures are ratios to it.
 Rows marked "oracle" choose their threshold on the scored split itself: an upper bound only.
 
-Run: ``.venv/bin/python bench/refusal_bench.py --version faquad-v4 --run data/finetune/faquad-v4``
+Run: ``.venv/bin/python bench/refusal_bench.py --version faquad-v5 --run data/finetune/faquad-v5``
 """
 
 from __future__ import annotations

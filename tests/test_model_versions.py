@@ -43,6 +43,42 @@ def test_new_database_serves_the_default_adapter_once(
     assert rows[0].gate["passed"] and rows[0].gate["against"] == "base"  # its verdict shows
 
 
+def test_a_newer_bundled_adapter_waits_for_promotion_on_a_database_already_serving(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    bundled = tmp_path / "adapters"
+    bundled.mkdir()
+    mv.ensure_default(sessions, base, adapter_dir(bundled, "faquad-v1"))
+    newer = adapter_dir(bundled, "faquad-v2")  # judged against faquad-v1 where it was built
+    meta = json.loads((newer / "version.json").read_text())
+    meta["gate"] = {**PASSED, "against": "faquad-v1", "against_id": 7}
+    (newer / "version.json").write_text(json.dumps(meta))
+    mv.ensure_default(sessions, base, newer)  # the upgrade: a new bundled default
+    rows, serving = mv.listing(sessions)
+    assert [v.name for v in rows] == ["faquad-v2", "faquad-v1"]
+    assert serving == rows[1].id  # nothing switches by itself
+    assert rows[0].gate["against_id"] == rows[1].id  # the bundled verdict holds here
+    assert mv.promote(sessions, "faquad-v2").name == "faquad-v2"
+    assert [h["action"] for h in mv.history(sessions)] == ["promote", "default"]  # newest first
+
+
+def test_a_bundled_verdict_against_a_version_of_another_origin_is_not_kept(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    mv.register(sessions, "faquad-v1", base=base, adapter=base)  # a company's own, same name
+    mv.record_gate(sessions, "faquad-v1", PASSED, {})
+    mv.promote(sessions, "faquad-v1")
+    newer = adapter_dir(tmp_path, "faquad-v2")
+    meta = json.loads((newer / "version.json").read_text())
+    meta["gate"] = {**PASSED, "against": "faquad-v1", "against_id": 7}
+    (newer / "version.json").write_text(json.dumps(meta))
+    mv.ensure_default(sessions, base, newer)
+    with pytest.raises(mv.Refused, match="has not been compared"):
+        mv.promote(sessions, "faquad-v2")
+
+
 def test_a_metric_over_no_cases_is_stored_as_null_on_both_databases(
         sessions: sessionmaker[Session], tmp_path: Path) -> None:
     # FaQuAD has no out-of-scope cases: that figure is NaN, which PostgreSQL's JSON refuses

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.spec import ModelSpec
 from server.schema import ModelPromotion, ModelVersion
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v4"
+DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v5"
 
 
 class Refused(ValueError):
@@ -113,7 +113,8 @@ def rollback(sessions: sessionmaker[Session], *, reason: str = "") -> ModelVersi
 
 def ensure_default(sessions: sessionmaker[Session], base: Path,
                    adapter_dir: Path = DEFAULT_ADAPTER) -> None:
-    """On a new database, serve the bundled adapter (when its base is the model configured)."""
+    """Serve the bundled adapter on a new database (when its base is the model configured); on
+    one that already serves something, only register it, so an admin can promote it."""
     meta_file = adapter_dir / "version.json"
     if not meta_file.is_file():
         return
@@ -121,22 +122,34 @@ def ensure_default(sessions: sessionmaker[Session], base: Path,
     if base.name != meta["base"]:
         return  # an adapter only fits the base it was trained on
     with sessions.begin() as s:
-        if last_promotion(s) is not None:
-            return
         v = s.scalar(select(ModelVersion).where(ModelVersion.name == meta["name"]))
         if v is None:
             v = ModelVersion(name=meta["name"], base=str(base),
                              adapter=str(adapter_dir / "adapter.gguf"),
                              refusal_threshold=meta.get("refusal_threshold"),
                              config=meta.get("config", {}), data_sha256=meta.get("data_sha256"),
-                             metrics=meta.get("metrics", {}))
-            gate = meta.get("gate")
-            if gate and "against_id" in gate and gate["against_id"] is None:
-                v.gate = gate  # judged against the plain base model, so it holds here too
+                             metrics=meta.get("metrics", {}),
+                             gate=_bundled_gate(s, meta, adapter_dir))
             s.add(v)
             s.flush()
-        s.add(ModelPromotion(version_id=v.id, previous_id=None, action="default",
-                             reason="bundled default adapter"))
+        if last_promotion(s) is None:
+            s.add(ModelPromotion(version_id=v.id, previous_id=None, action="default",
+                                 reason="bundled default adapter"))
+
+
+def _bundled_gate(s: Session, meta: dict[str, Any], adapter_dir: Path) -> dict[str, Any] | None:
+    """The bundled verdict, where it holds here: against the plain base model, or against an
+    adapter bundled beside this one (the same files wherever it is installed)."""
+    gate = meta.get("gate")
+    if not gate or "against_id" not in gate:
+        return None
+    if gate["against_id"] is None:
+        return dict(gate)  # judged against the plain base model
+    rival = s.scalar(select(ModelVersion).where(ModelVersion.name == gate.get("against")))
+    if rival is None or not rival.adapter or \
+            Path(rival.adapter).parent.parent != adapter_dir.parent:
+        return None
+    return {**gate, "against_id": rival.id}
 
 
 def as_dict(v: ModelVersion, serving_id: int | None) -> dict[str, Any]:
