@@ -67,10 +67,14 @@ def test_a_bundled_verdict_against_a_version_of_another_origin_is_not_kept(
         sessions: sessionmaker[Session], tmp_path: Path) -> None:
     base = tmp_path / "base.gguf"
     base.write_bytes(b"GGUF")
-    mv.register(sessions, "faquad-v1", base=base, adapter=base)  # a company's own, same name
+    own = tmp_path / "finetune" / "faquad-v1"  # a company's own run, named as the bundled one
+    own.mkdir(parents=True)
+    shutil.copy(base, own / "adapter-256.gguf")
+    mv.register(sessions, "faquad-v1", base=base, adapter=own / "adapter-256.gguf")
     mv.record_gate(sessions, "faquad-v1", PASSED, {})
     mv.promote(sessions, "faquad-v1")
-    newer = adapter_dir(tmp_path, "faquad-v2")
+    (tmp_path / "adapters").mkdir()
+    newer = adapter_dir(tmp_path / "adapters", "faquad-v2")
     meta = json.loads((newer / "version.json").read_text())
     meta["gate"] = {**PASSED, "against": "faquad-v1", "against_id": 7}
     (newer / "version.json").write_text(json.dumps(meta))

@@ -146,8 +146,7 @@ def _bundled_gate(s: Session, meta: dict[str, Any], adapter_dir: Path) -> dict[s
     if gate["against_id"] is None:
         return dict(gate)  # judged against the plain base model
     rival = s.scalar(select(ModelVersion).where(ModelVersion.name == gate.get("against")))
-    if rival is None or not rival.adapter or \
-            Path(rival.adapter).parent.parent != adapter_dir.parent:
+    if rival is None or rival.adapter != str(adapter_dir.parent / rival.name / "adapter.gguf"):
         return None
     return {**gate, "against_id": rival.id}
 
