@@ -63,6 +63,32 @@ def test_a_newer_bundled_adapter_waits_for_promotion_on_a_database_already_servi
     assert [h["action"] for h in mv.history(sessions)] == ["promote", "default"]  # newest first
 
 
+def test_a_moved_install_serves_its_bundled_files_where_they_are_now(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    from server.settings import Settings
+
+    old, new = tmp_path / "old", tmp_path / "new"  # the checkout and its data folder, moved
+    (old / "adapters").mkdir(parents=True)
+    (old / "base.gguf").write_bytes(b"GGUF")
+    mv.ensure_default(sessions, old / "base.gguf", adapter_dir(old / "adapters", "faquad-v1"))
+    own = old / "finetune" / "loja-v1.gguf"  # a company's own run, not bundled: left as it was
+    mv.register(sessions, "loja-v1", base=old / "base.gguf", adapter=own)
+    shutil.move(old, new)
+    newer = adapter_dir(new / "adapters", "faquad-v2")  # the upgrade brings a new default
+    meta = json.loads((newer / "version.json").read_text())
+    meta["gate"] = {**PASSED, "against": "faquad-v1", "against_id": 7}
+    (newer / "version.json").write_text(json.dumps(meta))
+    mv.ensure_default(sessions, new / "base.gguf", newer)
+    with sessions() as s:
+        served = mv.serving(s)
+        assert served is not None and served.name == "faquad-v1"
+        spec = mv.spec_for(served, Settings(data_dir=new).local_model())
+        assert spec.path == new / "base.gguf" and spec.lora_path == new / "adapters" / \
+            "faquad-v1" / "adapter.gguf"
+        assert mv.get(s, "loja-v1").adapter == str(own)
+    assert mv.promote(sessions, "faquad-v2").name == "faquad-v2"  # its bundled verdict holds
+
+
 def test_a_bundled_verdict_against_a_version_of_another_origin_is_not_kept(
         sessions: sessionmaker[Session], tmp_path: Path) -> None:
     base = tmp_path / "base.gguf"

@@ -8,6 +8,7 @@ measured against the version serving at that moment.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from models.spec import ModelSpec
 from server.schema import ModelPromotion, ModelVersion
 
 DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v5"
+
+log = logging.getLogger(__name__)
 
 
 class Refused(ValueError):
@@ -115,13 +118,13 @@ def ensure_default(sessions: sessionmaker[Session], base: Path,
                    adapter_dir: Path = DEFAULT_ADAPTER) -> None:
     """Serve the bundled adapter on a new database (when its base is the model configured); on
     one that already serves something, only register it, so an admin can promote it."""
-    meta_file = adapter_dir / "version.json"
-    if not meta_file.is_file():
+    meta = _meta(adapter_dir)
+    if not meta:
         return
-    meta = json.loads(meta_file.read_text())
     if base.name != meta["base"]:
         return  # an adapter only fits the base it was trained on
     with sessions.begin() as s:
+        _follow_move(s, base, adapter_dir.parent)
         v = s.scalar(select(ModelVersion).where(ModelVersion.name == meta["name"]))
         if v is None:
             v = ModelVersion(name=meta["name"], base=str(base),
@@ -135,6 +138,28 @@ def ensure_default(sessions: sessionmaker[Session], base: Path,
         if last_promotion(s) is None:
             s.add(ModelPromotion(version_id=v.id, previous_id=None, action="default",
                                  reason="bundled default adapter"))
+
+
+def _follow_move(s: Session, base: Path, bundled: Path) -> None:
+    """Point versions at the bundled files where this install keeps them now: a checkout or
+    data folder moved elsewhere still serves (and keeps its verdicts) instead of failing to
+    start on a path that is gone. Only a missing file is followed, and only to the same one:
+    the bundled base by name, a bundled adapter by name and training data."""
+    for v in s.scalars(select(ModelVersion)):
+        old, here = Path(v.adapter or ""), bundled / v.name / "adapter.gguf"
+        if (v.adapter and old != here and old.parts[-2:] == here.parts[-2:]
+                and not old.is_file() and here.is_file()
+                and _meta(here.parent).get("data_sha256") == v.data_sha256):
+            log.info("model version %s: adapter moved from %s to %s", v.name, old, here)
+            v.adapter = str(here)
+        if Path(v.base) != base and Path(v.base).name == base.name and not Path(v.base).is_file():
+            log.info("model version %s: base moved from %s to %s", v.name, v.base, base)
+            v.base = str(base)
+
+
+def _meta(folder: Path) -> dict[str, Any]:
+    meta = folder / "version.json"
+    return json.loads(meta.read_text()) if meta.is_file() else {}
 
 
 def _bundled_gate(s: Session, meta: dict[str, Any], adapter_dir: Path) -> dict[str, Any] | None:
