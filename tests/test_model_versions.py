@@ -260,3 +260,33 @@ def test_a_version_is_served_its_items_ranked_as_it_was_trained(
         first[name] = p.messages[0]["content"].split("Trechos:\n", 1)[1].split("\n\n")[0]
     assert "reembolso é feito em até 5 dias úteis" in first["terms"]
     assert "5 dias úteis" not in first["e5"]
+
+
+def test_a_fallback_model_is_asked_the_prompt_it_reads(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
+    from models import registry
+    from models.spec import ModelSpec
+    from server.runtime import Runtime
+    from server.services import assistant
+    from server.settings import Settings
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI()  # both models are served here: the first fails, the second answers
+    fake.script = [("status", 500), ("ok", "A troca pode ser pedida em até 30 dias.")]
+    tuned = ModelSpec(name="tuned", provider="openai", base_url=fake.url, model="tuned",
+                      max_retries=0, prompt_sentences=3)  # reads the focused items
+    large = ModelSpec(name="large", provider="openai", base_url=fake.url, model="large",
+                      max_retries=0)  # reads whole passages
+    settings = Settings(data_dir=tmp_path, kb_collection="demo", retrieval_top_k=2,
+                        models=[tuned, large], llm_default="tuned", llm_fallback=["large"])
+    rt = Runtime(settings, {"local": (settings.local_model(), llm),
+                            **{m.name: (m, registry.create(m)) for m in (tuned, large)}},
+                 demo_kb, httpx.Client())
+    ans = assistant.answer(rt, sessions, "qual o prazo para trocar um produto?", [],
+                           assistant.use_for(settings))
+    fake.close()
+    assert ans.spec is not None and ans.spec.name == "large" and ans.failures[0][0] == "tuned"
+    asked = [r["messages"][0]["content"].split("Trechos:\n", 1)[1] for r in fake.requests]
+    whole = [p.text for p in demo_kb.passages("demo", ans.passage_ids)]
+    assert len(asked[0].split("\n\n")) == 3 and not all(t in asked[0] for t in whole)
+    assert all(t in asked[1] for t in whole)  # the fallback saw the passages as they are

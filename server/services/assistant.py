@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -77,10 +78,15 @@ class Prepared:
     """Everything a model call needs, for a reply in one piece or streamed."""
 
     question: str
-    messages: list[ChatMessage]
+    prompt: router.Prompt  # built for each model as it reads its passages (see prepare)
     passages: list[Passage]
     chain: list[tuple[ModelSpec, Provider]]
     use: Use
+
+    @functools.cached_property
+    def messages(self) -> list[ChatMessage]:
+        """The prompt of the first model of the chain (a stream asks that one alone)."""
+        return self.prompt(*self.chain[0])
 
     @property
     def grounds(self) -> str:
@@ -112,13 +118,17 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
                             how=rt.settings.search())
     if not evidence.enough(question, passages, rt.settings.evidence(), rt.kb, use.collection):
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
-    spec = chain[0][0]
-    shown = extractive.focus_in(rt.kb, use.collection, question, passages,
-                                spec.prompt_sentences, spec.prompt_terms)
-    messages = prompt.build(use.persona, shown, question, history,
-                            count_tokens=chain[0][1].count_tokens,
+
+    def prompt_for(spec: ModelSpec, provider: Provider) -> list[ChatMessage]:
+        # A fine-tuned version reads the focused items it was trained on; a fallback model
+        # (another version, or a large remote one) its own layout, not the first model's.
+        shown = extractive.focus_in(rt.kb, use.collection, question, passages,
+                                    spec.prompt_sentences, spec.prompt_terms)
+        return prompt.build(use.persona, shown, question, history,
+                            count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)
-    return Prepared(question, messages, passages, chain, use)
+
+    return Prepared(question, prompt_for, passages, chain, use)
 
 
 def fallback(rt: Runtime, p: Prepared) -> str | None:
@@ -133,7 +143,7 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     if isinstance(p, Answer):
         return p
     try:
-        routed = router.complete(p.chain, p.messages, max_tokens=use.max_tokens,
+        routed = router.complete(p.chain, p.prompt, max_tokens=use.max_tokens,
                                  temperature=use.temperature)
     except router.AllModelsFailed as exc:
         log.warning("every model failed: %s", exc)
@@ -143,7 +153,7 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     if out.text == prompt.REFUSAL:  # the fine-tuned model found no answer: a human takes over
         out.handoff, out.reason = True, "refused"
         return out
-    problem = guard.unfit(out.text, p.messages[0]["content"], p.grounds)
+    problem = guard.unfit(out.text, routed.messages[0]["content"], p.grounds)
     if problem is None:
         return out
     # An empty, looping or prompt-copying reply, or one stating a number no passage holds, never
