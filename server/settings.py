@@ -158,7 +158,8 @@ class Settings(BaseSettings):
         "there); empty means http://HOST:PORT of `atende serve`.",
     )
     simulator_enabled: bool = Field(
-        True, description="Serve the built-in WhatsApp simulator at /simulator."
+        True, description="Serve the built-in WhatsApp simulator at /simulator (`atende serve` "
+        "beyond loopback asks for it to be set: whoever reaches it writes as any customer)."
     )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin API (/api); empty disables it."

@@ -48,3 +48,12 @@ def test_kb_commands_while_the_server_runs(server, tmp_path) -> None:
     no_token = {k: v for k, v in env.items() if k != "ATENDE_ADMIN_TOKEN"}
     refused = _atende(no_token, "kb", "ingest", str(doc))
     assert refused.returncode == 2 and "ATENDE_ADMIN_TOKEN" in refused.stderr
+
+
+def test_serving_beyond_loopback_needs_a_word_on_the_simulator(tmp_path) -> None:
+    """The simulator lets whoever reaches it write as any customer: not exposed by default."""
+    env = server_env(tmp_path / "data")
+    env.pop("ATENDE_SIMULATOR_ENABLED", None)
+    out = _atende(env, "serve", "--host", "0.0.0.0", "--port", "1")
+    assert out.returncode == 2 and "ATENDE_SIMULATOR_ENABLED=false" in out.stderr
+    assert not (tmp_path / "data" / "atende.db").exists()  # refused before anything started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
 import typer
@@ -37,6 +38,10 @@ def serve(
     from server.app import create_app
 
     settings = get_settings()
+    if (settings.simulator_enabled and "simulator_enabled" not in settings.model_fields_set
+            and not _loopback(host)):
+        fail(f"--host {host} would let anyone reach the built-in simulator and write as any "
+             "customer: set ATENDE_SIMULATOR_ENABLED=false, or =true to expose it on purpose")
     if not settings.public_url:
         settings = use_settings(settings.model_copy(
             update={"public_url": f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}"}))
@@ -52,6 +57,13 @@ def serve(
                   f"(simulator: {settings.public_url}/simulator, API docs: "
                   f"{settings.public_url}/docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: reachable from elsewhere
+        return False
 
 
 def settings_rows() -> list[tuple[str, str, str]]:
