@@ -226,7 +226,8 @@ def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedde
     methods = {"extractive": answers.extractive_method(kb.embedder)}
     for label, spec in specs.items():
         methods[label] = answers.model_method(registry.create(spec), kb, "eval", max_tokens,
-                                              rule, spec.prompt_sentences, spec.prompt_terms)
+                                              rule, spec.prompt_sentences, spec.prompt_terms,
+                                              spec.prompt_passages)
     with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))

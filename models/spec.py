@@ -20,6 +20,9 @@ class ModelSpec(BaseModel):
     prompt_sentences: int = Field(
         0, ge=0, description="Show the model the N passage sentences closest to the question "
         "instead of whole passages (0 = whole); a local adapter trained that way sets it.")
+    prompt_passages: int = Field(
+        0, ge=0, description="Show the model only the first N passages retrieved (0 = all); a "
+        "local adapter trained on N passages sets it, whatever ATENDE_RETRIEVAL_TOP_K searches.")
     prompt_terms: float = Field(
         0.0, ge=0, description="Rank those sentences by e5 similarity plus this times the "
         "idf-weighted share of the question's terms each holds (0 = e5 only); set as trained.")

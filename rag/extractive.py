@@ -107,7 +107,8 @@ def focus(embedder: Embedder, question: str, passages: Sequence[Passage],
 
 
 def focus_in(kb: KnowledgeBase, collection: str, question: str, passages: Sequence[Passage],
-             sentences: int, terms: float = 0.0) -> list[Passage]:
-    """``focus`` within a collection: its idf is counted only where ``terms`` weigh."""
-    return focus(kb.embedder, question, passages, sentences,
+             sentences: int, terms: float = 0.0, first: int = 0) -> list[Passage]:
+    """``focus`` within a collection on its ``first`` passages (0 = all), as a model was
+    trained to read them; the idf is counted only where ``terms`` weigh."""
+    return focus(kb.embedder, question, passages[:first or None], sentences,
                  kb.idf(collection) if terms else None, terms)

@@ -73,16 +73,20 @@ def test_eval_asks_a_model_with_the_items_ranked_as_its_version_is_served(demo_k
 
     fake = FakeOpenAI()
     try:
-        fake.script = [("ok", "Em até 5 dias úteis."), ("ok", "Em até 5 dias úteis.")]
+        fake.script = [("ok", "Em até 5 dias úteis.")] * 3
         llm = OpenAIProvider(ModelSpec(name="gpt", provider="openai", base_url=fake.url,
                                        model="gpt-fake", api_key="sk-test-secret-1234"))
         found = demo_kb.search("demo", REFUND, top_k=2)
         for terms in (0.0, 0.15):
             model_method(llm, demo_kb, "demo", sentences=3, terms=terms)(REFUND, found)
-        by_e5, by_terms = (_first_item(r["messages"]) for r in fake.requests)
+        # searched deeper, a version trained on two passages is still shown those two alone
+        deeper = demo_kb.search("demo", REFUND, top_k=4)
+        model_method(llm, demo_kb, "demo", first=2)(REFUND, deeper)
+        by_e5, by_terms, first_two = (r["messages"] for r in fake.requests)
     finally:
         fake.close()
-    assert REFUND_SENTENCE in by_terms and "5 dias úteis" not in by_e5
+    assert REFUND_SENTENCE in _first_item(by_terms) and "5 dias úteis" not in _first_item(by_e5)
+    assert [p.text in first_two[0]["content"] for p in deeper] == [True, True, False, False]
 
 
 def test_refusals_are_calibrated_on_the_prompts_the_version_will_be_served(llm, demo_kb) -> None:

@@ -205,32 +205,45 @@ def test_admin_api_lists_promotes_and_rolls_back(server) -> None:  # type: ignor
         assert r.status_code == 409 and "nothing served before" in r.json()["detail"]
 
 
-def test_a_version_trained_on_focused_prompts_is_served_them(
-        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
-    from rag import extractive
+def _prepared(sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb,  # type: ignore[no-untyped-def]
+              question: str, name: str, config: dict | None, top_k: int = 2):
+    """What serving would ask the local model, as version ``name`` trained with ``config``
+    (None: the plain local model)."""
     from server.runtime import Runtime
     from server.services import assistant
     from server.settings import Settings
 
     base = tmp_path / "base.gguf"
     base.write_bytes(b"GGUF")
-    version = mv.register(sessions, "focado", base=base, adapter=None,
-                          config={"sentences": 3, "passages": 2})
-    settings = Settings(data_dir=tmp_path, kb_collection="demo", retrieval_top_k=2)
-    local = settings.local_model().model_copy(update={"path": llm.path})
+    settings = Settings(data_dir=tmp_path, kb_collection="demo", retrieval_top_k=top_k)
+    spec = settings.local_model().model_copy(update={"path": llm.path})
+    if config is not None:
+        spec = mv.spec_for(mv.register(sessions, name, base=base, adapter=None, config=config),
+                           spec)
+    rt = Runtime(settings, {"local": (spec, llm)}, demo_kb, httpx.Client())
+    p = assistant.prepare(rt, sessions, question, [], assistant.use_for(settings))
+    assert isinstance(p, assistant.Prepared)
+    return p
+
+
+def _shown(p) -> str:  # type: ignore[no-untyped-def]
+    return p.messages[0]["content"].split("Trechos:\n", 1)[1]
+
+
+def test_a_version_trained_on_focused_prompts_is_served_them(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
+    from rag import extractive
+
     question = "qual o prazo para trocar um produto?"
     prompts = {}
-    for name, spec in (("whole", local), ("focused", mv.spec_for(version, local))):
-        rt = Runtime(settings, {"local": (spec, llm)}, demo_kb, httpx.Client())
-        p = assistant.prepare(rt, sessions, question, [], assistant.use_for(settings))
-        assert isinstance(p, assistant.Prepared)
-        prompts[name] = p.messages[0]["content"].split("Trechos:\n", 1)[1]
+    for name, config in (("whole", None), ("focado", {"sentences": 3, "passages": 2})):
+        p = _prepared(sessions, tmp_path, llm, demo_kb, question, name, config)
+        prompts[name] = _shown(p)
         whole = [x.text for x in p.passages]
         best = extractive.best_sentence(demo_kb.embedder, question, p.passages)
-    assert mv.spec_for(version, local).prompt_sentences == 3
     assert prompts["whole"].count("\n[") == 1 and all(t in prompts["whole"] for t in whole)
-    items = prompts["focused"].split("\n\n")
-    assert len(items) == 3 and prompts["focused"] != prompts["whole"]
+    items = prompts["focado"].split("\n\n")
+    assert len(items) == 3 and prompts["focado"] != prompts["whole"]
     for item in items:  # each a single sentence of a retrieved passage, closest first
         sentence = item.split("\n", 1)[1]
         assert any(sentence in t.replace("**", "") for t in whole)
@@ -239,25 +252,12 @@ def test_a_version_trained_on_focused_prompts_is_served_them(
 
 def test_a_version_is_served_its_items_ranked_as_it_was_trained(
         sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
-    from server.runtime import Runtime
-    from server.services import assistant
-    from server.settings import Settings
-
-    base = tmp_path / "base.gguf"
-    base.write_bytes(b"GGUF")
-    settings = Settings(data_dir=tmp_path, kb_collection="demo", retrieval_top_k=2)
-    local = settings.local_model().model_copy(update={"path": llm.path})
-    first = {}
     # faquad-v4 was trained before focus_terms existed: it keeps the e5 order it learned.
-    for name, config in (("e5", {"sentences": 3}),
-                         ("terms", {"sentences": 3, "focus_terms": 0.15})):
-        spec = mv.spec_for(mv.register(sessions, name, base=base, adapter=None, config=config),
-                           local)
-        rt = Runtime(settings, {"local": (spec, llm)}, demo_kb, httpx.Client())
-        p = assistant.prepare(rt, sessions, "em qnto tempo cai o reembolso?", [],
-                              assistant.use_for(settings))
-        assert isinstance(p, assistant.Prepared)
-        first[name] = p.messages[0]["content"].split("Trechos:\n", 1)[1].split("\n\n")[0]
+    first = {name: _shown(_prepared(sessions, tmp_path, llm, demo_kb,
+                                    "em qnto tempo cai o reembolso?", name, config)).split(
+                                        "\n\n")[0]
+             for name, config in (("e5", {"sentences": 3}),
+                                  ("terms", {"sentences": 3, "focus_terms": 0.15}))}
     assert "reembolso é feito em até 5 dias úteis" in first["terms"]
     assert "5 dias úteis" not in first["e5"]
 
@@ -290,3 +290,15 @@ def test_a_fallback_model_is_asked_the_prompt_it_reads(
     whole = [p.text for p in demo_kb.passages("demo", ans.passage_ids)]
     assert len(asked[0].split("\n\n")) == 3 and not all(t in asked[0] for t in whole)
     assert all(t in asked[1] for t in whole)  # the fallback saw the passages as they are
+
+
+def test_a_version_reads_as_many_passages_as_it_was_trained_on(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
+    shown = {}
+    for name, config in (("two", {"passages": 2}), ("all", {})):
+        p = _prepared(sessions, tmp_path, llm, demo_kb, "como funciona a troca de produtos?",
+                      name, config, top_k=4)
+        assert len(p.passages) == 4  # searched as set
+        shown[name] = [x.text for x in p.passages if x.text in _shown(p)]
+    assert shown["two"] == [x.text for x in p.passages[:2]]  # the first two, as trained
+    assert len(shown["all"]) == 4

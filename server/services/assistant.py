@@ -123,7 +123,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
         # A fine-tuned version reads the focused items it was trained on; a fallback model
         # (another version, or a large remote one) its own layout, not the first model's.
         shown = extractive.focus_in(rt.kb, use.collection, question, passages,
-                                    spec.prompt_sentences, spec.prompt_terms)
+                                    spec.prompt_sentences, spec.prompt_terms,
+                                    spec.prompt_passages)
         return prompt.build(use.persona, shown, question, history,
                             count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)

@@ -205,6 +205,7 @@ def spec_for(version: ModelVersion | None, local: ModelSpec) -> ModelSpec:
                                     else None,
                                     "refusal_threshold": version.refusal_threshold,
                                     "prompt_sentences": version.config.get("sentences", 0),
+                                    "prompt_passages": version.config.get("passages", 0),
                                     # versions trained before the key ranked by e5 alone
                                     "prompt_terms": version.config.get("focus_terms", 0.0)})
 
