@@ -71,14 +71,25 @@ def ungrounded_numbers(reply: str, grounds: str) -> list[str]:
     return [raw for raw in _NUMBER.findall(reply) if _value(raw) not in allowed]
 
 
-def unfit(reply: str, instructions: str, grounds: str | None = None) -> str | None:
+def repeats(reply: str, earlier: Sequence[str]) -> bool:
+    """The reply says again, word for word, what the assistant already said in the
+    conversation: a small model copying its last turn instead of answering the new question."""
+    mine = _WORD.findall(reply.lower())
+    return bool(mine) and any(_WORD.findall(e.lower()) == mine for e in earlier)
+
+
+def unfit(reply: str, instructions: str, grounds: str | None = None,
+          earlier: Sequence[str] = ()) -> str | None:
     """Why a reply must not be sent, or None when it may.
 
     ``grounds`` is what the reply may state facts from: the passages and the question. A price,
     percentage, date or deadline found in none of them means the model made it up.
+    ``earlier`` are the assistant's replies already in the conversation.
     """
     if not reply.strip():
         return "empty"
+    if repeats(reply, earlier):
+        return "repeat"
     if echoes_instructions(reply, instructions):
         return "echo"
     if degenerate(reply):
@@ -100,11 +111,12 @@ class Unfit(Exception):
 HOLD_WORDS = 12  # held back while streaming, so an echo is caught before any of it goes out
 
 
-def guarded(pieces: Iterable[str], instructions: str,
-            grounds: str | None = None) -> Iterator[str]:
+def guarded(pieces: Iterable[str], instructions: str, grounds: str | None = None,
+            earlier: Sequence[str] = ()) -> Iterator[str]:
     """Pass a streamed reply through, holding back its last words until they are cleared.
 
-    Raises Unfit when the reply copies the instructions, loops, or ends empty.
+    Raises Unfit when the reply copies the instructions, loops, repeats an earlier reply whole
+    (judged once it ends), or ends empty.
     """
     buf, sent = "", 0
     for piece in pieces:
@@ -117,7 +129,7 @@ def guarded(pieces: Iterable[str], instructions: str,
         if cut > sent:
             yield buf[sent:cut]
             sent = cut
-    problem = unfit(buf, instructions, grounds)
+    problem = unfit(buf, instructions, grounds, earlier)
     if problem:
         raise Unfit(problem, sent)
     if buf[sent:]:

@@ -1,4 +1,5 @@
-"""The guard on replies: echoes, loops and numbers no passage holds never reach a customer."""
+"""The guard on replies: echoes, loops, repeats and numbers no passage holds never reach a
+customer."""
 
 from __future__ import annotations
 
@@ -62,6 +63,40 @@ def test_an_invented_discount_is_replaced_by_the_passage_sentence(sessions, tmp_
     assert "50%" not in ans.text and ans.passage_ids
     assert guard.ungrounded_numbers(ans.text, "\n".join(
         p.text for p in demo_kb.passages("demo", ans.passage_ids))) == []
+
+
+LAST = "Para que a troca ou devolução seja aceita, o produto precisa:"
+
+
+def test_a_reply_that_repeats_an_earlier_one_is_not_sent() -> None:
+    assert guard.unfit("para que a troca ou devolução seja aceita o produto precisa", "x",
+                       earlier=["Oi!", LAST]) == "repeat"  # case and punctuation aside
+    assert guard.unfit("O frete para o Nordeste é R$ 29,90.", "x", earlier=[LAST]) is None
+    with pytest.raises(guard.Unfit) as err:  # a stream is judged whole, once it ends
+        list(guard.guarded(["Para que a troca ", "ou devolução seja aceita, ",
+                            "o produto precisa:"], "x", earlier=[LAST]))
+    assert err.value.reason == "repeat"
+    assert "".join(guard.guarded(["Para que a troca ", "seja aceita, o produto precisa ",
+                                  "estar sem uso."], "x", earlier=[LAST])).endswith("sem uso.")
+
+
+def test_a_model_copying_its_last_turn_gets_the_extractive_answer(sessions, tmp_path, llm,
+                                                                  demo_kb) -> None:
+    fake = FakeOpenAI()  # a small model at a sampling temperature did this one time in two
+    fake.script = [("ok", LAST)]
+    remote = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
+                       max_retries=0)
+    s = Settings(data_dir=tmp_path, kb_collection="demo", models=[remote], llm_default="gpt")
+    from models import registry
+
+    rt = Runtime(s, {"local": (s.local_model(), llm), "gpt": (remote, registry.create(remote))},
+                 demo_kb, httpx.Client())
+    history = [{"role": "user", "content": "qual o prazo para trocar um produto?"},
+               {"role": "assistant", "content": LAST}]
+    ans = assistant.answer(rt, sessions, "vcs entregam no nordeste?", history,
+                           assistant.use_for(s))
+    fake.close()
+    assert ans.reason == "guard_repeat" and ans.text != LAST and "Nordeste" in ans.text
 
 
 def test_quoting_one_passage_is_an_answer_copying_several_is_an_echo() -> None:

@@ -116,7 +116,8 @@ def _stream(rt: runtime.Runtime, sessions: Any, cid: str,
     try:
         pieces = provider.stream(p.messages, max_tokens=p.use.max_tokens,
                                  temperature=p.use.temperature)
-        for piece in guard.guarded(pieces, p.messages[0]["content"], p.grounds):
+        for piece in guard.guarded(pieces, p.messages[0]["content"], p.grounds,
+                                   assistant.earlier(p.messages)):
             text += piece
             yield _chunk(cid, spec.name, piece)
     except (guard.Unfit, ModelError) as exc:

@@ -132,6 +132,11 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
     return Prepared(question, prompt_for, passages, chain, use)
 
 
+def earlier(messages: list[ChatMessage]) -> list[str]:
+    """The assistant's replies already in the conversation, as the prompt shows them."""
+    return [m["content"] for m in messages if m["role"] == "assistant"]
+
+
 def fallback(rt: Runtime, p: Prepared) -> str | None:
     """The best passage sentence: what goes out when a model's reply is unfit."""
     return extractive.best_sentence(rt.kb.embedder, p.question, p.passages)
@@ -154,11 +159,13 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     if out.text == prompt.REFUSAL:  # the fine-tuned model found no answer: a human takes over
         out.handoff, out.reason = True, "refused"
         return out
-    problem = guard.unfit(out.text, routed.messages[0]["content"], p.grounds)
+    problem = guard.unfit(out.text, routed.messages[0]["content"], p.grounds,
+                          earlier(routed.messages))
     if problem is None:
         return out
-    # An empty, looping or prompt-copying reply, or one stating a number no passage holds, never
-    # reaches the customer: the best passage sentence goes instead, grounded by construction.
+    # An empty, looping, repeated or prompt-copying reply, or one stating a number no passage
+    # holds, never reaches the customer: the best passage sentence goes instead, grounded by
+    # construction.
     log.info("reply refused by the guard (%s); sending the extractive answer", problem)
     text = fallback(rt, p)
     if text is None:
