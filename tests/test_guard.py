@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from models.spec import ModelSpec
-from rag import guard
+from rag import extractive, guard
 from server.runtime import Runtime
 from server.services import assistant
 from server.settings import Settings
@@ -97,6 +97,28 @@ def test_a_model_copying_its_last_turn_gets_the_extractive_answer(sessions, tmp_
                            assistant.use_for(s))
     fake.close()
     assert ans.reason == "guard_repeat" and ans.text != LAST and "Nordeste" in ans.text
+
+
+def test_when_the_extractive_answer_was_said_already_a_human_takes_over(sessions, tmp_path,
+                                                                        llm, demo_kb) -> None:
+    question = "vcs entregam no nordeste?"
+    s = Settings(data_dir=tmp_path, kb_collection="demo")
+    said = extractive.best_sentence(demo_kb.embedder, question, demo_kb.search(
+        "demo", question, top_k=s.retrieval_top_k, how=s.search()))
+    assert said
+    fake = FakeOpenAI()  # the customer asks again; the model and the fallback would repeat
+    fake.script = [("ok", said)]
+    remote = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
+                       max_retries=0)
+    s = Settings(data_dir=tmp_path, kb_collection="demo", models=[remote], llm_default="gpt")
+    from models import registry
+
+    rt = Runtime(s, {"local": (s.local_model(), llm), "gpt": (remote, registry.create(remote))},
+                 demo_kb, httpx.Client())
+    history = [{"role": "user", "content": question}, {"role": "assistant", "content": said}]
+    ans = assistant.answer(rt, sessions, question, history, assistant.use_for(s))
+    fake.close()
+    assert ans.reason == "guard_repeat" and ans.handoff and ans.text == assistant.MODEL_DOWN
 
 
 def test_quoting_one_passage_is_an_answer_copying_several_is_an_echo() -> None:

@@ -122,7 +122,8 @@ def _stream(rt: runtime.Runtime, sessions: Any, cid: str,
             yield _chunk(cid, spec.name, piece)
     except (guard.Unfit, ModelError) as exc:
         if not text:
-            text = assistant.fallback(rt, p) or assistant.MODEL_DOWN
+            text = (assistant.fallback(rt, p, assistant.earlier(p.messages))
+                    or assistant.MODEL_DOWN)
             yield _chunk(cid, spec.name, text)
         finish = "stop" if not isinstance(exc, guard.Unfit) or not exc.sent else "content_filter"
     yield _chunk(cid, spec.name, None, finish)

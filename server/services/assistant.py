@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -137,9 +138,11 @@ def earlier(messages: list[ChatMessage]) -> list[str]:
     return [m["content"] for m in messages if m["role"] == "assistant"]
 
 
-def fallback(rt: Runtime, p: Prepared) -> str | None:
-    """The best passage sentence: what goes out when a model's reply is unfit."""
-    return extractive.best_sentence(rt.kb.embedder, p.question, p.passages)
+def fallback(rt: Runtime, p: Prepared, said: Sequence[str] = ()) -> str | None:
+    """The best passage sentence: what goes out when a model's reply is unfit; None where the
+    passages have none, or where it would say again what was ``said`` (a loop: a human goes)."""
+    text = extractive.best_sentence(rt.kb.embedder, p.question, p.passages)
+    return None if text is None or guard.repeats(text, said) else text
 
 
 def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
@@ -167,9 +170,6 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     # holds, never reaches the customer: the best passage sentence goes instead, grounded by
     # construction.
     log.info("reply refused by the guard (%s); sending the extractive answer", problem)
-    text = fallback(rt, p)
-    if text is None:
-        out.text, out.handoff, out.reason = MODEL_DOWN, True, "model_error"
-    else:
-        out.text, out.reason = text, f"guard_{problem}"
+    text = fallback(rt, p, earlier(routed.messages))
+    out.text, out.handoff, out.reason = text or MODEL_DOWN, text is None, f"guard_{problem}"
     return out
