@@ -26,6 +26,8 @@ from rag.embedders import Embedder
 DENSE = "dense"
 SPARSE = "lexical"
 PREFETCH = 50
+# What a knowledge base may be called: a folder name in local mode, so no "/" nor leading dot.
+COLLECTION_NAME = r"^[^./\x00-\x1f][^/\x00-\x1f]{0,63}$"
 _NS = uuid.UUID("6f1e2d3c-7a55-4b8e-9c1d-2f0a9e8b7c6d")
 
 
@@ -212,6 +214,8 @@ class KnowledgeBase:
 
     def delete(self, collection: str, doc: str) -> int:
         """Remove a document's passages; returns how many went."""
+        if not self.client.collection_exists(collection):
+            return 0
         with self.lock:
             old = self._doc_points(collection, doc)
             self._df.pop(collection, None)

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import secrets
+from typing import Annotated, Any
 
-from fastapi import Header, HTTPException
+from fastapi import Header, HTTPException, Path
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.db import sessions_for
 from server.settings import Settings, get_settings
+
+
+class Problem(BaseModel):
+    """An error's body: what went wrong, in words (or, for a malformed request, per field)."""
+
+    detail: str | list[dict[str, Any]]
+
+
+_WHY = {400: "Invalid request", 401: "Missing or wrong token", 403: "Admin API disabled",
+        404: "Not found", 409: "Refused: the reason says why", 413: "Body too large",
+        422: "Malformed request"}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route answers with."""
+    return {c: {"model": Problem, "description": _WHY[c]} for c in codes}
+
+
+ADMIN_ERRORS = errors(401, 403)
+# A row id in a path: what a BIGINT column holds (a larger one is a 422, not a 500).
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def settings_dep() -> Settings:

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.spec import ModelSpec
 from rag.evidence import Floors, Learned, Rule
-from rag.index import Search
+from rag.index import COLLECTION_NAME, Search
 from rag.prompt import DEFAULT_PERSONA
 
 
@@ -121,7 +121,8 @@ class Settings(BaseSettings):
     embedder_threads: int | None = Field(
         None, description="CPU threads of the embedder; empty means all cores."
     )
-    kb_collection: str = Field("default", description="Knowledge base the assistant answers from.")
+    kb_collection: str = Field("default", pattern=COLLECTION_NAME,
+                               description="Knowledge base the assistant answers from.")
     retrieval_top_k: int = Field(4, ge=1, le=50, description="Passages put into the prompt.")
     retrieval_fusion: Literal["dbsf", "rrf"] = Field(
         "dbsf", description="How hybrid retrieval fuses its dense and lexical halves."

@@ -33,6 +33,9 @@ def test_kb_ingest_list_delete(tmp_path) -> None:
     assert gone.returncode == 2 and "no document" in gone.stderr
     missing = _atende(env, "kb", "ingest", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+    hidden = _atende(env, "kb", "ingest", str(docs), "--collection", ".oculta")
+    assert hidden.returncode == 2 and "knowledge base name" in hidden.stderr
+    assert _atende(env, "kb", "delete", "horario.md", "--collection", "outra").returncode == 2
 
 
 def test_kb_commands_while_the_server_runs(server, tmp_path) -> None:

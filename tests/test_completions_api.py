@@ -98,7 +98,7 @@ def test_tokens_are_checked_and_revocable(server: Server) -> None:
 def test_instance_settings_are_validated(server: Server) -> None:
     url = f"{server.url}/api/instances/demo"
     bad = httpx.patch(url, json={"model": "gpt-9"}, headers=ADMIN)
-    assert bad.status_code == 422 and "unknown model" in bad.text
+    assert bad.status_code == 400 and "unknown model" in bad.text
     ok = httpx.patch(url, json={"max_tokens": 40, "persona": "Atue como um atendente chamado "
                                 "Gabriel com linguagem formal."}, headers=ADMIN)
     assert ok.status_code == 200 and ok.json()["max_tokens"] == 40

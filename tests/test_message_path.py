@@ -209,3 +209,19 @@ def test_admin_uploads_documents_and_bad_ones_change_nothing(server: Server) -> 
     assert httpx.post(url, files=files).status_code == 401  # admin only
     assert httpx.delete(f"{url}/horario.pdf", headers=ADMIN).json() == {"removed_passages": 1}
     assert httpx.delete(f"{url}/horario.pdf", headers=ADMIN).status_code == 404
+
+
+def test_bad_addresses_get_a_clear_error_and_the_schema_says_which(server: Server) -> None:
+    """What schemathesis found against the OpenAPI spec: each of these was a 500."""
+    api = f"{server.url}/api"
+    gone = httpx.delete(f"{api}/kb/nenhuma/documents/faq.md", headers=ADMIN)
+    assert gone.status_code == 404 and "nenhuma" in gone.json()["detail"]
+    bad_name = httpx.get(f"{api}/kb/.oculta/documents", headers=ADMIN)
+    assert bad_name.status_code == 422  # a knowledge base is a folder: no leading dot
+    assert httpx.get(f"{api}/messages/{2**70}", headers=ADMIN).status_code == 422
+    assert httpx.get(f"{server.url}/simulator/api/demo/messages",
+                     params={"phone": "5511999990000", "after": 2**70}).status_code == 422
+    spec = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    assert {"401", "403", "404"} <= set(spec["/api/messages/{message_id}"]["get"]["responses"])
+    assert {"400", "401", "404", "413"} <= set(
+        spec["/webhooks/{provider}/{instance}"]["post"]["responses"])

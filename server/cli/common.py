@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import re
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -18,6 +19,18 @@ def fail(message: str) -> NoReturn:
     """Print an error and exit with status 2."""
     err.print(f"[bold red]Error:[/] {message}")
     raise typer.Exit(2)
+
+
+def collection_option(help: str) -> Any:
+    """``--collection NAME``, checked against what a knowledge base may be called."""
+    from rag.index import COLLECTION_NAME
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(COLLECTION_NAME, value):
+            raise typer.BadParameter("a knowledge base name has 1 to 64 characters, no '/' "
+                                     "and no leading '.'")
+        return value
+    return typer.Option(None, help=help, callback=check)
 
 
 def sessions() -> sessionmaker[Session]:

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rag.index import KnowledgeBase
-from server.cli.common import console, fail
+from server.cli.common import collection_option, console, fail
 from server.settings import Settings, get_settings
 
 app = typer.Typer(help="Knowledge base: ingest, list, delete and reindex documents.",
@@ -70,7 +70,7 @@ def _ingest_there(server: str, token: str, collection: str, path: Path) -> dict[
 @app.command("ingest")
 def kb_ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (.md, .txt) to ingest."),
-    collection: str = typer.Option(None, help="Knowledge base; default ATENDE_KB_COLLECTION."),
+    collection: str = collection_option("Knowledge base; default ATENDE_KB_COLLECTION."),
     json_out: Path = typer.Option(None, "--json", help="Also write the results to this file."),
 ) -> None:
     """Add or update documents; unchanged files are skipped, changed ones replaced."""
@@ -111,8 +111,8 @@ def kb_ingest(
 
 
 @app.command("reindex")
-def kb_reindex(collection: str = typer.Option(None, help="Knowledge base; default the "
-                                              "configured.")) -> None:
+def kb_reindex(collection: str = collection_option("Knowledge base; default the configured.")
+               ) -> None:
     """Re-embed every passage with the configured embedder (after changing ATENDE_EMBEDDER)."""
     settings = get_settings()
     name = collection or settings.kb_collection
@@ -128,7 +128,7 @@ def kb_reindex(collection: str = typer.Option(None, help="Knowledge base; defaul
 
 
 @app.command("list")
-def kb_list(collection: str = typer.Option(None, help="Knowledge base; default the configured.")
+def kb_list(collection: str = collection_option("Knowledge base; default the configured.")
             ) -> None:
     """List the documents of a knowledge base with their passage counts."""
     settings = get_settings()
@@ -143,7 +143,7 @@ def kb_list(collection: str = typer.Option(None, help="Knowledge base; default t
 
 @app.command("delete")
 def kb_delete(doc: str = typer.Argument(..., help="Document name, as `kb list` shows it."),
-              collection: str = typer.Option(None, help="Knowledge base; default the configured.")
+              collection: str = collection_option("Knowledge base; default the configured.")
               ) -> None:
     """Remove a document and its passages from a knowledge base."""
     settings = get_settings()

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from server.cli.common import console, fail, sessions
+from server.cli.common import collection_option, console, fail, sessions
 from server.db import dumps
 from server.settings import get_settings
 
@@ -158,8 +158,8 @@ def models_rollback(reason: str = typer.Option("", help="Why, for the history.")
 @tokens_app.command("create")
 def tokens_create(
     name: str = typer.Argument(..., help="A name to recognise the token by (one per caller)."),
-    collection: str = typer.Option(None, help="Knowledge base it answers from; default the "
-                                   "configured one."),
+    collection: str = collection_option("Knowledge base it answers from; default the "
+                                        "configured one."),
 ) -> None:
     """Create a token; it is printed once and only its hash is kept."""
     from server.services import api_tokens

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from server.deps import db_sessions, require_admin
+from server.deps import ADMIN_ERRORS, RowId, db_sessions, errors, require_admin
 from server.schema import Message
 from server.services import journey
 
-router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)],
+                   responses=ADMIN_ERRORS)
 
 
 class Step(BaseModel):
@@ -45,15 +46,16 @@ def _out(m: Message, steps: list[Step] | None = None) -> MessageOut:
 
 
 @router.get("/conversations/{conversation_id}/messages", summary="Messages of a conversation")
-def conversation_messages(conversation_id: int) -> list[MessageOut]:
+def conversation_messages(conversation_id: RowId) -> list[MessageOut]:
     with db_sessions()() as s:
         rows = s.scalars(select(Message).where(Message.conversation_id == conversation_id)
                          .order_by(Message.id))
         return [_out(m) for m in rows]
 
 
-@router.get("/messages/{message_id}", summary="A message with its journey")
-def message(message_id: int) -> MessageOut:
+@router.get("/messages/{message_id}", summary="A message with its journey",
+            responses=errors(404))
+def message(message_id: RowId) -> MessageOut:
     with db_sessions()() as s:
         m = s.get(Message, message_id)
         if m is None:

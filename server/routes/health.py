@@ -40,7 +40,8 @@ def _check() -> dict[str, Any]:
     return parts
 
 
-@router.get("/health", summary="Database, vector store and model status")
+@router.get("/health", summary="Database, vector store and model status",
+            responses={503: {"description": "A part is down: the body says which"}})
 async def health() -> JSONResponse:
     parts = await run_in_threadpool(_check)
     ok = all(p["ok"] for p in parts.values())

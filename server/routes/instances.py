@@ -6,11 +6,13 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from rag.index import COLLECTION_NAME
 from server import runtime
-from server.deps import db_sessions, require_admin
+from server.deps import ADMIN_ERRORS, db_sessions, errors, require_admin
 from server.schema import Instance
 
-router = APIRouter(prefix="/api/instances", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/api/instances", tags=["admin"], dependencies=[Depends(require_admin)],
+                   responses=ADMIN_ERRORS)
 
 
 class InstanceOut(BaseModel):
@@ -31,7 +33,7 @@ class InstancePatch(BaseModel):
     """Fields to change; a field left out stays as it is, null returns it to the default."""
 
     ai_enabled: bool | None = None
-    kb_collection: str | None = Field(None, max_length=64)
+    kb_collection: str | None = Field(None, pattern=COLLECTION_NAME)
     model: str | None = Field(None, max_length=64)
     fallback_models: list[str] | None = None
     max_tokens: int | None = Field(None, ge=1, le=4096)
@@ -51,13 +53,14 @@ def list_instances() -> list[InstanceOut]:
         return [_out(i) for i in s.scalars(select(Instance).order_by(Instance.name))]
 
 
-@router.patch("/{name}", summary="Change how the assistant works on a number")
+@router.patch("/{name}", summary="Change how the assistant works on a number",
+              responses=errors(400, 404))
 def patch_instance(name: str, patch: InstancePatch) -> InstanceOut:
     changes = patch.model_dump(exclude_unset=True)
     configured = set(runtime.current().models)
     for model in [changes.get("model")] + (changes.get("fallback_models") or []):
         if model is not None and model not in configured:
-            raise HTTPException(422, f"unknown model {model!r}; configured: {sorted(configured)}")
+            raise HTTPException(400, f"unknown model {model!r}; configured: {sorted(configured)}")
     with db_sessions().begin() as s:
         inst = s.scalar(select(Instance).where(Instance.name == name))
         if inst is None:

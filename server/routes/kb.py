@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, UploadFile
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from rag.index import EmbedderMismatch
+from rag.index import COLLECTION_NAME, EmbedderMismatch
 from rag.parsing import MAX_BYTES, DocumentError, parse
 from server import runtime
-from server.deps import require_admin
+from server.deps import ADMIN_ERRORS, Problem, errors, require_admin
 
+Collection = Annotated[str, Path(pattern=COLLECTION_NAME, description="Knowledge base name")]
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"],
-                   dependencies=[Depends(require_admin)])
+                   dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
 
 
 class IngestOut(BaseModel):
@@ -38,13 +41,16 @@ def collections() -> dict[str, dict[str, int]]:
 
 
 @router.get("/{collection}/documents", summary="Documents of a knowledge base")
-def documents(collection: str) -> dict[str, int]:
+def documents(collection: Collection) -> dict[str, int]:
     return runtime.current().kb.documents(collection)
 
 
 @router.post("/{collection}/documents", summary="Upload documents (md, txt, html, pdf, docx)",
-             response_model=list[IngestOut])
-async def upload(collection: str, files: list[UploadFile]) -> JSONResponse:
+             response_model=list[IngestOut], responses={422: {
+                 "model": list[IngestOut] | Problem,
+                 "description": "A file failed (each file's result says which and why), or "
+                                "the request is malformed"}})
+async def upload(collection: Collection, files: list[UploadFile]) -> JSONResponse:
     """Add or replace each file; one that fails says why and leaves the rest, and the base, as
     they were. 200 when all went in, 422 when any failed."""
     results = []
@@ -56,8 +62,9 @@ async def upload(collection: str, files: list[UploadFile]) -> JSONResponse:
     return JSONResponse([r.model_dump() for r in results], status_code=422 if failed else 200)
 
 
-@router.delete("/{collection}/documents/{doc}", summary="Delete a document and its passages")
-def delete(collection: str, doc: str) -> dict[str, int]:
+@router.delete("/{collection}/documents/{doc}", summary="Delete a document and its passages",
+               responses=errors(404))
+def delete(collection: Collection, doc: str) -> dict[str, int]:
     removed = runtime.current().kb.delete(collection, doc)
     if not removed:
         raise HTTPException(404, f"no document {doc!r} in {collection!r}")
@@ -72,8 +79,9 @@ class PassageOut(BaseModel):
     text: str
 
 
-@router.get("/{collection}/passages/{passage_id}", summary="A knowledge-base passage")
-def passage(collection: str, passage_id: str) -> PassageOut:
+@router.get("/{collection}/passages/{passage_id}", summary="A knowledge-base passage",
+            responses=errors(404))
+def passage(collection: Collection, passage_id: str) -> PassageOut:
     """A passage by id, as a reply cites it."""
     try:
         found = runtime.current().kb.passages(collection, [passage_id])

@@ -13,10 +13,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import runtime
-from server.deps import db_sessions, require_admin
+from server.deps import ADMIN_ERRORS, db_sessions, errors, require_admin
 from server.services import model_versions
 
-router = APIRouter(prefix="/api/models", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/api/models", tags=["admin"], dependencies=[Depends(require_admin)],
+                   responses=ADMIN_ERRORS)
 
 
 class Why(BaseModel):
@@ -36,7 +37,7 @@ def history(sessions: sessionmaker[Session] = Depends(db_sessions)) -> list[dict
     return model_versions.history(sessions)
 
 
-@router.post("/versions/{name}/promote")
+@router.post("/versions/{name}/promote", responses=errors(404, 409))
 def promote(name: str, body: Why | None = None,
             sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
     """Serve this version now (409 with the reason when the gate does not allow it)."""
@@ -50,7 +51,7 @@ def promote(name: str, body: Why | None = None,
     return {"serving": name}
 
 
-@router.post("/rollback")
+@router.post("/rollback", responses=errors(409))
 def rollback(body: Why | None = None,
              sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
     """Serve again what served before the current version ("base": the plain base model)."""

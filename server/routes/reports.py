@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from server.deps import db_sessions, require_admin, settings_dep
+from server.deps import ADMIN_ERRORS, db_sessions, require_admin, settings_dep
 from server.schema import BudgetAlert, Instance, LlmUsage
 from server.services import budget
 
-router = APIRouter(prefix="/api/reports", tags=["admin"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/api/reports", tags=["admin"], dependencies=[Depends(require_admin)],
+                   responses=ADMIN_ERRORS)
 
 
 class UsageRow(BaseModel):

@@ -13,14 +13,14 @@ import time
 from pathlib import Path
 
 import httpx
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from gateway_bridge import simulator as wire
-from server.deps import db_sessions, settings_dep
+from server.deps import db_sessions, errors, settings_dep
 from server.schema import Instance, SimulatorMessage
 
 router = APIRouter(tags=["simulator"])
@@ -64,7 +64,8 @@ async def _post_webhook(inst: Instance, payload: dict) -> int:
     return resp.status_code
 
 
-@router.post("/simulator/api/{instance}/messages", summary="A customer writes (simulator)")
+@router.post("/simulator/api/{instance}/messages", summary="A customer writes (simulator)",
+             responses=errors(404))
 async def customer_writes(instance: str, msg: PhoneMessage) -> dict[str, object]:
     """Deliver a customer's message to the server as a signed webhook."""
     inst = _instance(instance)
@@ -79,8 +80,10 @@ async def customer_writes(instance: str, msg: PhoneMessage) -> dict[str, object]
     return {"id": mid, "webhook_status": status}
 
 
-@router.get("/simulator/api/{instance}/messages", summary="The phone's chat (simulator)")
-def phone_chat(instance: str, phone: str, after: int = 0) -> list[dict[str, object]]:
+@router.get("/simulator/api/{instance}/messages", summary="The phone's chat (simulator)",
+            responses=errors(404))
+def phone_chat(instance: str, phone: str,
+               after: int = Query(0, ge=0, le=2**63 - 1)) -> list[dict[str, object]]:
     _instance(instance)
     with db_sessions()() as s:
         rows = s.scalars(select(SimulatorMessage).where(
@@ -96,7 +99,8 @@ async def _report_delivered(inst: Instance, mid: str) -> None:
                                "timestamp": int(time.time())})
 
 
-@router.post("/simulator/api/{instance}/send", summary="Gateway send API (simulator)")
+@router.post("/simulator/api/{instance}/send", summary="Gateway send API (simulator)",
+             responses=errors(400, 401, 404))
 def gateway_send(instance: str, req: SendRequest, background: BackgroundTasks,
                  key: str = Header("", alias=wire.KEY_HEADER)) -> dict[str, str]:
     """What our adapter calls to send; the message shows on the phone, then reports delivery."""

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from gateway_bridge import AuthError, PayloadError, adapter_for
-from server.deps import db_sessions, settings_dep
+from server.deps import db_sessions, errors, settings_dep
 from server.schema import Instance
 from server.services import inbound
 from server.services.outbox import instance_config
@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
 
 
-@router.post("/webhooks/{provider}/{instance}", summary="Receive a gateway webhook")
+@router.post("/webhooks/{provider}/{instance}", summary="Receive a gateway webhook",
+             responses=errors(400, 401, 404, 413))
 async def receive(provider: str, instance: str, request: Request) -> dict[str, int]:
     """Check, normalize and store the webhook's events once; the answer comes later."""
     settings = settings_dep()
