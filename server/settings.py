@@ -155,6 +155,15 @@ class Settings(BaseSettings):
         description="Messages older than this when they arrive are stored, never auto-answered.",
     )
     send_max_attempts: int = Field(5, ge=1, description="Tries to send one reply before it fails.")
+    loop_replies: int = Field(
+        10, ge=1,
+        description="Automatic replies in one conversation within ATENDE_LOOP_WINDOW_SECONDS "
+        "after which its next turn goes to a human, unanswered: a bot on the other side (an "
+        "auto-responder) would otherwise talk with ours forever.",
+    )
+    loop_window_seconds: int = Field(
+        120, ge=1, description="The window in which ATENDE_LOOP_REPLIES replies mean a loop."
+    )
     public_url: str = Field(
         "",
         description="Address at which this server is reached (the simulator posts webhooks "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +23,7 @@ from server.schema import (
     MessageEvent,
     Outbox,
 )
-from server.services import inbound, instances, outbox, statuses, turns
+from server.services import inbound, instances, journey, outbox, statuses, turns
 from server.services.contacts import normalize_phone
 from server.settings import Settings
 
@@ -154,6 +155,38 @@ def test_no_good_passage_hands_off_without_the_model(sessions, inst, rt) -> None
         statuses = s.scalars(select(Message.status).where(Message.direction == "in")
                              .order_by(Message.id))
         assert list(statuses) == ["handed_off", "handed_off"]
+
+
+def test_a_bot_answering_every_reply_is_handed_to_a_human_unanswered(sessions, inst,
+                                                                       rt) -> None:
+    """An auto-responder on the other side would talk with ours forever."""
+    rt.settings = Settings(data_dir=rt.settings.data_dir, llm_max_tokens=24, loop_replies=2)
+    with sessions.begin() as s:
+        s.get_one(Instance, inst.id).kb_collection = "demo"
+    boxes = []
+    for i, text in enumerate(["qual o prazo para trocar um produto?",
+                              "qto custa a entrega expressa", "em qnto tempo cai o reembolso?"]):
+        conv_id, _ = inbound.store_inbound(sessions, inst, _msg(f"b{i}", text=text),
+                                           stale_after=STALE)
+        boxes.append(turns.run(rt, sessions, conv_id))
+    assert boxes[0] and boxes[1] and boxes[2] is None
+    with sessions() as s:
+        assert _count(sessions, Message, Message.direction == "out") == 2
+        assert s.get_one(Conversation, conv_id).mode == "human"
+        last = s.scalars(select(Message).where(Message.provider_message_id == "b2")).one()
+        assert last.status == "handed_off"
+        events = [e.event for e in journey.of(s, last.id)]
+        assert events[-1] == "loop_guard"
+    # Another customer, writing at a human pace (here: slower than a 1-second window), is
+    # answered every time.
+    rt.settings = Settings(data_dir=rt.settings.data_dir, llm_max_tokens=24, loop_replies=2,
+                           loop_window_seconds=1)
+    for i, text in enumerate(["qto custa a entrega expressa", "qual o prazo para trocar um "
+                              "produto?", "em qnto tempo cai o reembolso?"]):
+        time.sleep(1.1)
+        other, _ = inbound.store_inbound(sessions, inst, _msg(f"h{i}", "5511912340000", text),
+                                         stale_after=STALE)
+        assert turns.run(rt, sessions, other) is not None
 
 
 def test_restart_puts_cut_turns_back_in_line(sessions, inst) -> None:

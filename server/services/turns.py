@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.base import ChatMessage
 from server.runtime import Runtime
-from server.schema import Conversation, Instance, LlmUsage, Message, Outbox
+from server.schema import Conversation, Instance, LlmUsage, Message, Outbox, utcnow
 from server.services import assistant, budget, journey
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,23 @@ def _answer(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int,
         inst = s.get_one(Instance, conv.instance_id)
         history = _history(s, conversation_id, pending[0].id)
         mode, ai_enabled = conv.mode, inst.ai_enabled
+        replies = _recent_replies(s, conversation_id, rt.settings.loop_window_seconds)
     if mode != "ai" or not ai_enabled:
         with sessions.begin() as s:
             for m in pending:
                 s.get_one(Message, m.id).status = "handed_off"
                 journey.record(s, m.id, "for_human", mode=mode)
+        return None
+    if replies >= rt.settings.loop_replies:
+        # Another bot answers every reply of ours: silence, and a human, end the loop.
+        with sessions.begin() as s:
+            for m in pending:
+                s.get_one(Message, m.id).status = "handed_off"
+                journey.record(s, m.id, "loop_guard", replies=replies,
+                               window_s=rt.settings.loop_window_seconds)
+            s.get_one(Conversation, conversation_id).mode = "human"
+        log.warning("conversation %s: %s automatic replies in %ss, handed to a human",
+                    conversation_id, replies, rt.settings.loop_window_seconds)
         return None
     question = "\n".join(m.text for m in pending)
     ans = assistant.answer(rt, sessions, question, history, assistant.use_for(rt.settings, inst))
@@ -109,6 +122,14 @@ def _answer(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int,
     except IntegrityError:
         log.warning("conversation %s: message %s already has a reply", conversation_id, last.id)
         return None
+
+
+def _recent_replies(s: Session, conversation_id: int, window_s: int) -> int:
+    """Replies no agent wrote (the assistant's, the system's) in the last ``window_s``."""
+    return s.scalar(select(func.count()).select_from(Message).where(
+        Message.conversation_id == conversation_id, Message.direction == "out",
+        Message.author != "agent",
+        Message.created_at >= utcnow() - timedelta(seconds=window_s))) or 0
 
 
 def _record_usage(s: Session, ans: assistant.Answer, instance_id: int, reply: Message) -> None:
