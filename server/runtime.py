@@ -59,7 +59,8 @@ class Runtime:
                 return
             version = model_versions.serving(s)
         with self._swap:
-            spec = model_versions.spec_for(version, local_spec(self.settings))
+            spec = model_versions.spec_for(version, local_spec(self.settings),
+                                           self.settings.data_dir)
             try:
                 self.models[LOCAL] = (spec, registry.create(spec))
             except ModelConfigError as exc:  # keep serving what works; say why, once
@@ -127,10 +128,10 @@ def serving_spec(settings: Settings) -> tuple[ModelSpec, int | None]:
     migrate(settings.sqlalchemy_url)
     sessions = sessions_for(settings.sqlalchemy_url)
     if local.path is not None:
-        model_versions.ensure_default(sessions, local.path)
+        model_versions.ensure_default(sessions, local.path, root=settings.data_dir)
     with sessions() as s:
         last = model_versions.last_promotion(s)
-        return (model_versions.spec_for(model_versions.serving(s), local),
+        return (model_versions.spec_for(model_versions.serving(s), local, settings.data_dir),
                 last.id if last else None)
 
 

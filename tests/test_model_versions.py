@@ -71,22 +71,30 @@ def test_a_moved_install_serves_its_bundled_files_where_they_are_now(
     (old / "adapters").mkdir(parents=True)
     (old / "base.gguf").write_bytes(b"GGUF")
     mv.ensure_default(sessions, old / "base.gguf", adapter_dir(old / "adapters", "faquad-v1"))
-    own = old / "finetune" / "loja-v1.gguf"  # a company's own run, not bundled: left as it was
-    mv.register(sessions, "loja-v1", base=old / "base.gguf", adapter=own)
+    own = old / "finetune" / "loja-v1.gguf"  # a company's own run, within the data folder
+    own.parent.mkdir()
+    own.write_bytes(b"GGUF")
+    mv.register(sessions, "loja-v1", base=old / "base.gguf", adapter=own, root=old)
+    outside = tmp_path / "runs" / "loja-v0.gguf"  # kept elsewhere: the folder did not move
+    mv.register(sessions, "loja-v0", base=old / "base.gguf", adapter=outside, root=old)
     shutil.move(old, new)
     newer = adapter_dir(new / "adapters", "faquad-v2")  # the upgrade brings a new default
     meta = json.loads((newer / "version.json").read_text())
     meta["gate"] = {**PASSED, "against": "faquad-v1", "against_id": 7}
     (newer / "version.json").write_text(json.dumps(meta))
-    mv.ensure_default(sessions, new / "base.gguf", newer)
+    mv.ensure_default(sessions, new / "base.gguf", newer, root=new)  # as serving starts
     with sessions() as s:
         served = mv.serving(s)
         assert served is not None and served.name == "faquad-v1"
-        spec = mv.spec_for(served, Settings(data_dir=new).local_model())
+        local = Settings(data_dir=new).local_model()
+        spec = mv.spec_for(served, local, root=new)
         assert spec.path == new / "base.gguf" and spec.lora_path == new / "adapters" / \
             "faquad-v1" / "adapter.gguf"
-        assert mv.get(s, "loja-v1").adapter == str(own)
-    assert mv.promote(sessions, "faquad-v2").name == "faquad-v2"  # its bundled verdict holds
+        ours = mv.spec_for(mv.get(s, "loja-v1"), local, root=new)
+        assert ours.lora_path == new / "finetune" / "loja-v1.gguf" and ours.lora_path.is_file()
+        assert ours.path == new / "base.gguf"
+        assert mv.spec_for(mv.get(s, "loja-v0"), local, root=new).lora_path == outside
+    assert mv.promote(sessions, "faquad-v2", root=new).name == "faquad-v2"  # its verdict holds
 
 
 def test_a_bundled_verdict_against_a_version_of_another_origin_is_not_kept(

@@ -149,8 +149,8 @@ def train_cmd(
     except (ValueError, OSError) as exc:
         fail(f"calibration: {exc}")
     try:
-        model_versions.register(sessions(), version, base=Path(result.metrics["base"]).resolve(),
-                                adapter=result.adapter_gguf.resolve(),
+        model_versions.register(sessions(), version, base=Path(result.metrics["base"]),
+                                adapter=result.adapter_gguf, root=get_settings().data_dir,
                                 refusal_threshold=cal.threshold, config=cfg.model_dump(mode="json"),
                                 data_sha256=result.data_sha256,
                                 metrics={"train": result.metrics,
@@ -237,7 +237,7 @@ def publish_cmd(
     if not v.adapter:
         fail(f"{version} has no adapter")
     to.mkdir(parents=True, exist_ok=True)
-    shutil.copy(v.adapter, to / "adapter.gguf")
+    shutil.copy(model_versions.located(v.adapter, get_settings().data_dir), to / "adapter.gguf")
     (to / "version.json").write_text(dumps({
         "name": v.name, "base": Path(v.base).name, "refusal_threshold": v.refusal_threshold,
         "data_sha256": v.data_sha256, "config": v.config, "metrics": v.metrics,

@@ -136,7 +136,7 @@ def models_promote(
     from server.services import model_versions
 
     try:
-        model_versions.promote(sessions(), name, reason=reason)
+        model_versions.promote(sessions(), name, reason=reason, root=get_settings().data_dir)
     except (LookupError, model_versions.Refused) as exc:
         fail(str(exc))
     console.print(f"{name} serves now; `atende models rollback` returns to the previous one.")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server import runtime
 from server.deps import ADMIN_ERRORS, db_sessions, errors, require_admin
 from server.services import model_versions
+from server.settings import get_settings
 
 router = APIRouter(prefix="/api/models", tags=["admin"], dependencies=[Depends(require_admin)],
                    responses=ADMIN_ERRORS)
@@ -42,7 +43,8 @@ def promote(name: str, body: Why | None = None,
             sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
     """Serve this version now (409 with the reason when the gate does not allow it)."""
     try:
-        model_versions.promote(sessions, name, reason=body.reason if body else "")
+        model_versions.promote(sessions, name, reason=body.reason if body else "",
+                               root=get_settings().data_dir)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
     except model_versions.Refused as exc:

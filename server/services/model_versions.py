@@ -29,17 +29,32 @@ class Refused(ValueError):
 
 def register(sessions: sessionmaker[Session], name: str, *, base: Path, adapter: Path | None,
              refusal_threshold: float | None = None, config: dict[str, Any] | None = None,
-             data_sha256: str | None = None,
-             metrics: dict[str, Any] | None = None) -> ModelVersion:
-    """Add a candidate version; names are unique."""
+             data_sha256: str | None = None, metrics: dict[str, Any] | None = None,
+             root: Path | None = None) -> ModelVersion:
+    """Add a candidate version; names are unique. Files within ``root`` (the data folder) are
+    kept relative to it, so the version still serves after the folder moves."""
     with sessions.begin() as s:
         if s.scalar(select(ModelVersion.id).where(ModelVersion.name == name)) is not None:
             raise ValueError(f"a model version named {name!r} already exists")
-        v = ModelVersion(name=name, base=str(base), adapter=str(adapter) if adapter else None,
+        v = ModelVersion(name=name, base=_kept(base, root),
+                         adapter=_kept(adapter, root) if adapter else None,
                          refusal_threshold=refusal_threshold, config=config or {},
                          data_sha256=data_sha256, metrics=metrics or {})
         s.add(v)
     return v
+
+
+def _kept(path: Path, root: Path | None) -> str:
+    path = path.resolve()
+    if root is not None and path.is_relative_to(root.resolve()):
+        return str(path.relative_to(root.resolve()))
+    return str(path)
+
+
+def located(kept: str, root: Path | None) -> Path:
+    """Where a file a version keeps is now: a relative path lies within the data folder."""
+    path = Path(kept)
+    return path if path.is_absolute() or root is None else root.resolve() / path
 
 
 def get(s: Session, name: str) -> ModelVersion:
@@ -78,8 +93,10 @@ def record_gate(sessions: sessionmaker[Session], name: str, verdict: dict[str, A
         v.metrics = {**v.metrics, **metrics}
 
 
-def promote(sessions: sessionmaker[Session], name: str, *, reason: str = "") -> ModelVersion:
-    """Serve this version, if its gate passed against the version serving now."""
+def promote(sessions: sessionmaker[Session], name: str, *, reason: str = "",
+            root: Path | None = None) -> ModelVersion:
+    """Serve this version, if its gate passed against the version serving now and its files
+    are there (within ``root``, the data folder, where it keeps them relative)."""
     with sessions.begin() as s:
         v = get(s, name)
         now = serving(s)
@@ -94,7 +111,7 @@ def promote(sessions: sessionmaker[Session], name: str, *, reason: str = "") -> 
                           f"{now.name if now else 'base'} serves now; compare again")
         if not gate.get("passed"):
             raise Refused(f"{name} did not pass the gate: " + "; ".join(gate.get("reasons", [])))
-        missing = [f for f in (v.base, v.adapter) if f and not Path(f).is_file()]
+        missing = [f for f in (v.base, v.adapter) if f and not located(f, root).is_file()]
         if missing:
             raise Refused(f"{name}: file {missing[0]} is missing")
         s.add(ModelPromotion(version_id=v.id, previous_id=now.id if now else None,
@@ -115,7 +132,7 @@ def rollback(sessions: sessionmaker[Session], *, reason: str = "") -> ModelVersi
 
 
 def ensure_default(sessions: sessionmaker[Session], base: Path,
-                   adapter_dir: Path = DEFAULT_ADAPTER) -> None:
+                   adapter_dir: Path = DEFAULT_ADAPTER, root: Path | None = None) -> None:
     """Serve the bundled adapter on a new database (when its base is the model configured); on
     one that already serves something, only register it, so an admin can promote it."""
     meta = _meta(adapter_dir)
@@ -124,10 +141,10 @@ def ensure_default(sessions: sessionmaker[Session], base: Path,
     if base.name != meta["base"]:
         return  # an adapter only fits the base it was trained on
     with sessions.begin() as s:
-        _follow_move(s, base, adapter_dir.parent)
+        _follow_move(s, base, adapter_dir.parent, root)
         v = s.scalar(select(ModelVersion).where(ModelVersion.name == meta["name"]))
         if v is None:
-            v = ModelVersion(name=meta["name"], base=str(base),
+            v = ModelVersion(name=meta["name"], base=_kept(base, root),
                              adapter=str(adapter_dir / "adapter.gguf"),
                              refusal_threshold=meta.get("refusal_threshold"),
                              config=meta.get("config", {}), data_sha256=meta.get("data_sha256"),
@@ -140,21 +157,22 @@ def ensure_default(sessions: sessionmaker[Session], base: Path,
                                  reason="bundled default adapter"))
 
 
-def _follow_move(s: Session, base: Path, bundled: Path) -> None:
+def _follow_move(s: Session, base: Path, bundled: Path, root: Path | None) -> None:
     """Point versions at the bundled files where this install keeps them now: a checkout or
     data folder moved elsewhere still serves (and keeps its verdicts) instead of failing to
     start on a path that is gone. Only a missing file is followed, and only to the same one:
     the bundled base by name, a bundled adapter by name and training data."""
     for v in s.scalars(select(ModelVersion)):
-        old, here = Path(v.adapter or ""), bundled / v.name / "adapter.gguf"
+        old, here = located(v.adapter or "", root), bundled / v.name / "adapter.gguf"
         if (v.adapter and old != here and old.parts[-2:] == here.parts[-2:]
                 and not old.is_file() and here.is_file()
                 and _meta(here.parent).get("data_sha256") == v.data_sha256):
             log.info("model version %s: adapter moved from %s to %s", v.name, old, here)
             v.adapter = str(here)
-        if Path(v.base) != base and Path(v.base).name == base.name and not Path(v.base).is_file():
+        was = located(v.base, root)
+        if was != base and was.name == base.name and not was.is_file():
             log.info("model version %s: base moved from %s to %s", v.name, v.base, base)
-            v.base = str(base)
+            v.base = _kept(base, root)
 
 
 def _meta(folder: Path) -> dict[str, Any]:
@@ -196,13 +214,15 @@ def history(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
                 for p in s.scalars(select(ModelPromotion).order_by(ModelPromotion.id.desc()))]
 
 
-def spec_for(version: ModelVersion | None, local: ModelSpec) -> ModelSpec:
-    """The local model's spec with a version's adapter, refusal threshold and prompt layout."""
+def spec_for(version: ModelVersion | None, local: ModelSpec,
+             root: Path | None = None) -> ModelSpec:
+    """The local model's spec with a version's adapter, refusal threshold and prompt layout
+    (its files found within ``root``, the data folder, where it keeps them relative)."""
     if version is None:
         return local
-    return local.model_copy(update={"path": Path(version.base),
-                                    "lora_path": Path(version.adapter) if version.adapter
-                                    else None,
+    return local.model_copy(update={"path": located(version.base, root),
+                                    "lora_path": located(version.adapter, root)
+                                    if version.adapter else None,
                                     "refusal_threshold": version.refusal_threshold,
                                     "prompt_sentences": version.config.get("sentences", 0),
                                     "prompt_passages": version.config.get("passages", 0),
@@ -223,7 +243,7 @@ def resolve(sessions: sessionmaker[Session], settings: Any, name: str) -> ModelS
     with sessions() as s:
         v = s.scalar(select(ModelVersion).where(ModelVersion.name == name))
         if v is not None:
-            return spec_for(v, local).model_copy(update={"name": v.name})
+            return spec_for(v, local, settings.data_dir).model_copy(update={"name": v.name})
     for spec in settings.models:
         if spec.name == name:
             return spec
