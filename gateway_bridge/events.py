@@ -15,11 +15,14 @@ class AuthError(PermissionError):
 
 
 class SendError(RuntimeError):
-    """The gateway refused or failed a send; ``retryable`` says whether trying again may help."""
+    """The gateway refused or failed a send; ``retryable`` says whether trying again may help,
+    ``retry_after`` how many seconds the gateway asked us to wait first (None: it did not say)."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
+    def __init__(self, message: str, *, retryable: bool = True,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,14 @@ def _status(data: dict[str, Any]) -> StatusUpdate:
     )
 
 
+def retry_after(resp: httpx.Response) -> float | None:
+    """Seconds a 429 or 503 asks us to wait (``Retry-After`` in seconds), if it says."""
+    try:
+        return max(0.0, float(resp.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None  # absent, or an HTTP date: our own backoff decides
+
+
 def send_text(client: httpx.Client, instance: InstanceConfig, to: str, text: str) -> str:
     """Send one text through the simulator; returns its message id."""
     if not instance.api_url:
@@ -123,7 +131,8 @@ def send_text(client: httpx.Client, instance: InstanceConfig, to: str, text: str
         raise SendError(f"simulator unreachable: {type(exc).__name__}") from None
     if resp.status_code >= 400:
         raise SendError(f"simulator answered {resp.status_code}",
-                        retryable=resp.status_code >= 500 or resp.status_code == 429)
+                        retryable=resp.status_code >= 500 or resp.status_code == 429,
+                        retry_after=retry_after(resp))
     try:
         return str(resp.json()["id"])
     except (ValueError, KeyError, TypeError):

@@ -154,7 +154,12 @@ class Settings(BaseSettings):
         600,
         description="Messages older than this when they arrive are stored, never auto-answered.",
     )
-    send_max_attempts: int = Field(5, ge=1, description="Tries to send one reply before it fails.")
+    send_max_attempts: int = Field(
+        8, ge=1,
+        description="Tries to send one reply before it fails; the waits between them double from "
+        "2 seconds (at most 5 minutes, or what the gateway's Retry-After asks), so 8 tries "
+        "ride out about 4 minutes of a gateway being down.",
+    )
     loop_replies: int = Field(
         10, ge=1,
         description="Automatic replies in one conversation within ATENDE_LOOP_WINDOW_SECONDS "

@@ -36,3 +36,5 @@ def deliver(outbox_id: int) -> None:
     except outbox.Waiting:
         # Not a failure: look again shortly, without spending one of the task's retries.
         deliver.schedule(args=(outbox_id,), delay=1)
+    except outbox.RetryLater as exc:  # the outbox row counts the tries and says when to retry
+        deliver.schedule(args=(outbox_id,), delay=exc.after)

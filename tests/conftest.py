@@ -170,7 +170,7 @@ class FakeGateway:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         gw = self
-        self.answers: list[int] = []
+        self.answers: list[int | tuple[int, dict[str, str]]] = []  # status (and headers)
         self.received: list[tuple[str, str]] = []
         # Called with the id about to be returned, before the response leaves: a status
         # webhook racing the send's response.
@@ -180,12 +180,14 @@ class FakeGateway:
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 gw.received.append((body["to"], body["text"]))
-                code = gw.answers.pop(0) if gw.answers else 200
+                code, headers = _answer(gw.answers.pop(0) if gw.answers else 200)
                 if code == 200 and gw.before_reply:
                     gw.before_reply(f"gw-{len(gw.received)}")
                 out = json.dumps({"id": f"gw-{len(gw.received)}"} if code == 200
                                  else {"error": "nope"}).encode()
                 self.send_response(code)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
@@ -199,6 +201,10 @@ class FakeGateway:
         import threading
 
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def _answer(told: int | tuple[int, dict[str, str]]) -> tuple[int, dict[str, str]]:
+    return told if isinstance(told, tuple) else (told, {})
 
 
 @pytest.fixture

@@ -225,3 +225,34 @@ def test_bad_addresses_get_a_clear_error_and_the_schema_says_which(server: Serve
     assert {"401", "403", "404"} <= set(spec["/api/messages/{message_id}"]["get"]["responses"])
     assert {"400", "401", "404", "413"} <= set(
         spec["/webhooks/{provider}/{instance}"]["post"]["responses"])
+
+
+def test_a_gateway_down_for_a_while_delays_the_reply_and_loses_nothing(server: Server,
+                                                                       fake_gateway) -> None:
+    from server.db import sessions_for
+    from server.services import instances
+
+    name = f"loja-{uuid.uuid4().hex[:6]}"  # a number whose gateway is down, then back
+    inst = instances.ensure_simulator(sessions_for(server.db_url), name, fake_gateway.url)
+    fake_gateway.answers = [503, (429, {"Retry-After": "5"}), 200]
+    body = json.dumps({"event": "message", "id": f"gw-{uuid.uuid4().hex}", "from": "5511955550000",
+                       "name": "Ana", "text": "qto custa a entrega expressa",
+                       "timestamp": int(time.time())}).encode()
+    assert httpx.post(f"{server.url}/webhooks/simulator/{name}", content=body, headers={
+        wire.SIGNATURE_HEADER: wire.sign(body, inst.webhook_secret),
+        "Content-Type": "application/json"}).status_code == 200
+    deadline, seen = time.monotonic() + 60, {}
+    while len(fake_gateway.received) < 3 and time.monotonic() < deadline:
+        seen.setdefault(len(fake_gateway.received), time.monotonic())
+        time.sleep(0.2)
+    seen[3] = time.monotonic()
+    assert [to for to, _ in fake_gateway.received] == ["5511955550000"] * 3
+    assert seen[3] - seen[2] > 4  # waited as the gateway asked
+    time.sleep(1)
+    (reply_id, status), = _rows(server, "SELECT m.id, m.status FROM messages m JOIN instances i "
+                                "ON i.id = m.instance_id WHERE i.name=? AND m.direction='out'",
+                                name)
+    steps = httpx.get(f"{server.url}/api/messages/{reply_id}", headers=ADMIN).json()["journey"]
+    errors = [s["detail"] for s in steps if s["event"] == "send_error"]
+    assert [e["retry_in_s"] for e in errors] == [2, 5] and steps[-1]["event"] == "sent"
+    assert status == "sent"

@@ -216,18 +216,22 @@ def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_
     with sessions.begin() as s:
         s.merge(inst).api_url = fake_gateway.url
     box = _queued_reply(sessions, inst, "Olá! Entregamos sim.")
-    fake_gateway.answers = [500, 200]
+    fake_gateway.answers = [500, 503, (429, {"Retry-After": "7"}), 200]
     with httpx.Client() as http:
-        with pytest.raises(outbox.RetryLater):
-            outbox.deliver(http, sessions, box, max_attempts=3)
+        waits = []
+        for _ in range(3):  # down a while: each wait doubles, unless the gateway names one
+            with pytest.raises(outbox.RetryLater) as later:
+                outbox.deliver(http, sessions, box, max_attempts=5)
+            waits.append(later.value.after)
+        assert waits == [2, 4, 7]
         assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"
         assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"  # no resend
-    assert fake_gateway.received == [("5511987650000", "Olá! Entregamos sim.")] * 2
+    assert fake_gateway.received == [("5511987650000", "Olá! Entregamos sim.")] * 4
     with sessions() as s:
         events = s.scalars(select(MessageEvent.event).join(Outbox, Outbox.message_id ==
                            MessageEvent.message_id).where(Outbox.id == box)
                            .order_by(MessageEvent.id))
-        assert list(events) == ["send_error", "sent"]
+        assert list(events) == ["send_error"] * 3 + ["sent"]
 
     refused = _queued_reply(sessions, inst, "De nada!")
     fake_gateway.answers = [401]

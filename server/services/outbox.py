@@ -10,9 +10,24 @@ from gateway_bridge import InstanceConfig, SendError, adapter_for
 from server.schema import Conversation, Instance, Message, Outbox
 from server.services import journey, statuses
 
+# Waits between tries of one send: 2, 4, 8 ... seconds, at most 5 minutes, so a gateway that is
+# down for minutes (a restart, a reconnect) loses nothing, and one that is up is not flooded.
+FIRST_WAIT, LONGEST_WAIT = 2.0, 300.0
+
 
 class RetryLater(RuntimeError):
-    """The send failed in a way that may pass; the task queue tries again."""
+    """The send failed in a way that may pass; try again ``after`` seconds."""
+
+    def __init__(self, message: str, after: float) -> None:
+        super().__init__(message)
+        self.after = after
+
+
+def wait_before(attempt: int, asked: float | None = None) -> float:
+    """Seconds before the try after ``attempt``: what the gateway asked, or doubling waits."""
+    if asked is not None:
+        return min(asked, LONGEST_WAIT)
+    return min(FIRST_WAIT * 2 ** (attempt - 1), LONGEST_WAIT)
 
 
 class Waiting(RuntimeError):
@@ -54,14 +69,16 @@ def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
         with sessions.begin() as s:
             box = s.get_one(Outbox, outbox_id)
             box.last_error = str(exc)
-            journey.record(s, box.message_id, "send_error", attempt=attempt, error=str(exc))
+            after = wait_before(attempt, exc.retry_after)
+            journey.record(s, box.message_id, "send_error", attempt=attempt, error=str(exc),
+                           **({} if final else {"retry_in_s": after}))
             if final:
                 box.status = "failed"
                 s.get_one(Message, box.message_id).status = "failed"
                 journey.record(s, box.message_id, "failed", reason=str(exc))
         if final:
             return "failed"
-        raise RetryLater(str(exc)) from None
+        raise RetryLater(str(exc), after) from None
     with sessions.begin() as s:
         box = s.get_one(Outbox, outbox_id)
         box.status = "sent"
