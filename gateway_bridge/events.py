@@ -35,9 +35,20 @@ class InstanceConfig:
     api_key: str | None = None
 
 
+# What the store keeps of ids and addresses (server.schema); no gateway's are longer.
+LONGEST = {"provider_message_id": 128, "sender": 128, "phone": 32, "lid": 128}
+MAX_NAME = 200
+
+
+def _fits(what: str, value: str | None) -> None:
+    if value is not None and len(value) > LONGEST[what]:
+        raise PayloadError(f"{what} is longer than {LONGEST[what]} characters")
+
+
 @dataclass(frozen=True)
 class InboundMessage:
-    """A customer's message, normalized."""
+    """A customer's message, normalized; an id or address no store column holds is refused,
+    a display name too long is cut (the message itself is never lost for it)."""
 
     provider_message_id: str
     sender: str  # the address replies go to, as the gateway spells it
@@ -49,6 +60,12 @@ class InboundMessage:
     from_me: bool = False
     is_group: bool = False
 
+    def __post_init__(self) -> None:
+        for what in ("provider_message_id", "sender", "phone", "lid"):
+            _fits(what, getattr(self, what))
+        if self.sender_name and len(self.sender_name) > MAX_NAME:
+            object.__setattr__(self, "sender_name", self.sender_name[:MAX_NAME])
+
 
 @dataclass(frozen=True)
 class StatusUpdate:
@@ -58,6 +75,9 @@ class StatusUpdate:
     status: str
     timestamp: datetime
     error: str | None = None
+
+    def __post_init__(self) -> None:
+        _fits("provider_message_id", self.provider_message_id)
 
 
 Event = InboundMessage | StatusUpdate

@@ -52,6 +52,8 @@ def parse_webhook(
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
     if not isinstance(data, dict):
         raise PayloadError("body must be a JSON object")
     kind = data.get("event")
@@ -75,7 +77,10 @@ def _timestamp(data: dict[str, Any]) -> datetime:
         return datetime.now(UTC)
     if not isinstance(raw, int | float) or isinstance(raw, bool):
         raise PayloadError("field 'timestamp' must be seconds since the epoch")
-    return datetime.fromtimestamp(raw, UTC)
+    try:
+        return datetime.fromtimestamp(raw, UTC)
+    except (ValueError, OverflowError, OSError):  # NaN, or milliseconds: year 50000
+        raise PayloadError(f"field 'timestamp' {raw} is not seconds since the epoch") from None
 
 
 def _message(data: dict[str, Any]) -> InboundMessage:

@@ -42,8 +42,29 @@ def test_signature_is_checked_before_anything_else() -> None:
     ({"event": "message", "id": "a", "from": "5511987654321", "timestamp": "ontem"},
      "'timestamp'"),
     ({"event": "status", "id": "a", "status": "lost"}, "'status'"),
+    # Signed, so from the gateway, yet no store column holds them: once each was a 500.
+    ({"event": "message", "id": "a", "from": "5511987654321", "timestamp": 1764140000000},
+     "'timestamp'"),  # milliseconds, not seconds
+    ({"event": "message", "id": "a", "from": "5511987654321", "timestamp": float("nan")},
+     "'timestamp'"),
+    ({"event": "message", "id": "x" * 129, "from": "5511987654321"}, "provider_message_id"),
+    ({"event": "status", "id": "x" * 129, "status": "read"}, "provider_message_id"),
 ])
 def test_malformed_fields_are_named(payload: dict, field: str) -> None:
     body = json.dumps(payload).encode()
     with pytest.raises(PayloadError, match=field):
         wire.parse_webhook(body, _headers(body), INST)
+
+
+def test_a_body_nested_too_deeply_is_malformed_not_a_crash() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(PayloadError, match="nested"):
+        wire.parse_webhook(body, _headers(body), INST)
+
+
+def test_a_huge_display_name_is_cut_and_the_message_kept() -> None:
+    body = json.dumps({"event": "message", "id": "m1", "from": "5511987654321",
+                       "name": "Zé" * 1000, "text": "oi"}).encode()
+    (msg,) = wire.parse_webhook(body, _headers(body), INST)
+    assert isinstance(msg, InboundMessage)
+    assert msg.text == "oi" and msg.sender_name == ("Zé" * 100)

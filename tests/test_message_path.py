@@ -135,6 +135,11 @@ def test_stale_backlog_is_stored_but_not_answered(server: Server) -> None:
     (b'{"event": "message", "from": "5511999990000", "text": "oi"}', "'id'"),
     (b'{"event": "message", "id": "x1", "from": "abc", "text": "oi"}', "'from'"),
     (b'{"event": "typing", "id": "x2"}', "'event'"),
+    (b'{"event": "message", "id": "' + b"x" * 129 + b'", "from": "5511999990000"}',
+     "longer than 128"),  # PostgreSQL refused the row: a 500
+    (b'{"event": "message", "id": "x3", "from": "5511999990000", "timestamp": 1764140000000}',
+     "'timestamp'"),  # milliseconds
+    (b"[" * 50_000 + b"]" * 50_000, "nested"),
 ])
 def test_malformed_webhook_is_refused_and_nothing_stored(server: Server, body: bytes,
                                                          fragment: str) -> None:
