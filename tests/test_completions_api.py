@@ -71,6 +71,7 @@ def test_hostile_message_does_not_leak_instructions(server: Server, token: str) 
     ({"messages": [{"role": "user", "content": "a" * 20_001}]}, 400, "malformed"),
     ({"messages": [{"role": "robot", "content": "oi"}]}, 400, "malformed"),
     (b"{broken", 400, "malformed"),
+    (b"[" * 50_000 + b"]" * 50_000, 400, "nested"),  # was a 500
 ])
 def test_bad_requests_get_openai_style_errors(server: Server, token: str, body, status: int,
                                               fragment: str) -> None:

@@ -67,6 +67,8 @@ async def chat_completions(request: Request) -> Any:
         req = ChatIn.model_validate(json.loads(await request.body()))
     except (ValueError, ValidationError) as exc:
         return _error(400, f"malformed request: {str(exc)[:500]}")
+    except RecursionError:
+        return _error(400, "malformed request: JSON nested too deeply")
     turns = [m for m in req.messages if m.role != "system"]
     if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
         return _error(400, "the last message must be a non-empty user message")
