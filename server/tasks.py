@@ -33,8 +33,8 @@ def deliver(outbox_id: int) -> None:
     rt = runtime.current()
     try:
         outbox.deliver(rt.http, _sessions(), outbox_id, max_attempts=rt.settings.send_max_attempts)
-    except outbox.Waiting:
-        # Not a failure: look again shortly, without spending one of the task's retries.
-        deliver.schedule(args=(outbox_id,), delay=1)
+    except outbox.Waiting as exc:
+        # Not a failure: look again when the earlier reply is retried, spending no retry.
+        deliver.schedule(args=(outbox_id,), delay=exc.after)
     except outbox.RetryLater as exc:  # the outbox row counts the tries and says when to retry
         deliver.schedule(args=(outbox_id,), delay=exc.after)

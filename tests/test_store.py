@@ -302,8 +302,9 @@ def test_replies_leave_in_order_even_when_the_first_is_retrying(sessions, inst,
     with httpx.Client() as http:
         with pytest.raises(outbox.RetryLater):
             outbox.deliver(http, sessions, first, max_attempts=5)
-        with pytest.raises(outbox.Waiting):
+        with pytest.raises(outbox.Waiting) as waiting:
             outbox.deliver(http, sessions, second, max_attempts=5)
+        assert waiting.value.after == 2  # when the first is tried again, not every second
         assert outbox.deliver(http, sessions, first, max_attempts=5) == "sent"
         assert outbox.deliver(http, sessions, second, max_attempts=5) == "sent"
     assert [t for _, t in fake_gateway.received] == [

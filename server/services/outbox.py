@@ -31,7 +31,12 @@ def wait_before(attempt: int, asked: float | None = None) -> float:
 
 
 class Waiting(RuntimeError):
-    """An earlier reply to the same conversation is not sent yet; this one waits its turn."""
+    """An earlier reply to the same conversation is not sent yet; this one waits its turn,
+    looking again ``after`` seconds, about when the earlier one is tried again."""
+
+    def __init__(self, message: str, after: float) -> None:
+        super().__init__(message)
+        self.after = after
 
 
 def instance_config(inst: Instance) -> InstanceConfig:
@@ -51,11 +56,13 @@ def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
         if box.status != "pending":
             return box.status
         conv_id = s.get_one(Message, box.message_id).conversation_id
-        earlier = s.scalar(select(Outbox.id).join(Message, Message.id == Outbox.message_id)
-                           .where(Message.conversation_id == conv_id, Outbox.id < outbox_id,
-                                  Outbox.status == "pending").limit(1))
+        earlier = s.execute(select(Outbox.id, Outbox.attempts)
+                            .join(Message, Message.id == Outbox.message_id)
+                            .where(Message.conversation_id == conv_id, Outbox.id < outbox_id,
+                                   Outbox.status == "pending").limit(1)).first()
         if earlier is not None:
-            raise Waiting(f"reply {earlier} of the same conversation goes first")
+            raise Waiting(f"reply {earlier.id} of the same conversation goes first",
+                          wait_before(earlier.attempts) if earlier.attempts else 1.0)
         box.attempts += 1
         attempt = box.attempts
         msg = s.get_one(Message, box.message_id)
