@@ -189,6 +189,24 @@ def test_a_bot_answering_every_reply_is_handed_to_a_human_unanswered(sessions, i
         assert turns.run(rt, sessions, other) is not None
 
 
+def test_a_customer_who_types_atendente_reaches_a_human(sessions, inst, rt) -> None:
+    """The demo shop's own page says: type "atendente". Answered from that page, the customer
+    was told to type "atendente" again."""
+    with sessions.begin() as s:
+        s.get_one(Instance, inst.id).kb_collection = "demo"
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("a1", text="Atendente!"),
+                                       stale_after=STALE)
+    turns.run(rt, sessions, conv_id)
+    with sessions() as s:
+        reply = s.scalars(select(Message).where(Message.direction == "out")).one()
+        assert reply.author == "system" and reply.prompt_tokens is None  # no model was asked
+        assert "atendente humano" in reply.text
+        assert s.get_one(Conversation, conv_id).mode == "human"
+        asked = s.scalars(select(Message).where(Message.provider_message_id == "a1")).one()
+        steps = {e.event: e.detail for e in journey.of(s, asked.id)}
+        assert steps["handed_off"]["reason"] == "asked_for_human"
+
+
 def test_restart_puts_cut_turns_back_in_line(sessions, inst) -> None:
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("c1"), stale_after=STALE)
     assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]

@@ -16,7 +16,7 @@ from rag import evidence, extractive, guard, lexical, prompt
 from rag.index import Passage
 from server.runtime import LOCAL, Runtime
 from server.schema import Instance
-from server.services import budget
+from server.services import budget, intents
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ NO_ANSWER = ("Não encontrei essa informação nos nossos materiais. "
 MODEL_DOWN = ("Estou com dificuldade para responder agora. "
               "Vou chamar um atendente humano para te ajudar.")
 BUDGET_SPENT = "Vou chamar um atendente humano para continuar o seu atendimento."
+HUMAN_ASKED = "Claro! Vou chamar um atendente humano para continuar o seu atendimento."
 EMPTY = "Não recebi nenhum texto. Pode escrever sua dúvida?"
 GREETING = "Olá! Sou o assistente virtual. Como posso ajudar?"
 MAX_QUESTION_CHARS = 2000
@@ -101,6 +102,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
     question = question.strip()[:MAX_QUESTION_CHARS]
     if not question:
         return Answer(EMPTY, reason="empty")
+    if intents.asks_for_human(question):  # before the documents, which say how to ask for one
+        return Answer(HUMAN_ASKED, handoff=True, reason="asked_for_human")
     if not lexical.tokens(question, query=True):  # only greetings and small words: "oi", "bom dia"
         return Answer(GREETING, reason="smalltalk")
     names = use.models
