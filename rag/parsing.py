@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 MAX_BYTES = 20 * 1024 * 1024
+# A DOCX is a zip: what it unpacks to, as its directory declares (zipfile reads no further), is
+# capped too, or a 20 MB upload of zeros could unpack to gigabytes in the server's memory.
+MAX_UNPACKED = 10 * MAX_BYTES
 
 
 class DocumentError(ValueError):
@@ -91,9 +94,15 @@ def _docx(data: bytes, name: str) -> str:
     from docx.text.paragraph import Paragraph
 
     try:
-        document: DocxDocument = docx.Document(io.BytesIO(data))
+        with zipfile.ZipFile(io.BytesIO(data)) as packed:
+            unpacked = sum(i.file_size for i in packed.infolist())
+        document: DocxDocument | None = (docx.Document(io.BytesIO(data))
+                                         if unpacked <= MAX_UNPACKED else None)
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise DocumentError(f"{name}: corrupt or unreadable DOCX ({type(exc).__name__})") from None
+    if document is None:
+        raise DocumentError(f"{name}: unpacks to {unpacked} bytes, over the {MAX_UNPACKED} byte "
+                            "limit")
     blocks: list[str] = []
     for item in document.iter_inner_content():
         if isinstance(item, Table):

@@ -55,3 +55,20 @@ def test_bad_files_say_which_and_why(name: str, data: bytes, why: str) -> None:
     with pytest.raises(DocumentError, match=why) as err:
         parse(data, name)
     assert str(err.value).startswith(name)
+
+
+def test_a_docx_that_unpacks_to_gigabytes_is_refused_unread() -> None:
+    import io
+    import zipfile
+
+    from rag.parsing import MAX_UNPACKED
+
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as z, \
+            z.open("word/document.xml", "w", force_zip64=True) as inner:
+        zeros = b"\0" * (1 << 20)
+        for _ in range(MAX_UNPACKED // len(zeros) + 1):
+            inner.write(zeros)
+    assert len(packed.getvalue()) < MAX_BYTES  # small to upload
+    with pytest.raises(DocumentError, match="unpacks to"):
+        parse(packed.getvalue(), "bomba.docx")
