@@ -98,7 +98,7 @@ def _docx(data: bytes, name: str) -> str:
             unpacked = sum(i.file_size for i in packed.infolist())
         document: DocxDocument | None = (docx.Document(io.BytesIO(data))
                                          if unpacked <= MAX_UNPACKED else None)
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError) as exc:  # lxml's: SyntaxError
         raise DocumentError(f"{name}: corrupt or unreadable DOCX ({type(exc).__name__})") from None
     if document is None:
         raise DocumentError(f"{name}: unpacks to {unpacked} bytes, over the {MAX_UNPACKED} byte "

@@ -3,6 +3,9 @@ bad files say which and why."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import IO
+
 import pytest
 
 from rag.chunking import chunk
@@ -57,18 +60,38 @@ def test_bad_files_say_which_and_why(name: str, data: bytes, why: str) -> None:
     assert str(err.value).startswith(name)
 
 
-def test_a_docx_that_unpacks_to_gigabytes_is_refused_unread() -> None:
+def _docx_with_body(write: Callable[[IO[bytes]], object]) -> bytes:
+    """A real DOCX package whose word/document.xml is what ``write`` writes."""
     import io
     import zipfile
 
+    import docx
+
+    base, packed = io.BytesIO(), io.BytesIO()
+    docx.Document().save(base)
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as z:
+        for item in src.infolist():
+            if item.filename != "word/document.xml":
+                z.writestr(item, src.read(item))
+        with z.open("word/document.xml", "w", force_zip64=True) as inner:
+            write(inner)
+    return packed.getvalue()
+
+
+def test_a_docx_that_unpacks_to_gigabytes_is_refused_unread() -> None:
     from rag.parsing import MAX_UNPACKED
 
-    packed = io.BytesIO()
-    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as z, \
-            z.open("word/document.xml", "w", force_zip64=True) as inner:
-        zeros = b"\0" * (1 << 20)
-        for _ in range(MAX_UNPACKED // len(zeros) + 1):
-            inner.write(zeros)
-    assert len(packed.getvalue()) < MAX_BYTES  # small to upload
+    def spaces(out: IO[bytes]) -> None:  # 1 MB to upload took 2.1 GB of memory, then a 500
+        for _ in range(MAX_UNPACKED // (1 << 20) + 1):
+            out.write(b" " * (1 << 20))
+
+    bomb = _docx_with_body(spaces)
+    assert len(bomb) < MAX_BYTES  # small to upload
     with pytest.raises(DocumentError, match="unpacks to"):
-        parse(packed.getvalue(), "bomba.docx")
+        parse(bomb, "bomba.docx")
+
+
+def test_a_docx_with_broken_xml_is_corrupt_not_a_crash() -> None:
+    broken = _docx_with_body(lambda out: out.write(b"<w:document><w:body>"))
+    with pytest.raises(DocumentError, match="corrupt or unreadable DOCX"):
+        parse(broken, "quebrado.docx")
