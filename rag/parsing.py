@@ -7,6 +7,7 @@ are converted, so the chunker sees one shape. Errors say which file and why.
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def _html(data: bytes, name: str) -> str:
 
 def _pdf(data: bytes, name: str) -> str:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -78,7 +79,8 @@ def _pdf(data: bytes, name: str) -> str:
         pages = [page.extract_text() or "" for page in reader.pages]
     except DocumentError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            RecursionError, zlib.error) as exc:  # what a damaged file makes pypdf raise
         raise DocumentError(f"{name}: corrupt or unreadable PDF ({type(exc).__name__})") from None
     if not "".join(pages).strip():
         raise DocumentError(f"{name}: the PDF has no text layer (a scan?); run OCR first")
@@ -98,7 +100,8 @@ def _docx(data: bytes, name: str) -> str:
             unpacked = sum(i.file_size for i in packed.infolist())
         document: DocxDocument | None = (docx.Document(io.BytesIO(data))
                                          if unpacked <= MAX_UNPACKED else None)
-    except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError) as exc:  # lxml's: SyntaxError
+    except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError, EOFError, zlib.error,
+            NotImplementedError) as exc:  # what a damaged zip or XML makes them raise
         raise DocumentError(f"{name}: corrupt or unreadable DOCX ({type(exc).__name__})") from None
     if document is None:
         raise DocumentError(f"{name}: unpacks to {unpacked} bytes, over the {MAX_UNPACKED} byte "

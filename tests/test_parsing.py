@@ -95,3 +95,25 @@ def test_a_docx_with_broken_xml_is_corrupt_not_a_crash() -> None:
     broken = _docx_with_body(lambda out: out.write(b"<w:document><w:body>"))
     with pytest.raises(DocumentError, match="corrupt or unreadable DOCX"):
         parse(broken, "quebrado.docx")
+
+
+@pytest.mark.parametrize("name", ["prazos.pdf", "prazos.docx", "prazos.html"])
+def test_a_damaged_file_is_refused_with_the_reason_whatever_the_damage(name: str) -> None:
+    """Seeded random damage (bytes overwritten, the tail cut off): once, zlib, EOF, zip-version
+    and pypdf loop errors escaped as 500s."""
+    import random
+
+    good = {"prazos.pdf": make.pdf(["Prazos", "Você tem 30 dias para trocar um produto."]),
+            "prazos.docx": make.docx("Prazos", [("Troca", "Você tem 30 dias.")], [["P", "86"]]),
+            "prazos.html": HTML.encode()}[name]
+    rng = random.Random(12)
+    for _ in range(1000):
+        damaged = bytearray(good)
+        for _ in range(rng.randint(1, 20)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[:rng.randrange(len(damaged))]
+        try:
+            assert parse(bytes(damaged), name).strip()
+        except DocumentError as err:
+            assert str(err).startswith(name)
