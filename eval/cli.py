@@ -172,7 +172,14 @@ def answers_cmd(
 
 
 def load_cases(set_dir: Path, split: str | None, limit: int) -> evalset.EvalSet:
-    es = evalset.load(set_dir)
+    """The set's cases of ``split`` (all when None), at most ``limit``; exits with the reason
+    when the set is malformed."""
+    from server.cli.common import fail
+
+    try:
+        es = evalset.load(set_dir)
+    except ValueError as exc:
+        fail(str(exc))
     if split:
         es.cases = [c for c in es.cases if c.split == split]
     if limit:

@@ -63,14 +63,31 @@ def load(root: Path) -> EvalSet:
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
-            cases.append(Case(
-                id=raw["id"], question=raw["question"], answers=list(raw.get("answers", [])),
-                sources=[Source(Path(s["doc"]).name, s["text"]) for s in raw.get("sources", [])],
-                kind=raw.get("kind", "in_scope"), split=raw.get("split")))
+            cases.append(_case(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"{qa}:{n}: malformed case ({exc})") from None
     return EvalSet(root, sorted(p for p in docs_dir.rglob("*") if p.is_file()), cases)
+
+
+KINDS = ("in_scope", "out_of_scope", "injection")
+
+
+def _case(raw: dict) -> Case:
+    """One qa.jsonl line as EVALSET.md lays it out; a field of the wrong type is an error."""
+    answers, sources = raw.get("answers", []), raw.get("sources", [])
+    if not isinstance(raw["question"], str) or not raw["question"].strip():
+        raise ValueError("'question' must be a non-empty string")
+    if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
+        raise ValueError("'answers' must be a list of strings")
+    if not isinstance(sources, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("doc"), str) and isinstance(s.get("text"), str)
+            for s in sources):
+        raise ValueError("'sources' must be a list of {doc, text} strings")
+    if raw.get("kind", "in_scope") not in KINDS:
+        raise ValueError(f"'kind' must be one of {', '.join(KINDS)}")
+    return Case(id=str(raw["id"]), question=raw["question"], answers=answers,
+                sources=[Source(Path(s["doc"]).name, s["text"]) for s in sources],
+                kind=raw.get("kind", "in_scope"), split=raw.get("split"))
 
 
 def words(text: str) -> list[str]:

@@ -52,6 +52,24 @@ def test_malformed_set_names_the_line(tmp_path) -> None:
         load(tmp_path)
 
 
+@pytest.mark.parametrize("line, why", [
+    ('{"id": "a", "question": 5}', "'question'"),
+    ('{"id": "a", "question": "q", "answers": "30 dias"}', "'answers'"),
+    ('{"id": "a", "question": "q", "sources": [{"doc": "a.md"}]}', "'sources'"),
+    ('{"id": "a", "question": "q", "kind": "trick"}', "'kind'"),
+])
+def test_a_case_of_the_wrong_shape_is_named_not_scored(tmp_path, line: str, why: str) -> None:
+    """A string where a list belongs once scored containment letter by letter."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# A\n\ntexto")
+    (tmp_path / "qa.jsonl").write_text(line + "\n")
+    with pytest.raises(ValueError, match=why):
+        load(tmp_path)
+    out = subprocess.run([*ATENDE, "eval", "retrieval", "--set", str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2 and "malformed case" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_eval_retrieval_cli_on_the_demo_set(tmp_path) -> None:
     out = subprocess.run([*ATENDE, "eval", "retrieval", "--set", str(DEMO), "--json",
                           str(tmp_path / "r.json"), "--fit-evidence", str(tmp_path / "e.json")],
