@@ -62,12 +62,17 @@ def load(path: Path, overrides: list[str] | None = None) -> TrainConfig:
 
     Relative paths are relative to the current folder, as on the command line.
     """
-    data = yaml.safe_load(path.read_text()) or {}
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"override {item!r} is not key=value")
-        data[key.strip()] = yaml.safe_load(value)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError("a config is a mapping of settings (key: value lines)")
+        for item in overrides or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"override {item!r} is not key=value")
+            data[key.strip()] = yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {exc}") from None
     return TrainConfig(**data)
 
 

@@ -7,6 +7,7 @@ import json
 import zlib
 
 import numpy as np
+import pytest
 
 from finetune.config import load
 from finetune.curate import Pair
@@ -72,6 +73,15 @@ def test_config_reads_yaml_with_overrides(tmp_path) -> None:
     cfg = load(__import__("pathlib").Path("finetune/configs/tiny.yaml"),
                ["max_steps=7", "out=/tmp/x"])
     assert cfg.max_steps == 7 and str(cfg.out) == "/tmp/x" and cfg.limit == 12
+
+
+@pytest.mark.parametrize("text, why", [
+    ("lr: [1,\n", "not valid YAML"), ("- lr\n- epochs\n", "mapping"), ("lr: abc\n", "lr"),
+])
+def test_a_broken_config_says_why(tmp_path, text: str, why: str) -> None:
+    (tmp_path / "run.yaml").write_text(text)
+    with pytest.raises(ValueError, match=why):
+        load(tmp_path / "run.yaml")
 
 
 def test_a_run_is_finished_at_its_last_step_or_where_the_config_stops_it(tmp_path) -> None:
