@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         "2 seconds (at most 5 minutes, or what the gateway's Retry-After asks), so 8 tries "
         "ride out about 4 minutes of a gateway being down.",
     )
+    early_status_days: int = Field(
+        2, ge=1,
+        description="Delivery statuses for message ids we never sent (those of messages sent "
+        "from the phone itself) are kept this many days, in case our send's record is late, "
+        "then purged hourly.",
+    )
     loop_replies: int = Field(
         10, ge=1,
         description="Automatic replies in one conversation within ATENDE_LOOP_WINDOW_SECONDS "

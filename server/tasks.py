@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from huey import crontab
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import runtime
 from server.db import sessions_for
 from server.queue import huey
-from server.services import outbox, turns
+from server.services import outbox, statuses, turns
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +40,11 @@ def deliver(outbox_id: int) -> None:
         deliver.schedule(args=(outbox_id,), delay=exc.after)
     except outbox.RetryLater as exc:  # the outbox row counts the tries and says when to retry
         deliver.schedule(args=(outbox_id,), delay=exc.after)
+
+
+@huey.periodic_task(crontab(minute="17"))
+def purge_early_statuses() -> None:
+    days = runtime.current().settings.early_status_days
+    gone = statuses.purge(_sessions(), timedelta(days=days))
+    if gone:
+        log.info("purged %d delivery statuses older than %d days that no send claimed", gone, days)

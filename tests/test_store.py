@@ -290,6 +290,34 @@ def test_a_status_that_beats_the_send_response_is_kept_and_applied(
     assert statuses.settle(sessions, inst.id, "gw-1") == 0
 
 
+def test_statuses_no_send_claims_are_purged_after_days_the_rest_kept(sessions, inst) -> None:
+    """Statuses of messages sent from the phone itself never meet a send of ours."""
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("p1"), stale_after=STALE)
+    old = datetime.now(UTC) - timedelta(days=3)
+    with sessions.begin() as s:
+        ours = Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
+                       author="assistant", text="ok", status="delivered",
+                       provider_message_id="gw-ours")
+        s.add(ours)
+        s.flush()
+        s.add_all([
+            EarlyStatus(instance_id=inst.id, provider_message_id="phone-1", status="read",
+                        received_at=old),  # from the phone, days ago: goes
+            EarlyStatus(instance_id=inst.id, provider_message_id="phone-2", status="read"),
+            EarlyStatus(instance_id=inst.id, provider_message_id="gw-ours", status="delivered",
+                        received_at=old, applied_to=ours.id)])  # applied: part of the record
+    assert statuses.purge(sessions, timedelta(days=2)) == 1
+    assert statuses.purge(sessions, timedelta(days=2)) == 0
+    with sessions() as s:
+        assert sorted(s.scalars(select(EarlyStatus.provider_message_id))) == ["gw-ours",
+                                                                              "phone-2"]
+    from server.queue import huey
+    from server.tasks import purge_early_statuses
+
+    due = {type(t) for t in huey.read_periodic(datetime(2026, 11, 27, 10, 17))}
+    assert purge_early_statuses.task_class in due  # the consumer runs it hourly
+
+
 def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) -> None:
     from qdrant_client import QdrantClient
 

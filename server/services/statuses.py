@@ -9,13 +9,14 @@ commit, so whichever commits second applies it, and a claim on the row applies i
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import StatusUpdate
-from server.schema import EarlyStatus, Message
+from server.schema import EarlyStatus, Message, utcnow
 from server.services import journey
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,15 @@ def settle(sessions: sessionmaker[Session], instance_id: int, provider_message_i
                 _advance(s, msg, row.status, row.error, early=True)
                 applied += 1
     return applied
+
+
+def purge(sessions: sessionmaker[Session], older_than: timedelta) -> int:
+    """Drop kept statuses no send ever claimed, once older than ``older_than``: those of
+    messages sent from the phone itself, which are not ours; returns how many went."""
+    with sessions.begin() as s:
+        return s.execute(delete(EarlyStatus).where(
+            EarlyStatus.applied_to.is_(None),
+            EarlyStatus.received_at < utcnow() - older_than)).rowcount  # type: ignore[attr-defined]
 
 
 def _sent(s: Session, instance_id: int, provider_message_id: str) -> Message | None:
