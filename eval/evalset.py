@@ -74,6 +74,8 @@ KINDS = ("in_scope", "out_of_scope", "injection")
 
 def _case(raw: dict) -> Case:
     """One qa.jsonl line as EVALSET.md lays it out; a field of the wrong type is an error."""
+    if not isinstance(raw, dict):
+        raise ValueError("a case is a JSON object")
     answers, sources = raw.get("answers", []), raw.get("sources", [])
     if not isinstance(raw["question"], str) or not raw["question"].strip():
         raise ValueError("'question' must be a non-empty string")

@@ -73,6 +73,8 @@ def load(path: Path, overrides: list[str] | None = None) -> TrainConfig:
             data[key.strip()] = yaml.safe_load(value)
     except yaml.YAMLError as exc:
         raise ValueError(f"not valid YAML: {exc}") from None
+    if not all(isinstance(k, str) for k in data):
+        raise ValueError("every setting's name is text")
     return TrainConfig(**data)
 
 

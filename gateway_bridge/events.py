@@ -43,6 +43,14 @@ MAX_NAME = 200
 def _fits(what: str, value: str | None) -> None:
     if value is not None and len(value) > LONGEST[what]:
         raise PayloadError(f"{what} is longer than {LONGEST[what]} characters")
+    if value is not None and value != storable(value):
+        raise PayloadError(f"{what} holds a NUL or a lone surrogate, which no store keeps")
+
+
+def storable(text: str) -> str:
+    """Text as every store keeps it: NULs dropped (PostgreSQL refuses them), lone surrogates
+    (valid in JSON, not in UTF-8) as "?"."""
+    return text.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -63,8 +71,9 @@ class InboundMessage:
     def __post_init__(self) -> None:
         for what in ("provider_message_id", "sender", "phone", "lid"):
             _fits(what, getattr(self, what))
-        if self.sender_name and len(self.sender_name) > MAX_NAME:
-            object.__setattr__(self, "sender_name", self.sender_name[:MAX_NAME])
+        object.__setattr__(self, "text", storable(self.text))
+        if self.sender_name:
+            object.__setattr__(self, "sender_name", storable(self.sender_name)[:MAX_NAME])
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,8 @@ class StatusUpdate:
 
     def __post_init__(self) -> None:
         _fits("provider_message_id", self.provider_message_id)
+        if self.error:
+            object.__setattr__(self, "error", storable(self.error))
 
 
 Event = InboundMessage | StatusUpdate

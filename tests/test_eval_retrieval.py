@@ -53,6 +53,7 @@ def test_malformed_set_names_the_line(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("line, why", [
+    ('["a", "b"]', "JSON object"),
     ('{"id": "a", "question": 5}', "'question'"),
     ('{"id": "a", "question": "q", "answers": "30 dias"}', "'answers'"),
     ('{"id": "a", "question": "q", "sources": [{"doc": "a.md"}]}', "'sources'"),

@@ -77,6 +77,7 @@ def test_config_reads_yaml_with_overrides(tmp_path) -> None:
 
 @pytest.mark.parametrize("text, why", [
     ("lr: [1,\n", "not valid YAML"), ("- lr\n- epochs\n", "mapping"), ("lr: abc\n", "lr"),
+    ("1: x\n", "name is text"),
 ])
 def test_a_broken_config_says_why(tmp_path, text: str, why: str) -> None:
     (tmp_path / "run.yaml").write_text(text)

@@ -49,6 +49,7 @@ def test_signature_is_checked_before_anything_else() -> None:
      "'timestamp'"),
     ({"event": "message", "id": "x" * 129, "from": "5511987654321"}, "provider_message_id"),
     ({"event": "status", "id": "x" * 129, "status": "read"}, "provider_message_id"),
+    ({"event": "message", "id": "a\u0000", "from": "5511987654321"}, "NUL"),
 ])
 def test_malformed_fields_are_named(payload: dict, field: str) -> None:
     body = json.dumps(payload).encode()
@@ -68,3 +69,10 @@ def test_a_huge_display_name_is_cut_and_the_message_kept() -> None:
     (msg,) = wire.parse_webhook(body, _headers(body), INST)
     assert isinstance(msg, InboundMessage)
     assert msg.text == "oi" and msg.sender_name == ("Zé" * 100)
+
+
+def test_text_no_store_keeps_is_made_storable_and_the_message_kept() -> None:
+    body = (b'{"event": "message", "id": "m1", "from": "5511987654321", '
+            b'"text": "oi \\ud800\\u0000!"}')
+    (msg,) = wire.parse_webhook(body, _headers(body), INST)
+    assert isinstance(msg, InboundMessage) and msg.text == "oi ?!"

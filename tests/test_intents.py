@@ -13,6 +13,7 @@ from server.services.intents import asks_for_human
     "como falo com um atendente?", "me transfere pro atendente", "preciso de um atendente urgente",
     "tem alguem ai? preciso falar com uma pessoa", "posso conversar com alguém?",
     "quero falar com uma pessoa de verdade", "I want to talk to a human", "agent",
+    "como falo com uma pessoa de vdd e nao com robo",
 ])
 def test_asking_for_a_person_is_recognised(text: str) -> None:
     assert asks_for_human(text)
@@ -24,6 +25,11 @@ def test_asking_for_a_person_is_recognised(text: str) -> None:
     "alguém pode receber o pedido por mim?", "quero que alguem receba meu pedido",
     "preciso saber se a pessoa que recebe precisa de documento", "vcs tem atendentes na loja?",
     "a pessoa que comprou não sou eu", "qual o prazo para trocar um produto?", "oi",
+    # a carrier, a card company, a drug: words a person-request pattern must not take
+    "quero mudar de operadora", "preciso falar com a operadora do cartão?",
+    "quero saber se tem atendente no sábado", "preciso de remédio de uso humano",
+    "o pedido passa por um operador?",
+    "não quero falar com atendente, só o preço", "não precisa chamar atendente",
 ])
 def test_questions_that_only_mention_people_are_answered(text: str) -> None:
     assert not asks_for_human(text)

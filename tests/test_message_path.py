@@ -140,6 +140,7 @@ def test_stale_backlog_is_stored_but_not_answered(server: Server) -> None:
     (b'{"event": "message", "id": "x3", "from": "5511999990000", "timestamp": 1764140000000}',
      "'timestamp'"),  # milliseconds
     (b"[" * 50_000 + b"]" * 50_000, "nested"),
+    (b'{"event": "message", "id": "x4\\u0000", "from": "5511999990000"}', "NUL"),
 ])
 def test_malformed_webhook_is_refused_and_nothing_stored(server: Server, body: bytes,
                                                          fragment: str) -> None:
@@ -261,3 +262,14 @@ def test_a_gateway_down_for_a_while_delays_the_reply_and_loses_nothing(server: S
     errors = [s["detail"] for s in steps if s["event"] == "send_error"]
     assert [e["retry_in_s"] for e in errors] == [2, 5] and steps[-1]["event"] == "sent"
     assert status == "sent"
+
+
+def test_a_lone_surrogate_or_nul_in_the_text_is_stored_readable(server: Server) -> None:
+    """Valid JSON, not valid UTF-8: the insert failed (a 500, and the gateway resends)."""
+    body = (b'{"event": "message", "id": "sur-1", "from": "5511977770000", '
+            b'"text": "oi \\ud800\\u0000tudo bem?"}')
+    resp = httpx.post(f"{server.url}/webhooks/simulator/demo", content=body,
+                      headers={wire.SIGNATURE_HEADER: wire.sign(body, _instance_secret(server))})
+    assert resp.status_code == 200
+    assert _rows(server, "SELECT text FROM messages WHERE provider_message_id='sur-1'") == [
+        ("oi ?tudo bem?",)]

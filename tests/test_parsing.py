@@ -79,10 +79,10 @@ def _docx_with_body(write: Callable[[IO[bytes]], object]) -> bytes:
 
 
 def test_a_docx_that_unpacks_to_gigabytes_is_refused_unread() -> None:
-    from rag.parsing import MAX_UNPACKED
+    from rag.parsing import MAX_XML
 
-    def spaces(out: IO[bytes]) -> None:  # 1 MB to upload took 2.1 GB of memory, then a 500
-        for _ in range(MAX_UNPACKED // (1 << 20) + 1):
+    def spaces(out: IO[bytes]) -> None:  # 1 GB of it from 1 MB took 2.1 GB of memory, then a 500
+        for _ in range(MAX_XML // (1 << 20) + 1):
             out.write(b" " * (1 << 20))
 
     bomb = _docx_with_body(spaces)

@@ -13,6 +13,7 @@ from server.services import journey, statuses
 # Waits between tries of one send: 2, 4, 8 ... seconds, at most 5 minutes, so a gateway that is
 # down for minutes (a restart, a reconnect) loses nothing, and one that is up is not flooded.
 FIRST_WAIT, LONGEST_WAIT = 2.0, 300.0
+LOOK_AGAIN = 10.0  # the longest a reply waiting behind a retrying one goes without looking
 
 
 class RetryLater(RuntimeError):
@@ -61,8 +62,10 @@ def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
                             .where(Message.conversation_id == conv_id, Outbox.id < outbox_id,
                                    Outbox.status == "pending").limit(1)).first()
         if earlier is not None:
-            raise Waiting(f"reply {earlier.id} of the same conversation goes first",
-                          wait_before(earlier.attempts) if earlier.attempts else 1.0)
+            # About when the earlier reply is tried again, but at least every LOOK_AGAIN: its
+            # counter already counts a send in flight, which may well go through.
+            after = min(wait_before(earlier.attempts), LOOK_AGAIN) if earlier.attempts > 1 else 1.0
+            raise Waiting(f"reply {earlier.id} of the same conversation goes first", after)
         box.attempts += 1
         attempt = box.attempts
         msg = s.get_one(Message, box.message_id)
