@@ -212,3 +212,11 @@ def fake_gateway() -> Iterator[FakeGateway]:
     gw = FakeGateway()
     yield gw
     gw.httpd.shutdown()
+
+
+@pytest.fixture
+def inst(sessions):  # type: ignore[no-untyped-def]
+    """A simulator number in the test database, its gateway unreachable unless a test sets it."""
+    from server.services import instances
+
+    return instances.ensure_simulator(sessions, "loja", "http://127.0.0.1:9")

@@ -11,19 +11,18 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from gateway_bridge import InboundMessage, StatusUpdate
+from gateway_bridge import InboundMessage
 from server.runtime import Runtime
 from server.schema import (
     Contact,
     ContactIdentity,
     Conversation,
-    EarlyStatus,
     Instance,
     Message,
     MessageEvent,
     Outbox,
 )
-from server.services import inbound, instances, journey, outbox, statuses, turns
+from server.services import inbound, journey, turns
 from server.services.contacts import normalize_phone
 from server.settings import Settings
 
@@ -34,11 +33,6 @@ def _msg(pid: str, phone: str = "5511987650000", text: str = "oi", **kw) -> Inbo
     return InboundMessage(provider_message_id=pid, sender=phone, phone=phone, lid=kw.get("lid"),
                           sender_name="Cliente", text=text,
                           timestamp=kw.get("ts", datetime.now(UTC)))
-
-
-@pytest.fixture
-def inst(sessions):
-    return instances.ensure_simulator(sessions, "loja", "http://127.0.0.1:9")
 
 
 def _count(sessions, model, *where) -> int:
@@ -80,19 +74,6 @@ def test_concurrent_duplicate_webhooks_store_one_message(sessions, inst) -> None
     assert results.count(True) == 1 and results.count(None) == 5
     assert _count(sessions, Message, Message.provider_message_id == "same-id") == 1
     assert _count(sessions, MessageEvent, MessageEvent.event == "duplicate") == 5
-
-
-def test_statuses_only_move_forward(sessions, inst) -> None:
-    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("q1"), stale_after=STALE)
-    with sessions.begin() as s:
-        s.add(Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
-                      author="assistant", provider_message_id="r1", text="ok", status="sent"))
-    now = datetime.now(UTC)
-    assert statuses.apply(sessions, inst.id, StatusUpdate("r1", "read", now)) == 1
-    assert statuses.apply(sessions, inst.id, StatusUpdate("r1", "delivered", now)) == 1
-    assert statuses.apply(sessions, inst.id, StatusUpdate("nope", "read", now)) == 0
-    with sessions() as s:
-        assert s.scalar(select(Message.status).where(Message.provider_message_id == "r1")) == "read"
 
 
 @pytest.fixture
@@ -216,108 +197,6 @@ def test_restart_puts_cut_turns_back_in_line(sessions, inst) -> None:
     assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]
 
 
-def _queued_reply(sessions, inst, text: str) -> int:
-    """An assistant reply waiting in the outbox, in the conversation of message o1."""
-    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("o1"), stale_after=STALE)
-    with sessions.begin() as s:
-        reply = Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
-                        author="assistant", text=text, status="queued")
-        s.add(reply)
-        s.flush()
-        box = Outbox(message_id=reply.id)
-        s.add(box)
-        s.flush()
-        return box.id
-
-
-def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_gateway) -> None:
-    with sessions.begin() as s:
-        s.merge(inst).api_url = fake_gateway.url
-    box = _queued_reply(sessions, inst, "Olá! Entregamos sim.")
-    fake_gateway.answers = [500, 503, (429, {"Retry-After": "7"}), 200]
-    with httpx.Client() as http:
-        waits = []
-        for _ in range(3):  # down a while: each wait doubles, unless the gateway names one
-            with pytest.raises(outbox.RetryLater) as later:
-                outbox.deliver(http, sessions, box, max_attempts=5)
-            waits.append(later.value.after)
-        assert waits == [2, 4, 7]
-        assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"
-        assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"  # no resend
-    assert fake_gateway.received == [("5511987650000", "Olá! Entregamos sim.")] * 4
-    with sessions() as s:
-        events = s.scalars(select(MessageEvent.event).join(Outbox, Outbox.message_id ==
-                           MessageEvent.message_id).where(Outbox.id == box)
-                           .order_by(MessageEvent.id))
-        assert list(events) == ["send_error"] * 3 + ["sent"]
-
-    refused = _queued_reply(sessions, inst, "De nada!")
-    fake_gateway.answers = [401]
-    with httpx.Client() as http:
-        assert outbox.deliver(http, sessions, refused, max_attempts=3) == "failed"
-    with sessions() as s:
-        assert s.get_one(Outbox, refused).last_error == "simulator answered 401"
-        assert s.get_one(Message, s.get_one(Outbox, refused).message_id).status == "failed"
-
-
-def test_a_status_that_beats_the_send_response_is_kept_and_applied(
-        sessions, inst, fake_gateway) -> None:
-    with sessions.begin() as s:
-        s.merge(inst).api_url = fake_gateway.url
-    box = _queued_reply(sessions, inst, "Chega amanhã.")
-    now = datetime.now(UTC)
-    early = []
-
-    def webhook_first(pid: str) -> None:  # the gateway reports delivery, twice, before replying
-        for _ in range(2):
-            early.append(statuses.apply(sessions, inst.id, StatusUpdate(pid, "delivered", now)))
-
-    fake_gateway.before_reply = webhook_first
-    with httpx.Client() as http:
-        assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"
-    assert early == [0, 0]  # not known yet: kept, not applied, and kept once
-    with sessions() as s:
-        msg = s.get_one(Message, s.get_one(Outbox, box).message_id)
-        assert (msg.provider_message_id, msg.status) == ("gw-1", "delivered")
-        journey = s.execute(select(MessageEvent.event, MessageEvent.detail)
-                            .where(MessageEvent.message_id == msg.id)
-                            .order_by(MessageEvent.id)).all()
-        assert [e for e, _ in journey] == ["sent", "delivered"]
-        assert journey[1][1] == {"early": True}
-        kept = s.scalars(select(EarlyStatus)).all()
-        assert [(k.status, k.applied_to) for k in kept] == [("delivered", msg.id)]
-    # Settling again (the webhook side's own check) applies nothing twice.
-    assert statuses.settle(sessions, inst.id, "gw-1") == 0
-
-
-def test_statuses_no_send_claims_are_purged_after_days_the_rest_kept(sessions, inst) -> None:
-    """Statuses of messages sent from the phone itself never meet a send of ours."""
-    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("p1"), stale_after=STALE)
-    old = datetime.now(UTC) - timedelta(days=3)
-    with sessions.begin() as s:
-        ours = Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
-                       author="assistant", text="ok", status="delivered",
-                       provider_message_id="gw-ours")
-        s.add(ours)
-        s.flush()
-        s.add_all([
-            EarlyStatus(instance_id=inst.id, provider_message_id="phone-1", status="read",
-                        received_at=old),  # from the phone, days ago: goes
-            EarlyStatus(instance_id=inst.id, provider_message_id="phone-2", status="read"),
-            EarlyStatus(instance_id=inst.id, provider_message_id="gw-ours", status="delivered",
-                        received_at=old, applied_to=ours.id)])  # applied: part of the record
-    assert statuses.purge(sessions, timedelta(days=2)) == 1
-    assert statuses.purge(sessions, timedelta(days=2)) == 0
-    with sessions() as s:
-        assert sorted(s.scalars(select(EarlyStatus.provider_message_id))) == ["gw-ours",
-                                                                              "phone-2"]
-    from server.queue import huey
-    from server.tasks import purge_early_statuses
-
-    due = {type(t) for t in huey.read_periodic(datetime(2026, 11, 27, 10, 17))}
-    assert purge_early_statuses.task_class in due  # the consumer runs it hourly
-
-
 def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) -> None:
     from qdrant_client import QdrantClient
 
@@ -337,28 +216,3 @@ def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) 
                            .order_by(MessageEvent.id))
         assert list(events) == ["received", "turn_started", "turn_failed"]
 
-
-def test_replies_leave_in_order_even_when_the_first_is_retrying(sessions, inst,
-                                                                fake_gateway) -> None:
-    with sessions.begin() as s:
-        s.merge(inst).api_url = fake_gateway.url
-    first = _queued_reply(sessions, inst, "Primeira resposta.")
-    second = _queued_reply(sessions, inst, "Segunda resposta.")
-    fake_gateway.answers = [503, 503]
-    with httpx.Client() as http:
-        with pytest.raises(outbox.RetryLater):
-            outbox.deliver(http, sessions, first, max_attempts=5)
-        with pytest.raises(outbox.Waiting) as waiting:
-            outbox.deliver(http, sessions, second, max_attempts=5)
-        assert waiting.value.after == 1  # the first may be going through right now
-        with pytest.raises(outbox.RetryLater):
-            outbox.deliver(http, sessions, first, max_attempts=5)
-        with pytest.raises(outbox.Waiting) as waiting:
-            outbox.deliver(http, sessions, second, max_attempts=5)
-        assert waiting.value.after == 4  # when the first is tried again, not every second
-        assert outbox.deliver(http, sessions, first, max_attempts=5) == "sent"
-        assert outbox.deliver(http, sessions, second, max_attempts=5) == "sent"
-    assert [t for _, t in fake_gateway.received] == [
-        "Primeira resposta."] * 3 + ["Segunda resposta."]
-    with sessions() as s:
-        assert s.get_one(Outbox, second).attempts == 1  # waiting spent no attempt
