@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
 
 from server import runtime
 from server.db import migrate, sessions_for
@@ -72,6 +75,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             runtime.stop()
 
 
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    """FastAPI's 422, in ASCII JSON: the input it echoes back may hold a lone surrogate (valid
+    in JSON, not in UTF-8), and rendering that as UTF-8 turned the 422 into a 500."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
+    return Response(json.dumps({"detail": jsonable_encoder(errors)}, ensure_ascii=True),
+                    status_code=422, media_type="application/json")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; heavy parts load at start-up (see ``lifespan``)."""
     app = FastAPI(
@@ -82,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(api.router)

@@ -273,3 +273,7 @@ def test_a_lone_surrogate_or_nul_in_the_text_is_stored_readable(server: Server) 
     assert resp.status_code == 200
     assert _rows(server, "SELECT text FROM messages WHERE provider_message_id='sur-1'") == [
         ("oi ?tudo bem?",)]
+    typed = httpx.post(f"{server.url}/simulator/api/demo/messages", headers={  # a validated body
+        "Content-Type": "application/json"}, content=b'{"phone": "5511977770001", '
+        b'"text": "oi \\ud800\\u0000tudo bem?"}')
+    assert typed.status_code == 422 and "unicode" in typed.json()["detail"][0]["msg"]  # was 500
