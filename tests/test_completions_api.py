@@ -100,6 +100,8 @@ def test_instance_settings_are_validated(server: Server) -> None:
     url = f"{server.url}/api/instances/demo"
     bad = httpx.patch(url, json={"model": "gpt-9"}, headers=ADMIN)
     assert bad.status_code == 400 and "unknown model" in bad.text
+    coerced = httpx.patch(url, json={"budget_daily_usd": True, "max_tokens": "40"}, headers=ADMIN)
+    assert coerced.status_code == 422  # was taken as a 1-dollar budget and 40 tokens
     ok = httpx.patch(url, json={"max_tokens": 40, "persona": "Atue como um atendente chamado "
                                 "Gabriel com linguagem formal."}, headers=ADMIN)
     assert ok.status_code == 200 and ok.json()["max_tokens"] == 40

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from rag.index import COLLECTION_NAME
@@ -31,6 +31,8 @@ class InstanceOut(BaseModel):
 
 class InstancePatch(BaseModel):
     """Fields to change; a field left out stays as it is, null returns it to the default."""
+
+    model_config = ConfigDict(strict=True)  # `true` is no budget: no coercion from JSON
 
     ai_enabled: bool | None = None
     kb_collection: str | None = Field(None, pattern=COLLECTION_NAME)
