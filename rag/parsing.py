@@ -99,9 +99,9 @@ def _docx(data: bytes, name: str) -> str:
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as packed:
-            unpacked = sum(i.file_size for i in packed.infolist())
-            xml = sum(i.file_size for i in packed.infolist()
-                      if i.filename.endswith((".xml", ".rels")))
+            parts = packed.infolist()
+        unpacked = sum(i.file_size for i in parts)
+        xml = sum(i.file_size for i in parts if i.filename.endswith((".xml", ".rels")))
         document: DocxDocument | None = (docx.Document(io.BytesIO(data))
                                          if unpacked <= MAX_UNPACKED and xml <= MAX_XML else None)
     except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError, EOFError, zlib.error,

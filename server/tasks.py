@@ -35,10 +35,9 @@ def deliver(outbox_id: int) -> None:
     rt = runtime.current()
     try:
         outbox.deliver(rt.http, _sessions(), outbox_id, max_attempts=rt.settings.send_max_attempts)
-    except outbox.Waiting as exc:
-        # Not a failure: look again when the earlier reply is retried, spending no retry.
-        deliver.schedule(args=(outbox_id,), delay=exc.after)
-    except outbox.RetryLater as exc:  # the outbox row counts the tries and says when to retry
+    except (outbox.Waiting, outbox.RetryLater) as exc:
+        # The outbox row counts the tries and says when to look again; the task's own retries
+        # are for errors nobody expected.
         deliver.schedule(args=(outbox_id,), delay=exc.after)
 
 

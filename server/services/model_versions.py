@@ -111,8 +111,8 @@ def promote(sessions: sessionmaker[Session], name: str, *, reason: str = "",
                           f"{now.name if now else 'base'} serves now; compare again")
         if not gate.get("passed"):
             raise Refused(f"{name} did not pass the gate: " + "; ".join(gate.get("reasons", [])))
-        missing = [located(f, root) for f in (v.base, v.adapter)
-                   if f and not located(f, root).is_file()]
+        missing = [p for p in (located(f, root) for f in (v.base, v.adapter) if f)
+                   if not p.is_file()]
         if missing:
             raise Refused(f"{name}: file {missing[0]} is missing")
         s.add(ModelPromotion(version_id=v.id, previous_id=now.id if now else None,

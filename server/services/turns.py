@@ -76,19 +76,12 @@ def _answer(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int,
         mode, ai_enabled = conv.mode, inst.ai_enabled
         replies = _recent_replies(s, conversation_id, rt.settings.loop_window_seconds)
     if mode != "ai" or not ai_enabled:
-        with sessions.begin() as s:
-            for m in pending:
-                s.get_one(Message, m.id).status = "handed_off"
-                journey.record(s, m.id, "for_human", mode=mode)
+        _leave_to_humans(sessions, pending, "for_human", mode=mode)
         return None
     if replies >= rt.settings.loop_replies:
         # Another bot answers every reply of ours: silence, and a human, end the loop.
-        with sessions.begin() as s:
-            for m in pending:
-                s.get_one(Message, m.id).status = "handed_off"
-                journey.record(s, m.id, "loop_guard", replies=replies,
-                               window_s=rt.settings.loop_window_seconds)
-            s.get_one(Conversation, conversation_id).mode = "human"
+        _leave_to_humans(sessions, pending, "loop_guard", conversation_too=True,
+                         replies=replies, window_s=rt.settings.loop_window_seconds)
         log.warning("conversation %s: %s automatic replies in %ss, handed to a human",
                     conversation_id, replies, rt.settings.loop_window_seconds)
         return None
@@ -122,6 +115,18 @@ def _answer(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int,
     except IntegrityError:
         log.warning("conversation %s: message %s already has a reply", conversation_id, last.id)
         return None
+
+
+def _leave_to_humans(sessions: sessionmaker[Session], pending: list[Message], event: str, *,
+                     conversation_too: bool = False, **detail: object) -> None:
+    """The turn's messages go unanswered to the humans (and, ``conversation_too``, the
+    conversation from now on)."""
+    with sessions.begin() as s:
+        for m in pending:
+            s.get_one(Message, m.id).status = "handed_off"
+            journey.record(s, m.id, event, **detail)
+        if conversation_too:
+            s.get_one(Conversation, pending[0].conversation_id).mode = "human"
 
 
 def _recent_replies(s: Session, conversation_id: int, window_s: int) -> int:
