@@ -214,7 +214,8 @@ def test_admin_api_lists_promotes_and_rolls_back(server) -> None:  # type: ignor
 
 
 def _prepared(sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb,  # type: ignore[no-untyped-def]
-              question: str, name: str, config: dict | None, top_k: int = 2):
+              question: str, name: str, config: dict | None, top_k: int = 2,
+              history: tuple = ()):
     """What serving would ask the local model, as version ``name`` trained with ``config``
     (None: the plain local model)."""
     from server.runtime import Runtime
@@ -229,7 +230,7 @@ def _prepared(sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb,  # 
         spec = mv.spec_for(mv.register(sessions, name, base=base, adapter=None, config=config),
                            spec)
     rt = Runtime(settings, {"local": (spec, llm)}, demo_kb, httpx.Client())
-    p = assistant.prepare(rt, sessions, question, [], assistant.use_for(settings))
+    p = assistant.prepare(rt, sessions, question, list(history), assistant.use_for(settings))
     assert isinstance(p, assistant.Prepared)
     return p
 
@@ -256,6 +257,19 @@ def test_a_version_trained_on_focused_prompts_is_served_them(
         sentence = item.split("\n", 1)[1]
         assert any(sentence in t.replace("**", "") for t in whole)
     assert items[0].split("\n", 1)[1] == best
+
+
+def test_a_version_trained_on_single_questions_is_shown_no_history(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb) -> None:  # type: ignore[no-untyped-def]
+    # With one earlier turn in its prompt, faquad-v5 copied that turn's reply in 8 of 22 demo
+    # conversations and answered 4 right; shown none, 0 copies and 10 right.
+    before = ({"role": "user", "content": "qto custa a entrega expressa"},
+              {"role": "assistant", "content": "A entrega expressa custa R$ 19,90."})
+    asked = {name: [m["role"] for m in _prepared(sessions, tmp_path, llm, demo_kb,
+                                                 "em qnto tempo cai o reembolso?", name, config,
+                                                 history=before).messages]
+             for name, config in (("v", {"sentences": 3, "passages": 2}), ("plain", None))}
+    assert asked == {"v": ["system", "user"], "plain": ["system", "user", "assistant", "user"]}
 
 
 def test_a_version_is_served_its_items_ranked_as_it_was_trained(

@@ -124,12 +124,12 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
 
     def prompt_for(spec: ModelSpec, provider: Provider) -> list[ChatMessage]:
-        # A fine-tuned version reads the focused items it was trained on; a fallback model
-        # (another version, or a large remote one) its own layout, not the first model's.
+        # A fine-tuned version reads what it was trained on (focused items, no history); a
+        # fallback model (another version, or a large remote one) its own layout.
         shown = extractive.focus_in(rt.kb, use.collection, question, passages,
                                     spec.prompt_sentences, spec.prompt_terms,
                                     spec.prompt_passages)
-        return prompt.build(use.persona, shown, question, history,
+        return prompt.build(use.persona, shown, question, history if spec.prompt_history else (),
                             count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)
 

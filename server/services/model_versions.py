@@ -227,6 +227,8 @@ def spec_for(version: ModelVersion | None, local: ModelSpec,
                                     "refusal_threshold": version.refusal_threshold,
                                     "prompt_sentences": version.config.get("sentences", 0),
                                     "prompt_passages": version.config.get("passages", 0),
+                                    # every version so far was trained on single questions
+                                    "prompt_history": version.config.get("history", False),
                                     # versions trained before the key ranked by e5 alone
                                     "prompt_terms": version.config.get("focus_terms", 0.0)})
 
