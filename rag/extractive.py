@@ -17,6 +17,7 @@ from rag.embedders import Embedder
 from rag.index import KnowledgeBase, Passage
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
+_RULE = set("-|: ")  # what a Markdown table's separator row is made of
 CLAUSE = re.compile(r"(?<=[,;:])\s+")
 Idf = Callable[[str], float]  # a stemmed term's inverse document frequency in the collection
 MAX_WORDS = 60
@@ -28,11 +29,21 @@ ITEM_WORDS = 32
 def sentences(text: str) -> list[str]:
     """Sentences of a passage; table rows and list items count as sentences."""
     out = []
-    for s in _SENTENCE.split(text):
-        s = s.replace("**", "").replace("__", "").strip(" \t|-*#")
-        if len(s.split()) >= 3 and not set(s) <= set("-|: "):
+    for s in map(_clean, _SENTENCE.split(text)):
+        if len(s.split()) >= 3 and not set(s) <= _RULE:
             out.append(s)
     return out
+
+
+def _clean(sentence: str) -> str:
+    return sentence.replace("**", "").replace("__", "").strip(" \t|-*#")
+
+
+def _headers(text: str) -> set[str]:
+    """The header rows of a passage's Markdown tables, as ``sentences`` gives them."""
+    lines = text.splitlines()
+    return {_clean(row) for row, below in zip(lines, lines[1:], strict=False)
+            if row.lstrip().startswith("|") and below.strip() and set(below.strip()) <= _RULE}
 
 
 def pieces(sentence: str, max_words: int = ITEM_WORDS) -> list[str]:
@@ -88,12 +99,15 @@ def _scored(embedder: Embedder, question: str, passages: Sequence[Passage],
 
 
 def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]) -> str | None:
-    """The sentence of the passages closest to the question, cut to MAX_WORDS words."""
-    top = top_sentences(embedder, question, passages, 1)
-    if not top:
+    """The sentence of the passages closest to the question, cut to MAX_WORDS words; never a
+    table's header row, which names columns and answers nothing."""
+    headers = set().union(*(_headers(p.text) for p in passages))
+    ranked = top_sentences(embedder, question, passages, 10_000)
+    best = next((s.text for s in ranked if s.text not in headers), None)
+    if best is None:
         return None
-    words = top[0].text.split()
-    return top[0].text if len(words) <= MAX_WORDS else " ".join(words[:MAX_WORDS]) + "…"
+    words = best.split()
+    return best if len(words) <= MAX_WORDS else " ".join(words[:MAX_WORDS]) + "…"
 
 
 def focus(embedder: Embedder, question: str, passages: Sequence[Passage],

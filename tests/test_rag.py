@@ -109,6 +109,13 @@ def test_extractive_answer_is_a_sentence_of_the_passages(demo_kb, e5) -> None:
     assert any(answer.rstrip("…") in p.text.replace("**", "") for p in passages)
 
 
+def test_extractive_answer_is_never_a_table_header_row(demo_kb, e5) -> None:
+    # It was "Forma de pagamento | Como o valor é devolvido", sent as the guard's fallback.
+    question = "em qnto tempo cai o reembolso?"
+    answer = extractive.best_sentence(e5, question, demo_kb.search("demo", question, top_k=4))
+    assert answer and "Forma de pagamento" not in answer and "5 dias úteis" in answer
+
+
 def test_demo_documents_parse() -> None:
     for f in DEMO_DOCS.glob("*.md"):
         assert len(chunk(read_text(f))) >= 2
