@@ -80,22 +80,32 @@ def test_a_reply_that_repeats_an_earlier_one_is_not_sent() -> None:
                                   "estar sem uso."], "x", earlier=[LAST])).endswith("sem uso.")
 
 
-def test_a_model_copying_its_last_turn_gets_the_extractive_answer(sessions, tmp_path, llm,
-                                                                  demo_kb) -> None:
-    fake = FakeOpenAI()  # a small model at a sampling temperature did this one time in two
-    fake.script = [("ok", LAST)]
+def _answer_by_a_model_that_says(reply: str, question: str, history: list, sessions, tmp_path,
+                                 llm, demo_kb) -> assistant.Answer:
+    """The assistant's answer when its model, a local server speaking OpenAI's wire format
+    (plain, so shown the history), replies ``reply``."""
+    from models import registry
+
+    fake = FakeOpenAI()
+    fake.script = [("ok", reply)]
     remote = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
                        max_retries=0)
     s = Settings(data_dir=tmp_path, kb_collection="demo", models=[remote], llm_default="gpt")
-    from models import registry
-
     rt = Runtime(s, {"local": (s.local_model(), llm), "gpt": (remote, registry.create(remote))},
                  demo_kb, httpx.Client())
+    try:
+        return assistant.answer(rt, sessions, question, history, assistant.use_for(s))
+    finally:
+        fake.close()
+
+
+def test_a_model_copying_its_last_turn_gets_the_extractive_answer(sessions, tmp_path, llm,
+                                                                  demo_kb) -> None:
+    # a small model at a sampling temperature did this one time in two
     history = [{"role": "user", "content": "qual o prazo para trocar um produto?"},
                {"role": "assistant", "content": LAST}]
-    ans = assistant.answer(rt, sessions, "vcs entregam no nordeste?", history,
-                           assistant.use_for(s))
-    fake.close()
+    ans = _answer_by_a_model_that_says(LAST, "vcs entregam no nordeste?", history, sessions,
+                                       tmp_path, llm, demo_kb)
     assert ans.reason == "guard_repeat" and ans.text != LAST and "Nordeste" in ans.text
 
 
@@ -106,18 +116,9 @@ def test_when_the_extractive_answer_was_said_already_a_human_takes_over(sessions
     said = extractive.best_sentence(demo_kb.embedder, question, demo_kb.search(
         "demo", question, top_k=s.retrieval_top_k, how=s.search()))
     assert said
-    fake = FakeOpenAI()  # the customer asks again; the model and the fallback would repeat
-    fake.script = [("ok", said)]
-    remote = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
-                       max_retries=0)
-    s = Settings(data_dir=tmp_path, kb_collection="demo", models=[remote], llm_default="gpt")
-    from models import registry
-
-    rt = Runtime(s, {"local": (s.local_model(), llm), "gpt": (remote, registry.create(remote))},
-                 demo_kb, httpx.Client())
+    # the customer asks again; the model and the fallback would both repeat
     history = [{"role": "user", "content": question}, {"role": "assistant", "content": said}]
-    ans = assistant.answer(rt, sessions, question, history, assistant.use_for(s))
-    fake.close()
+    ans = _answer_by_a_model_that_says(said, question, history, sessions, tmp_path, llm, demo_kb)
     assert ans.reason == "guard_repeat" and ans.handoff and ans.text == assistant.MODEL_DOWN
 
 
