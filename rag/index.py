@@ -76,7 +76,8 @@ class KnowledgeBase:
         self.embedder = embedder
         # Qdrant local mode is not made for concurrent writers; embedding stays outside the lock.
         self.lock = threading.RLock()
-        self._df: dict[str, tuple[int, Counter[str]]] = {}  # collection -> (passages, df)
+        # collection -> (revision, passages, df); the revision changes with every write
+        self._df: dict[str, tuple[str, int, Counter[str]]] = {}
 
     def ensure(self, collection: str) -> None:
         """Create the collection if missing; refuse one built with another embedder."""
@@ -137,12 +138,12 @@ class KnowledgeBase:
                 vector={DENSE: vec.tolist(), SPARSE: _sparse_of(payload)}, payload=payload))
         # New passages go in before the old ones go out, so a search never finds the doc missing.
         with self.lock:
-            self._df.pop(collection, None)
             self.client.upsert(collection, points, wait=True)
             new_ids = {p.id for p in points}
             stale = [p.id for p in old if str(p.id) not in new_ids]
             if stale:
                 self.client.delete(collection, models.PointIdsList(points=stale), wait=True)
+            self._changed(collection)
         return IngestResult(doc, "replaced" if old else "added", len(points))
 
     def _all_points(self, collection: str, vectors: bool) -> list[models.Record]:
@@ -198,19 +199,27 @@ class KnowledgeBase:
     def idf(self, collection: str) -> Callable[[str], float]:
         """Inverse document frequency of a stemmed term among the collection's passages (BM25's
         form, as Qdrant's IDF modifier computes it); counted again after the collection
-        changes, in this process or (by its size) another."""
+        changes, in this process or another (a shared Qdrant server)."""
         with self.lock:
             self.ensure(collection)
+            revision = str((self.client.get_collection(collection).config.metadata or {})
+                           .get("revision", ""))
             n = self.client.count(collection).count
             cached = self._df.get(collection)
-            if cached is None or cached[0] != n:
+            if cached is None or cached[:2] != (revision, n):
                 df: Counter[str] = Counter()
                 for p in self._all_points(collection, vectors=False):
                     payload = p.payload or {}
                     df.update(set(lexical.tokens(f"{payload.get('heading', '')}\n"
                                                  f"{payload.get('text', '')}")))
-                cached = self._df[collection] = (n, df)
-        return lexical.idf(cached[1], cached[0])
+                cached = self._df[collection] = (revision, n, df)
+        return lexical.idf(cached[2], cached[1])
+
+    def _changed(self, collection: str) -> None:
+        """Mark a write, so every process's idf counts again (a same-size replace keeps the
+        passage count)."""
+        self._df.pop(collection, None)
+        self.client.update_collection(collection, metadata={"revision": uuid.uuid4().hex})
 
     def delete(self, collection: str, doc: str) -> int:
         """Remove a document's passages; returns how many went."""
@@ -218,10 +227,10 @@ class KnowledgeBase:
             return 0
         with self.lock:
             old = self._doc_points(collection, doc)
-            self._df.pop(collection, None)
             if old:
                 self.client.delete(collection, models.PointIdsList(points=[p.id for p in old]),
                                    wait=True)
+                self._changed(collection)
         return len(old)
 
     def documents(self, collection: str) -> dict[str, int]:

@@ -103,6 +103,22 @@ def test_idf_is_counted_again_when_the_collection_changes(tmp_path, e5) -> None:
     kb.client.close()
 
 
+def test_idf_is_counted_again_after_another_process_replaces_a_document(tmp_path, e5) -> None:
+    # Two servers on one Qdrant: each keeps its own counts. A replace that keeps the passage
+    # count must still reach the other's idf.
+    client = EdgeClient(str(tmp_path))
+    serving, uploading = KnowledgeBase(client, e5), KnowledgeBase(client, e5)
+    uploading.ingest("c", "a.md", "O trancamento de matrícula é pedido na secretaria.")
+    uploading.ingest("c", "b.md", "Entregamos em todo o Brasil.")
+    term = evidence.lexical.tokens("trancamento")[0]
+    assert serving.idf("c")(term) == pytest.approx(math.log(2))  # N 2, df 1
+    uploading.ingest("c", "b.md", "Trancamento: pedido na secretaria.")  # same size
+    assert serving.idf("c")(term) == pytest.approx(math.log(1.2))  # N 2, df 2
+    assert uploading.documents("c") == {"a.md": 1, "b.md": 1}  # the embedder mark kept
+    uploading.ensure("c")
+    client.close()
+
+
 def test_a_learned_rule_refuses_within_its_budget(tmp_path) -> None:
     # Unanswerable questions find passages as well scored as answerable ones; what tells them
     # apart is that the passages lack the question's rare terms and its closest sentence.
