@@ -109,3 +109,18 @@ def test_instance_settings_are_validated(server: Server) -> None:
                        headers=ADMIN).json()["persona"] is None
     assert httpx.patch(f"{server.url}/api/instances/nope", json={},
                        headers=ADMIN).status_code == 404
+
+
+def test_openapi_documents_the_request_and_its_errors(server: Server) -> None:
+    # Clients generate their code from this: the body the route reads, and OpenAI's error body.
+    op = httpx.get(f"{server.url}/openapi.json").json()["paths"]["/v1/chat/completions"]["post"]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["messages"]
+    messages = body["properties"]["messages"]
+    assert (messages["minItems"], messages["maxItems"]) == (1, 200)
+    item = messages["items"]["properties"]
+    assert item["role"]["enum"] == ["system", "user", "assistant"]
+    assert item["content"]["maxLength"] == 20_000
+    for status in ("400", "401", "404"):
+        ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorOut")

@@ -41,6 +41,30 @@ class ChatIn(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
 
 
+class ErrorOut(BaseModel):
+    """OpenAI's error body: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    error: dict[str, str | None]
+
+
+def _body_schema() -> dict[str, Any]:
+    """ChatIn's JSON schema with its message schema inlined (OpenAPI has no ``$defs`` here)."""
+    schema = ChatIn.model_json_schema()
+    schema.pop("$defs", None)
+    schema["properties"]["messages"]["items"] = MessageIn.model_json_schema()
+    return schema
+
+
+# The route reads its body itself (to answer bad JSON in OpenAI's error format, not FastAPI's),
+# so the request schema is given to OpenAPI by hand.
+_OPENAPI = {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": _body_schema()}}}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "Malformed request"},
+    401: {"model": ErrorOut, "description": "Missing, wrong or revoked API token"},
+    404: {"model": ErrorOut, "description": "Unknown model"}}
+
+
 def _error(status: int, message: str, kind: str = "invalid_request_error",
            code: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind, "param": None,
@@ -54,7 +78,8 @@ def _chunk(cid: str, model: str, content: str | None, finish: str | None = None)
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
-@router.post("/v1/chat/completions", summary="Grounded chat completion (OpenAI format)")
+@router.post("/v1/chat/completions", summary="Grounded chat completion (OpenAI format)",
+             openapi_extra=_OPENAPI, responses=_ERRORS)
 async def chat_completions(request: Request) -> Any:
     """Answer the last user message from the token's knowledge base; ``stream`` sends SSE."""
     sessions = db_sessions()
