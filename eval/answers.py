@@ -33,7 +33,7 @@ def extractive_method(embedder: Embedder) -> Method:
 
 def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: int = 64,
                  rule: Rule | None = None, sentences: int = 0, terms: float = 0.0,
-                 first: int = 0) -> Method:
+                 first: int = 0, ranked_with: str = "") -> Method:
     """Serving's path: too little evidence refuses without the model (``rag.evidence``); the
     prompt shows the ``first`` passages (0 = all), whole or as their ``sentences`` closest
     sentences."""
@@ -42,7 +42,8 @@ def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: 
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
             return prompt.REFUSAL, ""
-        shown = extractive.focus_in(kb, collection, question, passages, sentences, terms, first)
+        shown = extractive.focus_in(kb, collection, question, passages, sentences, terms, first,
+                                    ranked_with)
         messages = prompt.build(PERSONA, shown, question, count_tokens=llm.count_tokens)
         text = llm.complete(messages, max_tokens=max_tokens, temperature=0.0).text
         grounds = "\n".join([question, *(p.text for p in passages)])

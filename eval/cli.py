@@ -234,7 +234,7 @@ def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedde
     for label, spec in specs.items():
         methods[label] = answers.model_method(registry.create(spec), kb, "eval", max_tokens,
                                               rule, spec.prompt_sentences, spec.prompt_terms,
-                                              spec.prompt_passages)
+                                              spec.prompt_passages, spec.prompt_ranker)
     with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))

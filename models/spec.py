@@ -26,6 +26,9 @@ class ModelSpec(BaseModel):
     prompt_terms: float = Field(
         0.0, ge=0, description="Rank those sentences by e5 similarity plus this times the "
         "idf-weighted share of the question's terms each holds (0 = e5 only); set as trained.")
+    prompt_ranker: str = Field(
+        "", description="Embedder those sentences are ranked with, as in training (empty = the "
+        "knowledge base's); a local adapter sets it, whatever ATENDE_EMBEDDER searches with.")
     prompt_history: bool = Field(
         True, description="Show the model the conversation's recent turns; a local adapter "
         "trained on single questions is shown none (with them it copied its previous reply).")

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from rag import lexical
-from rag.embedders import Embedder
+from rag.embedders import Embedder, ranker
 from rag.index import KnowledgeBase, Passage
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
@@ -121,8 +121,13 @@ def focus(embedder: Embedder, question: str, passages: Sequence[Passage],
 
 
 def focus_in(kb: KnowledgeBase, collection: str, question: str, passages: Sequence[Passage],
-             sentences: int, terms: float = 0.0, first: int = 0) -> list[Passage]:
+             sentences: int, terms: float = 0.0, first: int = 0,
+             ranked_with: str = "") -> list[Passage]:
     """``focus`` within a collection on its ``first`` passages (0 = all), as a model was
-    trained to read them; the idf is counted only where ``terms`` weigh."""
-    return focus(kb.embedder, question, passages[:first or None], sentences,
+    trained to read them: ranked by the embedder it was trained with (``ranked_with``, a name;
+    empty: the knowledge base's); the idf is counted only where ``terms`` weigh."""
+    embedder = kb.embedder
+    if sentences and ranked_with and ranked_with != embedder.name:
+        embedder = ranker(ranked_with)
+    return focus(embedder, question, passages[:first or None], sentences,
                  kb.idf(collection) if terms else None, terms)

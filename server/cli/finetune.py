@@ -145,7 +145,7 @@ def train_cmd(
     try:
         cal = runs.calibrate_run(result, console, budget, calibrate_on,
                                   top_k=cfg.passages, sentences=cfg.sentences,
-                                  terms=cfg.focus_terms)
+                                  terms=cfg.focus_terms, ranked_with=cfg.focus_embedder)
     except (ValueError, OSError) as exc:
         fail(f"calibration: {exc}")
     try:

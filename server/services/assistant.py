@@ -128,7 +128,7 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
         # fallback model (another version, or a large remote one) its own layout.
         shown = extractive.focus_in(rt.kb, use.collection, question, passages,
                                     spec.prompt_sentences, spec.prompt_terms,
-                                    spec.prompt_passages)
+                                    spec.prompt_passages, spec.prompt_ranker)
         return prompt.build(use.persona, shown, question, history if spec.prompt_history else (),
                             count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)

