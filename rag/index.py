@@ -97,16 +97,18 @@ class KnowledgeBase:
             warnings.simplefilter("ignore")
             self.client.create_payload_index(collection, "doc", models.PayloadSchemaType.KEYWORD)
 
-    def _ensure(self, collection: str) -> None:
+    def _ensure(self, collection: str) -> dict[str, Any]:
+        """The collection's metadata (empty for one just created)."""
         if not self.client.collection_exists(collection):
             self._create(collection)
-            return
-        info = self.client.get_collection(collection)
-        built_with = (info.config.metadata or {}).get("embedder")
+            return {}
+        meta = self.client.get_collection(collection).config.metadata or {}
+        built_with = meta.get("embedder")
         if built_with != self.embedder.name:
             raise EmbedderMismatch(
                 f"collection {collection!r} was built with embedder {built_with!r}, not "
                 f"{self.embedder.name!r}: run `atende kb reindex` or set ATENDE_EMBEDDER back")
+        return dict(meta)
 
     def _doc_points(self, collection: str, doc: str) -> list[models.Record]:
         flt = models.Filter(must=[models.FieldCondition(
@@ -201,9 +203,7 @@ class KnowledgeBase:
         form, as Qdrant's IDF modifier computes it); counted again after the collection
         changes, in this process or another (a shared Qdrant server)."""
         with self.lock:
-            self.ensure(collection)
-            revision = str((self.client.get_collection(collection).config.metadata or {})
-                           .get("revision", ""))
+            revision = str(self._ensure(collection).get("revision", ""))
             n = self.client.count(collection).count
             cached = self._df.get(collection)
             if cached is None or cached[:2] != (revision, n):
