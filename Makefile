@@ -48,7 +48,7 @@ browser:
 # Publishing happens only when `models compare` passes the gate. faquad-v5 was made with
 # faquad-v4 serving; on a database that serves faquad-v5 already, run it as `make adapter
 # V=v5b`: the gate then refuses a copy that is no better than itself and publishes nothing.
-# Training takes about an hour on 2 CPU cores and minutes on a GPU (README: training on a GPU).
+# Training takes about an hour on 2 CPU cores and minutes on a GPU (docs/finetuning.md: on a GPU machine).
 FAQUAD  ?= ../shared/datasets/faquad
 V       ?= v5
 ADAPTER := faquad-$(V)
@@ -74,7 +74,7 @@ adapter: $(STAMP)
 
 # FaQuAD's learned evidence rule (rag/evidence.py), fitted on its train split and checked on dev
 # (`make adapter` answers FaQuAD dev behind it). It fits FaQuAD's formal questions: a company
-# fits its own (README: evidence before the model).
+# fits its own (docs/knowledge-base.md: the learned rule).
 evidence: $(STAMP)
 	$(BIN)/atende eval retrieval --set $(FAQUAD) --split train --top-k 2 --budget 0.05 \
 	  --min-score 1.668 --min-coverage 0.5 --fit-evidence $(EVIDENCE)

@@ -1,7 +1,8 @@
 """Gateway adapters: one module per WhatsApp gateway, each with the same three functions.
 
 ``parse_webhook(body, headers, instance) -> list[Event]`` checks authenticity and normalizes;
-``send_text(client, instance, to, text) -> provider message id`` sends one message.
+``send_text(client, instance, to, text, ref=...) -> provider message id`` sends one message;
+``ref`` is our idempotency key for it, the same on every try, for gateways that take one.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Adapter(Protocol):
     ) -> list[Event]: ...
 
     def send_text(
-        self, client: httpx.Client, instance: InstanceConfig, to: str, text: str
+        self, client: httpx.Client, instance: InstanceConfig, to: str, text: str, *,
+        ref: str | None = None,
     ) -> str: ...
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 class PayloadError(ValueError):
@@ -33,6 +36,24 @@ class InstanceConfig:
     webhook_secret: str
     api_url: str | None = None
     api_key: str | None = None
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    """A webhook body as a JSON object, or a PayloadError saying why not: every adapter reads
+    its bodies here, so none turns hostile JSON (not UTF-8, nested thousands deep, a number of
+    thousands of digits, which Python refuses to convert) into a 500."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("body is nested too deeply") from None
+    except ValueError:  # int() over sys.get_int_max_str_digits() digits
+        raise PayloadError(f"body holds a number of over {sys.get_int_max_str_digits()} "
+                           "digits") from None
+    if not isinstance(data, dict):
+        raise PayloadError("body must be a JSON object")
+    return data
 
 
 # What the store keeps of ids and addresses (server.schema); no gateway's are longer.

@@ -6,15 +6,16 @@ Inbound webhook body (``X-Simulator-Signature: sha256=<hex HMAC-SHA256(secret, r
      "text": "oi", "timestamp": 1764140000}
     {"event": "status", "id": "sim-...", "status": "delivered", "timestamp": 1764140001}
 
-Send: ``POST {api_url}/simulator/api/{instance}/send`` with ``{"to": ..., "text": ...}`` and
-header ``X-Simulator-Key``; the answer is ``{"id": "sim-..."}``.
+Send: ``POST {api_url}/simulator/api/{instance}/send`` with ``{"to": ..., "text": ...,
+"ref": ...}`` and header ``X-Simulator-Key``; the answer is ``{"id": "sim-..."}``. ``ref`` is the
+sender's idempotency key: a send repeated with the same ref (after a crash cut off the answer)
+gets the first one's id and shows once on the phone.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from gateway_bridge.events import (
     PayloadError,
     SendError,
     StatusUpdate,
+    load_json,
 )
 
 SIGNATURE_HEADER = "X-Simulator-Signature"
@@ -48,14 +50,7 @@ def parse_webhook(
     given = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER) or ""
     if not hmac.compare_digest(given, sign(body, instance.webhook_secret)):
         raise AuthError(f"missing or wrong {SIGNATURE_HEADER} header")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise PayloadError("body is nested too deeply") from None
-    if not isinstance(data, dict):
-        raise PayloadError("body must be a JSON object")
+    data = load_json(body)
     kind = data.get("event")
     if kind == "message":
         return [_message(data)]
@@ -124,13 +119,14 @@ def retry_after(resp: httpx.Response) -> float | None:
         return None  # absent, or an HTTP date: our own backoff decides
 
 
-def send_text(client: httpx.Client, instance: InstanceConfig, to: str, text: str) -> str:
+def send_text(client: httpx.Client, instance: InstanceConfig, to: str, text: str, *,
+              ref: str | None = None) -> str:
     """Send one text through the simulator; returns its message id."""
     if not instance.api_url:
         raise SendError("instance has no api_url", retryable=False)
     url = f"{instance.api_url.rstrip('/')}/simulator/api/{instance.name}/send"
     try:
-        resp = client.post(url, json={"to": to, "text": text},
+        resp = client.post(url, json={"to": to, "text": text, "ref": ref},
                            headers={KEY_HEADER: instance.api_key or ""})
     except httpx.HTTPError as exc:
         raise SendError(f"simulator unreachable: {type(exc).__name__}") from None

@@ -26,22 +26,27 @@ from server.routes import (
     webhooks,
 )
 from server.services import instances as instance_service
-from server.services import turns
+from server.services import leases, recovery
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 SIMULATOR_INSTANCE = "demo"
 
 
-def _resume(settings: Settings) -> None:
-    """Requeue what a previous run left: turns cut off and replies not yet sent."""
-    from server.tasks import deliver, run_turn
+def resume(settings: Settings) -> None:
+    """Requeue what a previous run left: turns waiting or cut off, replies not yet sent.
 
-    convs, boxes = turns.recover(sessions_for(settings.sqlalchemy_url))
-    for conv_id in convs:
-        run_turn(conv_id)
-    for box in boxes:
-        deliver(box)
+    Safe beside other live workers: what they hold is skipped by its lease. On the embedded
+    defaults this process is the only worker (it holds the data folder's vector store locked),
+    so the leases a killed predecessor left are dropped and its turn is redone at once.
+    """
+    from server.tasks import requeue
+
+    sessions = sessions_for(settings.sqlalchemy_url)
+    if settings.only_worker:
+        leases.clear_all(sessions)
+    convs, boxes = recovery.unfinished(sessions)
+    requeue(convs, boxes)
     if convs or boxes:
         log.info("resumed %d conversations and %d unsent replies", len(convs), len(boxes))
 
@@ -65,7 +70,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from server.queue import start_consumer
 
         consumer = start_consumer(settings.queue_workers)
-        _resume(settings)
+        resume(settings)
     try:
         yield
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Path
+from fastapi import Header, HTTPException, Path, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,11 +42,35 @@ def db_sessions() -> sessionmaker[Session]:
     return sessions_for(get_settings().sqlalchemy_url)
 
 
+def bearer(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case, as
+    RFC 7235 has it); None for any other shape, a bare token included."""
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def require_admin(authorization: str = Header("", description="Bearer ATENDE_ADMIN_TOKEN")) -> None:
     """Admin API access: a bearer token equal to ATENDE_ADMIN_TOKEN."""
     token = get_settings().admin_token
     if not token:
         raise HTTPException(403, "admin API disabled: set ATENDE_ADMIN_TOKEN")
-    given = authorization.removeprefix("Bearer ").strip()
+    given = bearer(authorization) or ""
     if not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
         raise HTTPException(401, "missing or wrong bearer token")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, read as it streams in and refused (413) as soon as it passes
+    ``limit``: a declared Content-Length over it is refused unread, and a chunked or lying
+    body is counted as it arrives, so a 200 MB POST costs no more memory than ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and (len(declared) > 15 or int(declared) > limit):
+        raise HTTPException(413, f"body over {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -161,17 +161,31 @@ class Outbox(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Lease(Base):
+    """A worker's hold on one piece of work (``conversation-N``, ``outbox-N``) until
+    ``expires_at``: renewed while the worker lives, taken over once it lapses
+    (server.services.leases)."""
+
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column()
+
+
 class SimulatorMessage(Base):
     """What the built-in WhatsApp simulator's phones show; stands in for the WhatsApp network."""
 
     __tablename__ = "simulator_messages"
-    __table_args__ = (Index("ix_sim_instance_phone", "instance", "phone"),)
+    __table_args__ = (Index("ix_sim_instance_phone", "instance", "phone"),
+                      UniqueConstraint("instance", "ref", name="uq_sim_instance_ref"))
     id: Mapped[int] = mapped_column(primary_key=True)
     instance: Mapped[str] = mapped_column(String(64))
     phone: Mapped[str] = mapped_column(String(32))
     direction: Mapped[str] = mapped_column(String(3))  # in = to the company, out = to the phone
     provider_message_id: Mapped[str] = mapped_column(String(64), unique=True)
     text: Mapped[str] = mapped_column(Text)
+    # The sender's idempotency key: a send tried again after a crash shows once on the phone.
+    ref: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

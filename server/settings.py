@@ -160,6 +160,12 @@ class Settings(BaseSettings):
         "2 seconds (at most 5 minutes, or what the gateway's Retry-After asks), so 8 tries "
         "ride out about 4 minutes of a gateway being down.",
     )
+    lease_seconds: float = Field(
+        30.0, ge=2.0,
+        description="How long a worker's hold on a conversation's turn (or on one send) lasts "
+        "unless the worker renews it, as it does every third of this while alive: a worker that "
+        "dies mid-turn is replaced after this, a live one never is.",
+    )
     early_status_days: int = Field(
         2, ge=1,
         description="Delivery statuses for message ids we never sent (those of messages sent "
@@ -235,6 +241,12 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """Database URL, defaulting to the SQLite file in the data folder."""
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'atende.db'}"
+
+    @property
+    def only_worker(self) -> bool:
+        """Whether a process running tasks is the only one: on the embedded database and
+        vector store, whose data folder the running process holds locked."""
+        return not self.database_url and not self.qdrant_url
 
     def ensure_dirs(self) -> None:
         """Create the data folder and its parts."""

@@ -1,8 +1,9 @@
 """A local HTTP server speaking OpenAI's chat-completions wire format, errors included.
 
 Each request takes the next scripted behaviour: ("ok", text), ("status", code[, headers]),
-("slow", seconds), ("garbage", body). Used where the real OpenAI would be: it lives off this
-machine.
+("slow", seconds), ("garbage", body), ("hold", event): answers only once the event is set,
+setting ``held`` when the request arrives (a model caught mid-answer). Used where the real
+OpenAI would be: it lives off this machine.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class FakeOpenAI:
         self.script: list[tuple[Any, ...]] = []
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
+        self.held = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -62,6 +64,10 @@ class FakeOpenAI:
                 kind = step[0]
                 if kind == "status":
                     return self._error(step[1], step[2] if len(step) > 2 else None)
+                if kind == "hold":
+                    fake.held.set()
+                    step[1].wait(120)
+                    step = ("ok", "tarde demais")
                 if kind == "slow":
                     time.sleep(step[1])
                     step = ("ok", "tarde demais")

@@ -22,7 +22,7 @@ from server.schema import (
     MessageEvent,
     Outbox,
 )
-from server.services import inbound, journey, turns
+from server.services import inbound, journey, recovery, turns
 from server.services.contacts import normalize_phone
 from server.settings import Settings
 
@@ -192,8 +192,10 @@ def test_restart_puts_cut_turns_back_in_line(sessions, inst) -> None:
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("c1"), stale_after=STALE)
     assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]
     assert turns.claim(sessions, conv_id) == []
-    convs, _ = turns.recover(sessions)
+    convs, _ = recovery.unfinished(sessions)
     assert convs == [conv_id]
+    # The conversation lease's next holder puts the cut-off turn back in line.
+    assert turns.requeue_cut(sessions, conv_id) == 1
     assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]
 
 

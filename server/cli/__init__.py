@@ -59,6 +59,34 @@ def serve(
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
+@app.command()
+def worker(
+    threads: int = typer.Option(0, help="Worker threads; 0 means ATENDE_QUEUE_WORKERS."),
+) -> None:
+    """Run the background workers alone (turns, sends, sweeps): the scale path, beside
+    `atende serve` with ATENDE_RUN_CONSUMER=false, on a shared queue (ATENDE_QUEUE_URL),
+    database and Qdrant server. Any number may run; a dead one's work is taken over."""
+    from server import runtime
+    from server.app import resume
+    from server.queue import huey
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings.ensure_dirs()
+    try:
+        runtime.start(settings)
+    except (ModelConfigError, ValueError, RuntimeError) as exc:
+        fail(str(exc))
+    import server.tasks  # noqa: F401  (registers the task functions with huey)
+
+    consumer = huey.create_consumer(workers=threads or settings.queue_workers,
+                                    worker_type="thread")
+    resume(settings)
+    console.print(f"[bold green]Atende worker[/] {threads or settings.queue_workers} threads")
+    consumer.run()
+
+
 def _loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback

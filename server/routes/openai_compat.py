@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -21,11 +21,14 @@ from pydantic import BaseModel, Field, ValidationError
 from models.base import ChatMessage, Completion, ModelError
 from rag import guard
 from server import runtime
-from server.deps import db_sessions
+from server.deps import bearer, db_sessions, read_body
 from server.services import api_tokens, assistant, budget
 
 router = APIRouter(tags=["openai-compatible"])
 DEFAULT_NAMES = {"default", "atende"}
+# 200 messages of 20,000 characters, as JSON with room for escapes: a larger body is refused
+# as it streams in, before it is held.
+MAX_BODY = 8_000_000
 
 
 class MessageIn(BaseModel):
@@ -62,7 +65,8 @@ _OPENAPI = {"requestBody": {"required": True,
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "Malformed request"},
     401: {"model": ErrorOut, "description": "Missing, wrong or revoked API token"},
-    404: {"model": ErrorOut, "description": "Unknown model"}}
+    404: {"model": ErrorOut, "description": "Unknown model"},
+    413: {"model": ErrorOut, "description": "Body too large"}}
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error",
@@ -84,12 +88,15 @@ async def chat_completions(request: Request) -> Any:
     """Answer the last user message from the token's knowledge base; ``stream`` sends SSE."""
     sessions = db_sessions()
     auth = request.headers.get("authorization", "")
-    token = api_tokens.verify(sessions, auth.removeprefix("Bearer ").strip()) if auth else None
+    given = bearer(auth)
+    token = api_tokens.verify(sessions, given) if given else None
     if token is None:
         return _error(401, "missing, wrong or revoked API token", "authentication_error",
                       "invalid_api_key")
     try:
-        req = ChatIn.model_validate(json.loads(await request.body()))
+        req = ChatIn.model_validate(json.loads(await read_body(request, MAX_BODY)))
+    except HTTPException as exc:
+        return _error(exc.status_code, str(exc.detail))
     except (ValueError, ValidationError) as exc:
         return _error(400, f"malformed request: {str(exc)[:500]}")
     except RecursionError:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from gateway_bridge import simulator as wire
 from server.deps import db_sessions, errors, settings_dep
@@ -36,6 +37,8 @@ class PhoneMessage(BaseModel):
 class SendRequest(BaseModel):
     to: str
     text: str
+    ref: str | None = Field(None, max_length=64,
+                            description="Idempotency key: a repeated send shows once")
 
 
 def _instance(name: str) -> Instance:
@@ -108,8 +111,16 @@ def gateway_send(instance: str, req: SendRequest, background: BackgroundTasks,
     if not secrets.compare_digest(key.encode(), (inst.api_key or "").encode()):
         raise HTTPException(401, f"missing or wrong {wire.KEY_HEADER}")
     mid = f"sim-{secrets.token_hex(8)}"
-    with db_sessions().begin() as s:
-        s.add(SimulatorMessage(instance=inst.name, phone=req.to, direction="out",
-                               provider_message_id=mid, text=req.text))
+    try:
+        with db_sessions().begin() as s:
+            s.add(SimulatorMessage(instance=inst.name, phone=req.to, direction="out",
+                                   provider_message_id=mid, text=req.text, ref=req.ref))
+    except IntegrityError:  # the same ref again: a retry of a send that went through
+        with db_sessions()() as s:
+            first = s.scalar(select(SimulatorMessage.provider_message_id).where(
+                SimulatorMessage.instance == inst.name, SimulatorMessage.ref == req.ref))
+        if first is None:
+            raise
+        return {"id": first}
     background.add_task(_report_delivered, inst, mid)
     return {"id": mid}

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from gateway_bridge import AuthError, PayloadError, adapter_for
-from server.deps import db_sessions, errors, settings_dep
+from server.deps import db_sessions, errors, read_body, settings_dep
 from server.schema import Instance
 from server.services import inbound
 from server.services.outbox import instance_config
@@ -30,9 +30,7 @@ async def receive(provider: str, instance: str, request: Request) -> dict[str, i
         inst = s.scalar(select(Instance).where(Instance.name == instance))
     if inst is None or inst.provider != provider:
         raise HTTPException(404, f"unknown instance {instance!r} for provider {provider!r}")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, f"webhook body over {MAX_BODY} bytes")
+    body = await read_body(request, MAX_BODY)
     try:
         events = adapter_for(provider).parse_webhook(body, request.headers, instance_config(inst))
     except AuthError as exc:

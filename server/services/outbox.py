@@ -72,8 +72,11 @@ def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
         conv = s.get_one(Conversation, msg.conversation_id)
         inst = s.get_one(Instance, msg.instance_id)
         cfg, provider, to, text = instance_config(inst), inst.provider, conv.address, msg.text
+        msg_id = msg.id
     try:
-        provider_id = adapter_for(provider).send_text(http, cfg, to, text)
+        # The same key on every try: a gateway that takes one sends a reply once even when a
+        # crash cut off its answer to the try before.
+        provider_id = adapter_for(provider).send_text(http, cfg, to, text, ref=f"out-{msg_id}")
     except SendError as exc:
         final = not exc.retryable or attempt >= max_attempts
         with sessions.begin() as s:

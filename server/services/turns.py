@@ -46,12 +46,32 @@ def _history(s: Session, conversation_id: int, before_id: int) -> list[ChatMessa
             for m in reversed(rows) if m.text.strip()]
 
 
+def requeue_cut(sessions: sessionmaker[Session], conversation_id: int) -> int:
+    """Put back in line the messages a turn took and never finished: the worker running it died.
+
+    Only for the holder of the conversation's lease (server.services.leases): a message is
+    ``processing`` only while its turn runs under that lease, so one found so by the lease's
+    next holder was left by a worker that stopped.
+    """
+    with sessions.begin() as s:
+        cut = list(s.scalars(select(Message).where(
+            Message.conversation_id == conversation_id, Message.direction == "in",
+            Message.status == "processing")))
+        for m in cut:
+            m.status = "pending"
+            journey.record(s, m.id, "requeued", reason="its turn was cut off (worker stopped)")
+        return len(cut)
+
+
 def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> int | None:
     """Answer what is pending; returns the outbox id of the reply, or None if nothing to send.
 
-    If the turn fails, its messages go back to pending (with the error in their journey) and
-    the error propagates, so the task queue tries again: nothing is left half-taken.
+    The caller holds the conversation's lease, so a turn another worker left half-done is
+    redone here. If this turn fails, its messages go back to pending (with the error in their
+    journey) and the error propagates, so the task queue tries again: nothing is left
+    half-taken.
     """
+    requeue_cut(sessions, conversation_id)
     pending = claim(sessions, conversation_id)
     if not pending:
         return None
@@ -145,16 +165,3 @@ def _record_usage(s: Session, ans: assistant.Answer, instance_id: int, reply: Me
         row = budget.record(s, spec=ans.spec, done=ans.completion, purpose="reply",
                             instance_id=instance_id, message_id=reply.id)
         reply.cost = row.cost
-
-
-def recover(sessions: sessionmaker[Session]) -> tuple[list[int], list[int]]:
-    """After a restart: turns cut off mid-way go back to pending; returns work to requeue."""
-    with sessions.begin() as s:
-        cut = list(s.scalars(select(Message).where(Message.status == "processing")))
-        for m in cut:
-            m.status = "pending"
-            journey.record(s, m.id, "requeued", reason="restart during turn")
-        convs = sorted(set(s.scalars(select(Message.conversation_id).where(
-            Message.status == "pending"))))
-        boxes = list(s.scalars(select(Outbox.id).where(Outbox.status == "pending")))
-    return convs, boxes
