@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from server.secretbox import Sealed
+
 
 def utcnow() -> datetime:
     """Timezone-aware now, the only clock the schema uses."""
@@ -41,9 +43,10 @@ class Instance(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     provider: Mapped[str] = mapped_column(String(32))
-    webhook_secret: Mapped[str] = mapped_column(String(128))
+    # Sealed at rest (server.secretbox): a database dump holds no usable credential.
+    webhook_secret: Mapped[str] = mapped_column(Sealed(512))
     api_url: Mapped[str | None] = mapped_column(String(512))
-    api_key: Mapped[str | None] = mapped_column(String(256))
+    api_key: Mapped[str | None] = mapped_column(Sealed(512))
     ai_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     kb_collection: Mapped[str | None] = mapped_column(String(64))
     # How the assistant works on this number; empty means the global settings.

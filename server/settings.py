@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin API (/api); empty disables it."
     )
+    secret_key: SecretStr | None = Field(
+        None, description="Fernet key(s) sealing instance secrets and gateway keys in the "
+        "database, comma-separated to rotate (the first seals); empty means a key made once in "
+        "DATA_DIR/secret.key. Processes sharing a database must share it."
+    )
     log_level: str = Field("INFO", description="Logging level.")
 
     def search(self) -> Search:

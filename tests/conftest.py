@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_DOCS = ROOT / "demo" / "loja-aurora" / "docs"
 PG_ADMIN = os.environ.get("ATENDE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 ATENDE = [sys.executable, "-m", "server.cli"]
+# The key that seals instance secrets, for this process and every server the tests start, so a
+# test can read a secret the way the server stores it (``unseal``).
+SECRET_KEY = "tQ2oVbE3Xo1Zb0n0m3fE4v6cQ0m2n3b4v5c6x7z8a9s="
+os.environ["ATENDE_SECRET_KEY"] = SECRET_KEY
 
 
 def free_port() -> int:
@@ -138,6 +142,7 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATENDE_")}
     models = ROOT / "data" / "models"
     env.update(ATENDE_DATA_DIR=str(data_dir), ATENDE_ADMIN_TOKEN="test-admin-token",
+               ATENDE_SECRET_KEY=SECRET_KEY,
                ATENDE_LLM_MAX_TOKENS="48", ATENDE_TURN_DEBOUNCE_SECONDS="0.3",
                ATENDE_LLM_CONTEXT="2048")
     if (models / "gemma-3-270m-q4_k_m.gguf").is_file():

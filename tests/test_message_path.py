@@ -11,6 +11,7 @@ import pytest
 
 from gateway_bridge import simulator as wire
 from server.db import make_engine
+from server.secretbox import unseal
 from tests.conftest import ATENDE, ROOT, Server, server_env
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -29,7 +30,8 @@ def _rows(srv: Server, sql: str, *args: object) -> list[tuple]:
 
 
 def _instance_secret(srv: Server) -> str:
-    return _rows(srv, "SELECT webhook_secret FROM instances WHERE name='demo'")[0][0]
+    stored = _rows(srv, "SELECT webhook_secret FROM instances WHERE name='demo'")[0][0]
+    return unseal(stored)  # sealed at rest with the tests' ATENDE_SECRET_KEY
 
 
 def _wait_reply(srv: Server, phone: str, count: int = 1, timeout: float = 60) -> list[dict]:

@@ -122,6 +122,14 @@ def settings_cmd(markdown: bool = typer.Option(False, help="Print a Markdown tab
     console.print(table)
 
 
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for ATENDE_SECRET_KEY (it seals instance secrets in the database)."""
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration to the database (ATENDE_DATABASE_URL)."""

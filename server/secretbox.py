@@ -1,0 +1,89 @@
+"""Secrets at rest: instance webhook secrets and gateway keys are sealed with Fernet
+(``cryptography``: AES-128-CBC with an HMAC-SHA256 tag, a well-kept recipe, not our own) before
+they reach the database, so a database dump or backup holds no usable credential.
+
+The key is ``ATENDE_SECRET_KEY`` (several, comma-separated, to rotate: the first seals, any
+opens), or, on the embedded defaults, a key made once in ``DATA_DIR/secret.key`` (mode 0600).
+Processes that share a database must share the key.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+from server.settings import get_settings
+
+PREFIX = "fernet:"
+
+
+class SecretKeyError(RuntimeError):
+    """A sealed secret cannot be opened with the configured key; says what to set."""
+
+
+def key_file(data_dir: Path) -> Path:
+    return data_dir / "secret.key"
+
+
+def _own_key(data_dir: Path) -> str:
+    """The data folder's key, made on first use, readable by its owner alone."""
+    path = key_file(data_dir)
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(Fernet.generate_key().decode())
+    return path.read_text().strip()
+
+
+@lru_cache(maxsize=4)
+def _box(keys: str) -> MultiFernet:
+    try:
+        return MultiFernet([Fernet(k.strip().encode()) for k in keys.split(",") if k.strip()])
+    except ValueError:
+        raise SecretKeyError("ATENDE_SECRET_KEY must be Fernet keys (32 url-safe base64 bytes, "
+                        "comma-separated): make one with `atende secret-key`") from None
+
+
+def box() -> MultiFernet:
+    settings = get_settings()
+    given = settings.secret_key.get_secret_value() if settings.secret_key else ""
+    return _box(given or _own_key(settings.data_dir.resolve()))
+
+
+def seal(plain: str) -> str:
+    return PREFIX + box().encrypt(plain.encode()).decode()
+
+
+def unseal(stored: str) -> str:
+    if not stored.startswith(PREFIX):
+        raise SecretKeyError("a secret in the database is not sealed: run `atende db upgrade`")
+    try:
+        return box().decrypt(stored[len(PREFIX):].encode()).decode()
+    except InvalidToken:
+        raise SecretKeyError("a secret in the database was sealed with another key: set "
+                        "ATENDE_SECRET_KEY to the key that sealed it") from None
+
+
+class Sealed(TypeDecorator[str]):
+    """A string column stored sealed; reads give the plain text back."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else seal(str(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else unseal(value)
