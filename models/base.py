@@ -55,3 +55,8 @@ class Provider(Protocol):
     def count_tokens(self, text: str) -> int:
         """Tokens of a text under this model's tokenizer."""
         ...
+
+    def close(self) -> None:
+        """Free what the model holds (a swapped-out local model: its memory). Calls already
+        running finish first; the provider is not used afterwards by whoever closed it."""
+        ...

@@ -53,19 +53,31 @@ class Runtime:
         from server.db import sessions_for
         from server.services import model_versions
 
-        with sessions_for(self.settings.sqlalchemy_url)() as s:
+        sessions = sessions_for(self.settings.sqlalchemy_url)
+        with sessions() as s:
             last = model_versions.last_promotion(s)
             if (last.id if last else None) == self.serving:
                 return
-            version = model_versions.serving(s)
-        with self._swap:
+        with self._swap:  # one swap at a time; read again what serves, as another may have run
+            with sessions() as s:
+                last = model_versions.last_promotion(s)
+                if (last.id if last else None) == self.serving:
+                    return
+                version = model_versions.serving(s)
             spec = model_versions.spec_for(version, local_spec(self.settings),
                                            self.settings.data_dir)
             try:
-                self.models[LOCAL] = (spec, registry.create(spec))
+                provider = registry.create(spec)
             except ModelConfigError as exc:  # keep serving what works; say why, once
                 log.error("cannot serve model version %s, keeping the current one: %s",
                           version.name if version else "base", exc)
+            else:
+                _, old = self.models[LOCAL]
+                self.models[LOCAL] = (spec, provider)
+                # Its memory goes as soon as the replies it is writing end (a turn that took it
+                # before the swap still finishes on it); dropping the reference alone frees
+                # nothing until the garbage collector runs.
+                old.close()
             self.serving = last.id if last else None
 
     def close(self) -> None:

@@ -58,12 +58,16 @@ def test_work_a_dead_worker_left_is_found_but_not_a_live_ones(sessions, inst) ->
                                     stale_after=STALE)
     held, _ = inbound.store_inbound(sessions, inst, _msg("h1", "5511911110002"),
                                     stale_after=STALE)
+    waiting, _ = inbound.store_inbound(sessions, inst, _msg("w1", "5511911110003"),
+                                       stale_after=STALE)
     turns.claim(sessions, dead)
     turns.claim(sessions, held)
     # Both were taken by a worker; the one on `held` is still alive.
     leases.acquire(sessions, f"conversation-{held}", 30, owner="alive")
-    assert recovery.overdue(sessions, after=timedelta(hours=1)) == ([], [])
-    assert recovery.overdue(sessions, after=timedelta(0)) == ([dead], [])
+    # The cut-off turn is overdue at once, a waiting message once it waited too long, and the
+    # live worker's turn never.
+    assert recovery.overdue(sessions, after=timedelta(hours=1)) == ([dead], [])
+    assert recovery.overdue(sessions, after=timedelta(0)) == (sorted([dead, waiting]), [])
     # Its next holder puts the cut-off message back in line, with the reason in its journey.
     assert turns.requeue_cut(sessions, dead) == 1
     with sessions() as s:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.schema import ModelPromotion, ModelVersion
 from server.services import model_versions as mv
 
 PASSED = {"passed": True, "target": "containment", "reasons": [], "deltas": []}
@@ -184,9 +186,9 @@ def test_gate_measured_against_another_version_is_stale(
     assert [(h["version"], h["previous"]) for h in mv.history(sessions)] == [
         ("base", "a"), ("a", "base")]
     mv.promote(sessions, "b")
-    mv.rollback(sessions)
-    back = mv.rollback(sessions)
-    assert back is not None and back.name == "b"
+    assert mv.rollback(sessions) is None  # b was promoted over the base model
+    with pytest.raises(mv.Refused, match="nothing further back.*every promotion before it"):
+        mv.rollback(sessions)  # a rollback no longer undoes the previous one
 
 
 def test_rollback_with_no_history_is_refused(sessions: sessionmaker[Session]) -> None:
@@ -194,20 +196,118 @@ def test_rollback_with_no_history_is_refused(sessions: sessionmaker[Session]) ->
         mv.rollback(sessions)
 
 
-def test_admin_api_lists_promotes_and_rolls_back(server) -> None:  # type: ignore[no-untyped-def]
+def _serving(sessions: sessionmaker[Session]) -> str:
+    with sessions() as s:
+        now = mv.serving(s)
+        return now.name if now else "base"
+
+
+def test_each_rollback_steps_one_further_back(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    for name in ("a", "b", "c"):
+        mv.register(sessions, name, base=base, adapter=None)
+        mv.record_gate(sessions, name, PASSED, {})  # against the one serving now
+        mv.promote(sessions, name)
+    steps = []
+    for _ in range(3):
+        back = mv.rollback(sessions)
+        steps.append((back.name if back else "base", _serving(sessions)))
+    assert steps == [("b", "b"), ("a", "a"), ("base", "base")]
+    with pytest.raises(mv.Refused, match="nothing further back"):
+        mv.rollback(sessions)
+    # A promotion after rollbacks stacks on what serves then; rolling it back returns there.
+    mv.record_gate(sessions, "c", PASSED, {})
+    mv.promote(sessions, "c")
+    mv.record_gate(sessions, "a", PASSED, {})
+    mv.promote(sessions, "a")
+    with sessions() as s:
+        ids = {v.name: v.id for v in s.scalars(select(ModelVersion))}
+        assert mv.stack(s) == [None, ids["c"], ids["a"]]
+    assert [getattr(mv.rollback(sessions), "name", "base") for _ in range(2)] == ["c", "base"]
+    with pytest.raises(mv.Refused, match="nothing further back"):
+        mv.rollback(sessions)
+    # The history keeps every step, newest first: nothing was rewritten.
+    assert [(h["action"], h["version"], h["previous"]) for h in mv.history(sessions)] == [
+        ("rollback", "base", "c"), ("rollback", "c", "a"), ("promote", "a", "c"),
+        ("promote", "c", "base"), ("rollback", "base", "a"), ("rollback", "a", "b"),
+        ("rollback", "b", "c"), ("promote", "c", "b"), ("promote", "b", "a"),
+        ("promote", "a", "base")]
+
+
+def test_rollback_steps_back_from_the_bundled_default(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    mv.ensure_default(sessions, base, adapter_dir(tmp_path))
+    shutil.copy(base, tmp_path / "cand.gguf")
+    mv.register(sessions, "loja-v2", base=base, adapter=tmp_path / "cand.gguf")
+    mv.record_gate(sessions, "loja-v2", PASSED, {})
+    mv.promote(sessions, "loja-v2")
+    assert [getattr(mv.rollback(sessions), "name", "base") for _ in range(2)] == [
+        "faquad-v1", "base"]
+    with pytest.raises(mv.Refused, match="nothing further back"):
+        mv.rollback(sessions)
+
+
+def test_rollbacks_recorded_when_a_second_one_undid_the_first_still_replay(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    # Rows as rollback wrote them before it stepped back: the second one served "a" again.
+    mv.register(sessions, "a", base=tmp_path / "base.gguf", adapter=None)
+    with sessions.begin() as s:
+        a = mv.get(s, "a").id
+        s.add_all([ModelPromotion(version_id=a, previous_id=None, action="promote"),
+                   ModelPromotion(version_id=None, previous_id=a, action="rollback"),
+                   ModelPromotion(version_id=a, previous_id=None, action="rollback")])
+    with sessions() as s:
+        assert mv.stack(s) == [None, a]  # what serves is still the latest row's version
+    assert _serving(sessions) == "a"
+    assert mv.rollback(sessions) is None and _serving(sessions) == "base"
+    with pytest.raises(mv.Refused, match="nothing further back"):
+        mv.rollback(sessions)
+
+
+def test_admin_api_lists_promotes_and_steps_back(server) -> None:  # type: ignore[no-untyped-def]
+    from server.db import sessions_for
+
     api = f"{server.url}/api/models"
     assert httpx.get(f"{api}/versions").status_code == 401
     auth = {"Authorization": "Bearer test-admin-token"}
+
+    def adapter() -> str | None:
+        return httpx.get(f"{server.url}/health").json()["model"]["local_adapter"]
+
+    def post(path: str) -> httpx.Response:
+        return httpx.post(f"{api}/{path}", headers=auth, timeout=60)
+
     versions = httpx.get(f"{api}/versions", headers=auth).json()
-    serving = [v for v in versions if v["serving"]]
-    r = httpx.post(f"{api}/versions/nope/promote", headers=auth)
-    assert r.status_code == 404
-    health = httpx.get(f"{server.url}/health").json()
-    if serving:  # the bundled default adapter serves a new database
-        assert health["model"]["local_adapter"] == serving[0]["adapter"]
-    r = httpx.post(f"{api}/rollback", headers=auth)
-    if serving:  # rolling back the default serves the plain base model, without a restart
-        assert r.status_code == 200 and r.json() == {"serving": "base"}
-        assert httpx.get(f"{server.url}/health").json()["model"]["local_adapter"] is None
-    else:
-        assert r.status_code == 409 and "nothing served before" in r.json()["detail"]
+    assert [v["name"] for v in versions if v["serving"]] == ["faquad-v5"]  # the bundled default
+    assert adapter() == "adapter.gguf"
+    assert post("versions/nope/promote").status_code == 404
+    # A second version over the default, its verdict kept as `models compare` keeps it. The
+    # server is shared: the test ends serving the default again, whatever happens.
+    sessions = sessions_for(server.db_url)
+    with sessions() as s:
+        base = mv.located(mv.get(s, "faquad-v5").base, server.data_dir)
+    v4 = Path(__file__).resolve().parents[1] / "models" / "adapters" / "faquad-v4"
+    mv.register(sessions, "step-back-v4", base=base, adapter=v4 / "adapter.gguf")
+    mv.record_gate(sessions, "step-back-v4", PASSED, {})
+    try:
+        assert post("versions/step-back-v4/promote").json() == {"serving": "step-back-v4"}
+        # Each rollback steps one further back, without a restart: not back and forth.
+        assert post("rollback").json() == {"serving": "faquad-v5"}
+        assert adapter() == "adapter.gguf"
+        assert post("rollback").json() == {"serving": "base"}
+        assert adapter() is None
+        r = post("rollback")
+        assert r.status_code == 409 and "nothing further back" in r.json()["detail"]
+        history = httpx.get(f"{api}/history", headers=auth).json()
+        assert [(h["action"], h["version"]) for h in history] == [
+            ("rollback", "base"), ("rollback", "faquad-v5"), ("promote", "step-back-v4"),
+            ("default", "faquad-v5")]
+    finally:
+        if _serving(sessions) != "faquad-v5":
+            mv.record_gate(sessions, "faquad-v5", PASSED, {})  # against what serves now
+            assert post("versions/faquad-v5/promote").json() == {"serving": "faquad-v5"}
+    assert adapter() == "adapter.gguf"

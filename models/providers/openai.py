@@ -43,6 +43,9 @@ class OpenAIProvider:
         self.client = openai.OpenAI(base_url=spec.base_url, api_key=key, timeout=spec.timeout_s,
                                     max_retries=spec.max_retries)
 
+    def close(self) -> None:
+        """Nothing to free here: the model runs on its server."""
+
     def count_tokens(self, text: str) -> int:
         """An estimate (the remote tokenizer is not at hand): about 3.5 characters a token."""
         return max(1, round(len(text) / 3.5))

@@ -56,7 +56,9 @@ def promote(name: str, body: Why | None = None,
 @router.post("/rollback", responses=errors(409))
 def rollback(body: Why | None = None,
              sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
-    """Serve again what served before the current version ("base": the plain base model)."""
+    """Step one promotion back: serve what served before the current version was promoted
+    ("base": the plain base model). Each call steps further back; 409 once the base model serves
+    with nothing further back."""
     try:
         back = model_versions.rollback(sessions, reason=body.reason if body else "")
     except model_versions.Refused as exc:

@@ -3,6 +3,11 @@
 What serves is the version of the latest row in ``model_promotions``; rows are only added, so
 the history of what served when is never lost. Promotion needs a passed gate (``eval.gate``)
 measured against the version serving at that moment.
+
+Rollback walks the promotions backwards: replaying the rows in order, a promotion (or the
+bundled default) stacks its version on what served before it and a rollback takes the top one
+off, so each rollback steps one further back (C, B, A, then the plain base model), and a
+promotion after rollbacks stacks on what serves then.
 """
 
 from __future__ import annotations
@@ -121,16 +126,38 @@ def promote(sessions: sessionmaker[Session], name: str, *, reason: str = "",
     return v
 
 
+def stack(s: Session) -> list[int | None]:
+    """What rollbacks return to, oldest first, ending with what serves now (None: the plain
+    base model, always at the bottom), replayed from the history."""
+    ids: list[int | None] = [None]
+    for p in s.scalars(select(ModelPromotion).order_by(ModelPromotion.id)):
+        if p.action != "rollback":  # promote, default
+            ids.append(p.version_id)
+            continue
+        if len(ids) > 1:
+            ids.pop()
+        if ids[-1] != p.version_id:
+            # A rollback recorded when a rollback returned to what the previous row replaced
+            # (a second one undid the first), or two at once: it serves its own version.
+            back = [i for i, v in enumerate(ids) if v == p.version_id]
+            ids = ids[:back[-1] + 1] if back else [*ids, p.version_id]
+    return ids
+
+
 def rollback(sessions: sessionmaker[Session], *, reason: str = "") -> ModelVersion | None:
-    """Serve again what served before the current version: an earlier one, or (None) the
-    plain base model that served before the first promotion."""
+    """Step one promotion back: serve what served before the current version was promoted (or,
+    for the bundled default, the plain base model: None). Each rollback goes one further back;
+    refused once the plain base model serves with nothing further back."""
     with sessions.begin() as s:
-        last = last_promotion(s)
-        if last is None or (last.version_id is None and last.previous_id is None):
-            raise Refused("the base model serves and nothing served before it")
-        s.add(ModelPromotion(version_id=last.previous_id, previous_id=last.version_id,
-                             action="rollback", reason=reason or "rollback"))
-        return s.get(ModelVersion, last.previous_id) if last.previous_id else None
+        ids = stack(s)
+        if len(ids) < 2:
+            raise Refused("nothing further back to roll back to: the base model serves and "
+                          + ("nothing served before it" if last_promotion(s) is None
+                             else "every promotion before it was rolled back"))
+        back, now = ids[-2], ids[-1]
+        s.add(ModelPromotion(version_id=back, previous_id=now, action="rollback",
+                             reason=reason or "rollback"))
+        return s.get(ModelVersion, back) if back else None
 
 
 def ensure_default(sessions: sessionmaker[Session], base: Path,

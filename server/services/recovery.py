@@ -32,14 +32,16 @@ def unfinished(sessions: sessionmaker[Session]) -> tuple[list[int], list[int]]:
 
 
 def overdue(sessions: sessionmaker[Session], *, after: timedelta) -> tuple[list[int], list[int]]:
-    """Unfinished work nobody holds that should have been done ``after`` ago: its task was
-    lost with a worker. A reply in backoff waits at most LONGEST_WAIT between tries, so only
-    one untouched for longer than that (and ``after``) counts."""
+    """Unfinished work nobody holds whose task was lost with a worker: a turn cut off (its
+    messages are ``processing`` only under a live lease, so without one its worker died), and
+    messages or replies waiting ``after`` longer than they should. A reply in backoff waits at
+    most LONGEST_WAIT between tries, so only one untouched for longer than that counts."""
     now = utcnow()
     with sessions() as s:
         convs = sorted(set(s.scalars(select(Message.conversation_id).where(
-            Message.direction == "in", Message.status.in_(UNFINISHED),
-            Message.created_at < now - after))))
+            Message.direction == "in",
+            or_(Message.status == "processing",
+                (Message.status == "pending") & (Message.created_at < now - after))))))
         boxes = list(s.scalars(select(Outbox.id).where(
             Outbox.status == "pending",
             or_(Outbox.attempts == 0, Outbox.updated_at < now - after
