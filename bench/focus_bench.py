@@ -24,12 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from eval import retrieval, scoring
-from eval.cli import load_cases
 from finetune.config import TrainConfig
 from rag import extractive
 from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.index import KnowledgeBase
+from server.cli.eval import load_cases
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from eval import scoring
 from eval.evalset import Case, EvalSet, relevant
 from models.base import Provider
+from models.spec import REFUSAL
 from rag import evidence, extractive, guard, prompt
 from rag.embedders import Embedder
 from rag.evidence import Rule
@@ -41,7 +42,7 @@ def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: 
 
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
-            return prompt.REFUSAL, ""
+            return REFUSAL, ""
         shown = extractive.focus_in(kb, collection, question, passages, sentences, terms, first,
                                     ranked_with)
         messages = prompt.build(PERSONA, shown, question, count_tokens=llm.count_tokens)

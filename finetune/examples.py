@@ -4,7 +4,7 @@ Each pair gives an answer example: its passages plus the most similar passages o
 target = the clause of the passage that holds the answer (short, units kept), or in a focused
 prompt the whole item that holds it. A measured share
 of pairs also gives a refusal example: the most similar passages that lack the answer (hard
-negatives), target = ``rag.prompt.REFUSAL``. A slice of pairs is held out, with both kinds, to
+negatives), target = ``models.spec.REFUSAL``. A slice of pairs is held out, with both kinds, to
 calibrate the refusal threshold on data the model never saw.
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from finetune.curate import Pair
 from models.base import ChatMessage
+from models.spec import REFUSAL
 from rag import extractive, lexical, prompt
 from rag.embedders import Embedder
 from rag.index import Passage
@@ -148,7 +149,7 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
         hard = rng.random() < 0.5 and i not in held
         no_answer = _example(pair.question,
                              shows(pair.question, (lacking if hard else other_docs)[:passages]),
-                             prompt.REFUSAL, "refuse", pair.answer)
+                             REFUSAL, "refuse", pair.answer)
         if i in held:
             cal += [no_answer] if lost else [answer, no_answer]
         else:

@@ -14,7 +14,7 @@ from typing import Any
 
 from finetune.fit import check_tokenizer, checkpoints_of
 from models import chat_template
-from rag.prompt import REFUSAL
+from models.spec import REFUSAL
 
 
 def ask(model: Any, tokenizer: Any, items: list[dict[str, Any]], *, max_new_tokens: int = 64,

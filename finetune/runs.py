@@ -12,6 +12,8 @@ from finetune import calibrate
 from finetune.config import TrainConfig
 from finetune.train import TrainResult, read_jsonl, train
 from rag.embedders import RANKER
+from rag.evidence import Rule
+from rag.index import Search
 
 
 def _callback(progress: Progress, console: Console) -> Any:
@@ -45,9 +47,11 @@ def train_with_progress(cfg: TrainConfig, console: Console) -> TrainResult:
 def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
                   on_set: Path | None = None, top_k: int = 2,
                   sentences: int = 0, terms: float = 0.0,
-                  ranked_with: str = RANKER) -> calibrate.Calibration:
+                  ranked_with: str = RANKER, *, rule: Rule | None = None,
+                  search: Search | None = None) -> calibrate.Calibration:
     """Load the exported adapter in llama.cpp and choose its refusal threshold: on the held-out
-    pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions."""
+    pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions,
+    behind serving's evidence ``rule`` and ``search`` (the caller's settings)."""
     from models.providers.llamacpp import LlamaCppProvider
 
     items = read_jsonl(result.out / "calibration.jsonl")
@@ -59,13 +63,16 @@ def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
             task = progress.add_task("Calibrating refusals", total=len(items))
             scored = calibrate.probabilities(llm, items, lambda: progress.advance(task))
         else:
+            if rule is None or search is None:
+                raise ValueError("calibrating on an eval set needs serving's rule and search")
             scored = _on_set(llm, on_set, {ex.messages[-1]["content"] for ex in items}, top_k,
-                             sentences, terms, ranked_with, progress)
+                             sentences, terms, ranked_with, progress, rule, search)
     return calibrate.choose(scored, budget)
 
 
 def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: int,
-            terms: float, ranked_with: str, progress: Progress) -> list[tuple[str, float]]:
+            terms: float, ranked_with: str, progress: Progress, rule: Rule,
+            search: Search) -> list[tuple[str, float]]:
     """The eval set's held-out questions, asked on a scratch collection of its documents
     (embedded with the embedder the run ranked its items with, so focus ranks as trained)."""
     import tempfile
@@ -74,7 +81,6 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: 
     from rag.edge import EdgeClient
     from rag.embedders import ranker
     from rag.index import KnowledgeBase
-    from server.settings import get_settings
 
     es = evalset.load(set_dir)
     es.cases = [c for c in es.cases if c.question in held_out]
@@ -86,9 +92,7 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: 
             task = progress.add_task("Ingesting", total=len(es.docs))
             retrieval.ingest(es, kb, "cal", lambda: progress.advance(task))
             task = progress.add_task("Calibrating refusals", total=len(es.cases))
-            settings = get_settings()  # evidence and search as serving has them
-            return calibrate.on_retrieval(llm, es, kb, "cal", settings.evidence(), top_k,
-                                          settings.search(), sentences, terms,
-                                          lambda: progress.advance(task))
+            return calibrate.on_retrieval(llm, es, kb, "cal", rule, top_k, search, sentences,
+                                          terms, lambda: progress.advance(task))
         finally:
             kb.client.close()

@@ -6,6 +6,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr
 
+# What a fine-tuned local model says when the passages are silent: the text its versions are
+# trained to say and served with (``ModelSpec.refusal``). It opens with a word no grounded answer
+# starts with, so the probability of its first token is the model's own "I don't know" score,
+# which a calibrated threshold turns into the refusal decision.
+REFUSAL = ("Desculpe, não encontrei essa informação nos nossos materiais. "
+           "Quer falar com um atendente?")
+
 
 class ModelSpec(BaseModel):
     """One configured model; ``provider`` names the module of ``models.providers`` serving it."""
@@ -14,6 +21,9 @@ class ModelSpec(BaseModel):
     provider: str = Field(description="llamacpp or openai (module of models.providers).")
     path: Path | None = Field(None, description="GGUF file (llamacpp).")
     lora_path: Path | None = Field(None, description="LoRA adapter GGUF applied on top (llamacpp).")
+    refusal: str = Field(
+        REFUSAL, description="What the model says when the passages are silent, as it was "
+        "trained to (a fine-tuned local model); the reply that hands the customer to a human.")
     refusal_threshold: float | None = Field(
         None, description="Probability of the refusal's first token at which a fine-tuned "
         "local model refuses; below it, it must answer (llamacpp; set by calibration).")

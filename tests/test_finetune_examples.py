@@ -12,6 +12,7 @@ import pytest
 from finetune.config import load
 from finetune.curate import Pair
 from finetune.examples import build, holds, target
+from models.spec import REFUSAL
 from rag import prompt
 
 PASSAGE = ("A Loja Aurora troca produtos com defeito. O prazo para pedir a troca é de 90 dias "
@@ -64,7 +65,7 @@ def test_build_mixes_answers_and_refusals_and_holds_out_pairs() -> None:
         system, question = e.messages[0]["content"], e.messages[-1]["content"]
         answer = f"{int(question.split()[-1].rstrip('?')) + 10} dias"
         if e.kind == "refuse":
-            assert e.completion == prompt.REFUSAL and answer not in system
+            assert e.completion == REFUSAL and answer not in system
         else:
             assert answer in e.completion and answer in system
 

@@ -103,7 +103,7 @@ def test_models_list_shows_state(tmp_path) -> None:
 
 
 def test_refusal_gate_follows_the_threshold(llm) -> None:
-    from rag.prompt import REFUSAL
+    from models.spec import REFUSAL
 
     msgs = [{"role": "system", "content": "Trechos:\n[1] O frete é grátis acima de R$ 299."},
             {"role": "user", "content": "qual a cor do céu?"}]

@@ -29,8 +29,7 @@ from llama_cpp import LogitsProcessorList, StoppingCriteriaList
 
 from models import chat_template
 from models.base import ChatMessage, Completion, ModelConfigError, ModelError, ModelTimeout
-from models.spec import ModelSpec
-from rag.prompt import REFUSAL
+from models.spec import REFUSAL, ModelSpec
 
 log = logging.getLogger("atende.llamacpp")
 # ggml's levels (NONE, DEBUG, INFO, WARN, ERROR, CONT). llama-cpp-python 0.3.36 maps the older
@@ -60,7 +59,7 @@ def create(spec: ModelSpec) -> LlamaCppProvider:
     return LlamaCppProvider(spec.path, setting=setting, n_ctx=spec.context,
                             n_threads=spec.threads, n_gpu_layers=spec.gpu_layers, name=spec.name,
                             timeout_s=spec.timeout_s, lora_path=spec.lora_path,
-                            refusal_threshold=spec.refusal_threshold)
+                            refusal_threshold=spec.refusal_threshold, refusal=spec.refusal)
 
 
 class LlamaCppProvider:
@@ -79,12 +78,14 @@ class LlamaCppProvider:
         reuse_prefix: bool = True,
         lora_path: Path | None = None,
         refusal_threshold: float | None = None,
+        refusal: str = REFUSAL,
     ) -> None:
         self.path = Path(model_path)
         self.name = name or self.path.stem
         self.timeout_s = timeout_s
         self.reuse_prefix = reuse_prefix
         self.refusal_threshold = refusal_threshold
+        self.refusal = refusal
         for file in (self.path, lora_path):
             if file is not None:
                 _check_gguf(Path(file), setting)
@@ -103,7 +104,7 @@ class LlamaCppProvider:
         self._users = 0
         self._closed = False
         # The refusal's first token: its probability is the model's own "I don't know" score.
-        self._refusal_token = self._llama.tokenize(REFUSAL.encode(), add_bos=False)[0]
+        self._refusal_token = self._llama.tokenize(refusal.encode(), add_bos=False)[0]
 
     def _load(self) -> llama_cpp.Llama:
         try:
@@ -172,7 +173,7 @@ class LlamaCppProvider:
 
     def _gate(self, seen: list[float], refusing: list[bool]) -> Any:
         """A logits processor: at the first token, refuse when the model's refusal probability
-        reaches the threshold (the caller then sends REFUSAL); else forbid the refusal."""
+        reaches the threshold (the caller then sends the refusal); else forbid the refusal."""
         def process(_ids: Any, scores: Any) -> Any:
             if seen:
                 return scores
@@ -225,7 +226,7 @@ class LlamaCppProvider:
         if time.monotonic() > deadline:
             raise ModelTimeout(f"no reply within {self.timeout_s:g} s")
         choice, usage = out["choices"][0], out["usage"]
-        text = REFUSAL if refused else choice["text"].strip()
+        text = self.refusal if refused else choice["text"].strip()
         return Completion(text=text,
                           finish_reason=choice.get("finish_reason") or "stop",
                           prompt_tokens=usage["prompt_tokens"],
@@ -241,7 +242,7 @@ class LlamaCppProvider:
             self._start(llama)
             for chunk in llama.create_completion(**args, stream=True):
                 if refused:
-                    yield REFUSAL
+                    yield self.refusal
                     return
                 piece = chunk["choices"][0]["text"]  # type: ignore[index]
                 if piece:

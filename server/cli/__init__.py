@@ -8,8 +8,8 @@ import logging
 import typer
 from rich.table import Table
 
-from eval import cli as eval_cli
 from models.base import ModelConfigError
+from server.cli import eval as eval_cli
 from server.cli import finetune, kb, models
 from server.cli import openai_ft as _openai_ft  # noqa: F401  (registers finetune openai-*)
 from server.cli.common import console, fail

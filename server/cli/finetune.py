@@ -143,9 +143,11 @@ def train_cmd(
     except ValueError as exc:
         fail(str(exc))
     try:
+        settings = get_settings()  # evidence and search as serving has them
         cal = runs.calibrate_run(result, console, budget, calibrate_on,
                                   top_k=cfg.passages, sentences=cfg.sentences,
-                                  terms=cfg.focus_terms, ranked_with=cfg.focus_embedder)
+                                  terms=cfg.focus_terms, ranked_with=cfg.focus_embedder,
+                                  rule=settings.evidence(), search=settings.search())
     except (ValueError, OSError) as exc:
         fail(f"calibration: {exc}")
     try:

@@ -81,7 +81,7 @@ def models_compare(
     the candidate must beat the serving model on the target metric and be no worse on any other
     beyond noise (paired bootstrap 95% CI). The verdict is kept for `models promote`."""
     from eval import answers, gate
-    from eval.cli import (
+    from server.cli.eval import (
         _plot,
         answer_outcomes,
         configured_rule,

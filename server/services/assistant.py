@@ -162,7 +162,7 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
         return Answer(MODEL_DOWN, handoff=True, reason="model_error", failures=exc.failures)
     out = Answer(routed.completion.text, passage_ids=[x.id for x in p.passages],
                  completion=routed.completion, spec=routed.spec, failures=routed.failures)
-    if out.text == prompt.REFUSAL:  # the fine-tuned model found no answer: a human takes over
+    if out.text == routed.spec.refusal:  # the fine-tuned model found no answer: a human takes over
         out.handoff, out.reason = True, "refused"
         return out
     problem = guard.unfit(out.text, routed.messages[0]["content"], p.grounds,

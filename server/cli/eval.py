@@ -19,7 +19,10 @@ from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.evidence import Floors, Learned, Rule
 from rag.index import KnowledgeBase, Search
+from server.cli.common import fail, sessions
 from server.db import dumps
+from server.services.model_versions import resolve
+from server.settings import get_settings
 
 app = typer.Typer(help="Evaluate retrieval and answers on an eval set (shared/EVALSET.md).",
                   no_args_is_help=True)
@@ -60,7 +63,6 @@ def retrieval_cmd(
 ) -> None:
     """Recall@1, Recall@5, MRR@10, nDCG@10 and latency per method (lexical, dense, hybrid) and
     split, on a scratch collection."""
-    from server.cli.common import fail
 
     checked = Learned.load(evidence_model) if evidence_model is not None else None
     if checked is not None and checked.top_k != top_k:
@@ -174,7 +176,6 @@ def answers_cmd(
 def load_cases(set_dir: Path, split: str | None, limit: int) -> evalset.EvalSet:
     """The set's cases of ``split`` (all when None), at most ``limit``; exits with the reason
     when the set is malformed."""
-    from server.cli.common import fail
 
     try:
         es = evalset.load(set_dir)
@@ -189,9 +190,6 @@ def load_cases(set_dir: Path, split: str | None, limit: int) -> evalset.EvalSet:
 
 def resolve_model(name: str) -> ModelSpec:
     """A model by name (see ``model_versions.resolve``); exits with the reason if unknown."""
-    from server.cli.common import fail, sessions
-    from server.services.model_versions import resolve
-    from server.settings import get_settings
 
     try:
         return resolve(sessions(), get_settings(), name)
@@ -201,7 +199,6 @@ def resolve_model(name: str) -> ModelSpec:
 
 def configured_rule(score: float | None = None, coverage: float | None = None) -> Rule:
     """The evidence rule serving uses, or floors where one is given (the other as configured)."""
-    from server.settings import get_settings
 
     if score is None and coverage is None:
         return get_settings().evidence()
@@ -210,7 +207,6 @@ def configured_rule(score: float | None = None, coverage: float | None = None) -
 
 def configured_floors(score: float | None = None, coverage: float | None = None) -> Floors:
     """The evidence floors configured, or those given."""
-    from server.settings import get_settings
 
     conf = get_settings().floors()
     return Floors(conf.score if score is None else score,
