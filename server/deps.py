@@ -1,11 +1,18 @@
-"""What routes share: settings, database sessions, the admin check."""
+"""What routes share: settings, database sessions, the admin check.
+
+Routes take what they need as typed dependencies: ``SessionDep`` (a session for the request),
+``SessionsDep`` (the factory, for services that open their own transactions) and
+``SettingsDep``. Every process reaches the database through ``server.db.sessions_for``: one
+factory per database URL.
+"""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Header, HTTPException, Path, Request
+from fastapi import Depends, Header, HTTPException, Path, Request
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +47,16 @@ def settings_dep() -> Settings:
 
 def db_sessions() -> sessionmaker[Session]:
     return sessions_for(get_settings().sqlalchemy_url)
+
+
+def db_session() -> Iterator[Session]:
+    with db_sessions()() as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(settings_dep)]
+SessionsDep = Annotated[sessionmaker[Session], Depends(db_sessions)]
+SessionDep = Annotated[Session, Depends(db_session)]
 
 
 def bearer(authorization: str) -> str | None:

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server import runtime
 from server.db import sessions_for
-from server.queue import huey
-from server.services import leases, outbox, recovery, statuses, turns
+from server.engine import turns
+from server.queue import periodic, task
+from server.services import leases, outbox, recovery, statuses
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = 1.0  # seconds before a task whose work another live worker holds looks again
@@ -29,7 +30,7 @@ def _sessions() -> sessionmaker[Session]:
 
 # Turns of one conversation run one at a time, in order: a task that finds the conversation's
 # lease held looks again shortly. The task's own retries are for errors nobody expected.
-@huey.task(retries=120, retry_delay=1)
+@task(retries=120, retry_delay=1)
 def run_turn(conversation_id: int) -> None:
     rt = runtime.current()
     try:
@@ -42,7 +43,7 @@ def run_turn(conversation_id: int) -> None:
         deliver(box)
 
 
-@huey.task(retries=8, retry_delay=2)
+@task(retries=8, retry_delay=2)
 def deliver(outbox_id: int) -> None:
     rt = runtime.current()
     try:
@@ -63,7 +64,7 @@ def requeue(convs: list[int], boxes: list[int]) -> None:
         deliver(box)
 
 
-@huey.periodic_task(crontab(minute="*"))
+@periodic(crontab(minute="*"))
 def sweep_overdue() -> None:
     """Requeue unfinished work whose task was lost with a worker (see services/recovery.py)."""
     convs, boxes = recovery.overdue(_sessions(), after=OVERDUE)
@@ -72,7 +73,7 @@ def sweep_overdue() -> None:
         log.warning("requeued overdue work: %d conversations, %d replies", len(convs), len(boxes))
 
 
-@huey.periodic_task(crontab(minute="17"))
+@periodic(crontab(minute="17"))
 def purge_early_statuses() -> None:
     days = runtime.current().settings.early_status_days
     gone = statuses.purge(_sessions(), timedelta(days=days))

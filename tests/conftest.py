@@ -167,6 +167,16 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         srv.stop()
 
 
+@pytest.fixture(scope="module")
+def token(server: Server) -> str:
+    """An API token for the OpenAI-compatible endpoint, bound to the default knowledge base."""
+    name = f"crm-{server.port}-{secrets.token_hex(2)}"
+    out = subprocess.run([*ATENDE, "tokens", "create", name, "--collection", "default"],
+                         env={**server.env, "COLUMNS": "200"}, cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return next(w for w in out.split() if w.startswith("atd_"))
+
+
 class FakeGateway:
     """A local HTTP server speaking the simulator's send API, answering as told."""
 

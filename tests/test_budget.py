@@ -83,7 +83,8 @@ def test_replies_keep_tokens_and_cost(sessions, tmp_path, llm, demo_kb) -> None:
     from datetime import UTC, datetime, timedelta
 
     from gateway_bridge import InboundMessage
-    from server.services import inbound, turns
+    from server.engine import turns
+    from server.services import inbound
 
     rt = _runtime(tmp_path, llm, demo_kb, llm_price_in_per_1k=0.1, llm_price_out_per_1k=0.2)
     inst = instances.ensure_simulator(sessions, "loja", "http://127.0.0.1:9")

@@ -14,15 +14,6 @@ from tests.conftest import ATENDE, ROOT, Server
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
-@pytest.fixture(scope="module")
-def token(server: Server) -> str:
-    name = f"crm-{server.port}"
-    out = subprocess.run([*ATENDE, "tokens", "create", name, "--collection", "default"],
-                         env={**server.env, "COLUMNS": "200"}, cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
-    return next(w for w in out.split() if w.startswith("atd_"))
-
-
 def _post(server: Server, token: str, body: object) -> httpx.Response:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     return httpx.post(f"{server.url}/v1/chat/completions", content=data, timeout=60,
@@ -98,17 +89,30 @@ def test_tokens_are_checked_and_revocable(server: Server) -> None:
 
 def test_instance_settings_are_validated(server: Server) -> None:
     url = f"{server.url}/api/instances/demo"
-    bad = httpx.patch(url, json={"model": "gpt-9"}, headers=ADMIN)
-    assert bad.status_code == 400 and "unknown model" in bad.text
-    coerced = httpx.patch(url, json={"budget_daily_usd": True, "max_tokens": "40"}, headers=ADMIN)
-    assert coerced.status_code == 422  # was taken as a 1-dollar budget and 40 tokens
-    ok = httpx.patch(url, json={"max_tokens": 40, "persona": "Atue como um atendente chamado "
-                                "Gabriel com linguagem formal."}, headers=ADMIN)
-    assert ok.status_code == 200 and ok.json()["max_tokens"] == 40
-    assert httpx.patch(url, json={"max_tokens": None, "persona": None},
-                       headers=ADMIN).json()["persona"] is None
-    assert httpx.patch(f"{server.url}/api/instances/nope", json={},
-                       headers=ADMIN).status_code == 404
+
+    def demo() -> dict:
+        listed = httpx.get(f"{server.url}/api/instances", headers=ADMIN).json()
+        return next(i for i in listed if i["name"] == "demo")
+
+    before = demo()
+    try:
+        bad = httpx.patch(url, json={"model": "gpt-9"}, headers=ADMIN)
+        assert bad.status_code == 400 and "unknown model" in bad.text
+        coerced = httpx.patch(url, json={"budget_daily_usd": True, "max_tokens": "40"},
+                              headers=ADMIN)
+        assert coerced.status_code == 422  # was taken as a 1-dollar budget and 40 tokens
+        assert demo() == before  # refused changes change nothing
+        ok = httpx.patch(url, json={"max_tokens": 40, "persona": "Atue como um atendente "
+                                    "chamado Gabriel com linguagem formal."}, headers=ADMIN)
+        assert ok.status_code == 200 and ok.json()["max_tokens"] == 40
+        assert httpx.patch(url, json={"max_tokens": None, "persona": None},
+                           headers=ADMIN).json()["persona"] is None
+        assert httpx.patch(f"{server.url}/api/instances/nope", json={},
+                           headers=ADMIN).status_code == 404
+    finally:  # the server is shared: the demo number works as it did
+        restore = {k: v for k, v in before.items() if k not in ("name", "provider")}
+        httpx.patch(url, json=restore, headers=ADMIN).raise_for_status()
+    assert demo() == before
 
 
 def test_openapi_documents_the_request_and_its_errors(server: Server) -> None:
@@ -124,3 +128,13 @@ def test_openapi_documents_the_request_and_its_errors(server: Server) -> None:
     for status in ("400", "401", "404"):
         ref = op["responses"][status]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/ErrorOut")
+
+
+def test_openai_client_lists_the_models_it_may_name(server: Server, token: str) -> None:
+    """OpenAI clients call models.list() first; it was a 404."""
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0)
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "default" and "local" in ids
+    stranger = openai.OpenAI(base_url=f"{server.url}/v1", api_key="atd_wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        stranger.models.list()

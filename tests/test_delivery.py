@@ -126,8 +126,8 @@ def test_statuses_no_send_claims_are_purged_after_days_the_rest_kept(sessions, i
     from server.queue import huey
     from server.tasks import purge_early_statuses
 
-    due = {type(t) for t in huey.read_periodic(datetime(2026, 11, 27, 10, 17))}
-    assert purge_early_statuses.task_class in due  # the consumer runs it hourly
+    due = {type(t) for t in huey().read_periodic(datetime(2026, 11, 27, 10, 17))}
+    assert purge_early_statuses.wrapper.task_class in due  # the consumer runs it hourly
 
 
 def test_replies_leave_in_order_even_when_the_first_is_retrying(sessions, inst,

@@ -14,7 +14,6 @@ from gateway_bridge import PayloadError
 from gateway_bridge import simulator as wire
 from gateway_bridge.events import load_json
 from tests.conftest import Server
-from tests.test_completions_api import token as _token  # noqa: F401  (the `token` fixture)
 from tests.test_message_path import ADMIN, _instance_secret, _rows, _signed_post
 
 MB = 1024 * 1024

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from server.engine import turns
 from server.schema import Message
-from server.services import inbound, journey, leases, recovery, turns
+from server.services import inbound, journey, leases, recovery
 from tests.test_store import STALE, _msg
 
 

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway_bridge import InboundMessage
+from server.engine import turns
 from server.runtime import Runtime
 from server.schema import (
     Contact,
@@ -22,7 +23,7 @@ from server.schema import (
     MessageEvent,
     Outbox,
 )
-from server.services import inbound, journey, recovery, turns
+from server.services import inbound, journey, recovery
 from server.services.contacts import normalize_phone
 from server.settings import Settings
 
@@ -209,12 +210,13 @@ def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) 
     rt.kb = broken
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("f1", text="qual o prazo?"),
                                        stale_after=STALE)
-    with pytest.raises(Exception):  # noqa: B017 - the queue sees the error and retries
+    # The store's own error reaches the caller unchanged: the queue sees it and retries.
+    with pytest.raises(RuntimeError, match="QdrantLocal instance is closed"):
         turns.run(rt, sessions, conv_id)
     with sessions() as s:
         msg = s.scalars(select(Message).where(Message.provider_message_id == "f1")).one()
         assert msg.status == "pending"
-        events = s.scalars(select(MessageEvent.event).where(MessageEvent.message_id == msg.id)
-                           .order_by(MessageEvent.id))
-        assert list(events) == ["received", "turn_started", "turn_failed"]
+        steps = [(e.event, e.detail) for e in journey.of(s, msg.id)]
+        assert [event for event, _ in steps] == ["received", "turn_started", "turn_failed"]
+        assert steps[-1][1]["error"].startswith("RuntimeError: QdrantLocal instance is closed")
 

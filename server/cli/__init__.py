@@ -78,9 +78,7 @@ def worker(
         runtime.start(settings)
     except (ModelConfigError, ValueError, RuntimeError) as exc:
         fail(str(exc))
-    import server.tasks  # noqa: F401  (registers the task functions with huey)
-
-    consumer = huey.create_consumer(workers=threads or settings.queue_workers,
+    consumer = huey().create_consumer(workers=threads or settings.queue_workers,
                                     worker_type="thread")
     resume(settings)
     console.print(f"[bold green]Atende worker[/] {threads or settings.queue_workers} threads")

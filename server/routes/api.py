@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from server.deps import ADMIN_ERRORS, RowId, db_sessions, errors, require_admin
+from server.deps import ADMIN_ERRORS, RowId, SessionDep, errors, require_admin
 from server.schema import Message
 from server.services import journey
 
@@ -46,20 +46,18 @@ def _out(m: Message, steps: list[Step] | None = None) -> MessageOut:
 
 
 @router.get("/conversations/{conversation_id}/messages", summary="Messages of a conversation")
-def conversation_messages(conversation_id: RowId) -> list[MessageOut]:
-    with db_sessions()() as s:
-        rows = s.scalars(select(Message).where(Message.conversation_id == conversation_id)
-                         .order_by(Message.id))
-        return [_out(m) for m in rows]
+def conversation_messages(conversation_id: RowId, s: SessionDep) -> list[MessageOut]:
+    rows = s.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                     .order_by(Message.id))
+    return [_out(m) for m in rows]
 
 
 @router.get("/messages/{message_id}", summary="A message with its journey",
             responses=errors(404))
-def message(message_id: RowId) -> MessageOut:
-    with db_sessions()() as s:
-        m = s.get(Message, message_id)
-        if m is None:
-            raise HTTPException(404, f"no message {message_id}")
-        steps = [Step(event=e.event, at=e.at, detail=e.detail) for e in journey.of(s, m.id)]
-        return _out(m, steps)
+def message(message_id: RowId, s: SessionDep) -> MessageOut:
+    m = s.get(Message, message_id)
+    if m is None:
+        raise HTTPException(404, f"no message {message_id}")
+    steps = [Step(event=e.event, at=e.at, detail=e.detail) for e in journey.of(s, m.id)]
+    return _out(m, steps)
 

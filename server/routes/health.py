@@ -8,17 +8,18 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
 
 from server import runtime
-from server.deps import db_sessions
+from server.deps import SessionsDep
 
 router = APIRouter(tags=["health"])
 
 
-def _check() -> dict[str, Any]:
+def _check(sessions: sessionmaker[Session]) -> dict[str, Any]:
     parts: dict[str, Any] = {}
     try:
-        with db_sessions()() as s:
+        with sessions() as s:
             s.execute(text("SELECT 1"))
             dialect = s.get_bind().dialect.name
         parts["database"] = {"ok": True, "dialect": dialect}
@@ -42,8 +43,8 @@ def _check() -> dict[str, Any]:
 
 @router.get("/health", summary="Database, vector store and model status",
             responses={503: {"description": "A part is down: the body says which"}})
-async def health() -> JSONResponse:
-    parts = await run_in_threadpool(_check)
+async def health(sessions: SessionsDep) -> JSONResponse:
+    parts = await run_in_threadpool(_check, sessions)
     ok = all(p["ok"] for p in parts.values())
     return JSONResponse({"status": "ok" if ok else "degraded", **parts},
                         status_code=200 if ok else 503)

@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from rag.index import COLLECTION_NAME
 from server import runtime
-from server.deps import ADMIN_ERRORS, db_sessions, errors, require_admin
+from server.deps import ADMIN_ERRORS, SessionDep, SessionsDep, errors, require_admin
 from server.schema import Instance
+from server.services import instances
 
 router = APIRouter(prefix="/api/instances", tags=["admin"], dependencies=[Depends(require_admin)],
                    responses=ADMIN_ERRORS)
@@ -50,26 +51,18 @@ def _out(inst: Instance) -> InstanceOut:
 
 
 @router.get("", summary="Connected numbers")
-def list_instances() -> list[InstanceOut]:
-    with db_sessions()() as s:
-        return [_out(i) for i in s.scalars(select(Instance).order_by(Instance.name))]
+def list_instances(s: SessionDep) -> list[InstanceOut]:
+    return [_out(i) for i in s.scalars(select(Instance).order_by(Instance.name))]
 
 
 @router.patch("/{name}", summary="Change how the assistant works on a number",
               responses=errors(400, 404))
-def patch_instance(name: str, patch: InstancePatch) -> InstanceOut:
-    changes = patch.model_dump(exclude_unset=True)
-    configured = set(runtime.current().models)
-    for model in [changes.get("model")] + (changes.get("fallback_models") or []):
-        if model is not None and model not in configured:
-            raise HTTPException(400, f"unknown model {model!r}; configured: {sorted(configured)}")
-    with db_sessions().begin() as s:
-        inst = s.scalar(select(Instance).where(Instance.name == name))
-        if inst is None:
-            raise HTTPException(404, f"no instance {name!r}")
-        if changes.get("ai_enabled") is None:
-            changes.pop("ai_enabled", None)
-        for key, value in changes.items():
-            setattr(inst, key, value)
-        s.flush()
-        return _out(inst)
+def patch_instance(name: str, patch: InstancePatch, sessions: SessionsDep) -> InstanceOut:
+    try:
+        inst = instances.update(sessions, name, patch.model_dump(exclude_unset=True),
+                                models=set(runtime.current().models))
+    except LookupError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return _out(inst)

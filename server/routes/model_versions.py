@@ -10,12 +10,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session, sessionmaker
 
 from server import runtime
-from server.deps import ADMIN_ERRORS, db_sessions, errors, require_admin
+from server.deps import ADMIN_ERRORS, SessionsDep, SettingsDep, errors, require_admin
 from server.services import model_versions
-from server.settings import get_settings
 
 router = APIRouter(prefix="/api/models", tags=["admin"], dependencies=[Depends(require_admin)],
                    responses=ADMIN_ERRORS)
@@ -26,25 +24,25 @@ class Why(BaseModel):
 
 
 @router.get("/versions")
-def versions(sessions: sessionmaker[Session] = Depends(db_sessions)) -> list[dict[str, Any]]:
+def versions(sessions: SessionsDep) -> list[dict[str, Any]]:
     """Every version of the local model with its figures and gate; which one serves."""
     rows, serving = model_versions.listing(sessions)
     return [model_versions.as_dict(v, serving) for v in rows]
 
 
 @router.get("/history")
-def history(sessions: sessionmaker[Session] = Depends(db_sessions)) -> list[dict[str, Any]]:
+def history(sessions: SessionsDep) -> list[dict[str, Any]]:
     """Promotions and rollbacks, newest first."""
     return model_versions.history(sessions)
 
 
 @router.post("/versions/{name}/promote", responses=errors(404, 409))
-def promote(name: str, body: Why | None = None,
-            sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
+def promote(name: str, sessions: SessionsDep, settings: SettingsDep,
+            body: Why | None = None) -> dict[str, Any]:
     """Serve this version now (409 with the reason when the gate does not allow it)."""
     try:
         model_versions.promote(sessions, name, reason=body.reason if body else "",
-                               root=get_settings().data_dir)
+                               root=settings.data_dir)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
     except model_versions.Refused as exc:
@@ -54,8 +52,7 @@ def promote(name: str, body: Why | None = None,
 
 
 @router.post("/rollback", responses=errors(409))
-def rollback(body: Why | None = None,
-             sessions: sessionmaker[Session] = Depends(db_sessions)) -> dict[str, Any]:
+def rollback(sessions: SessionsDep, body: Why | None = None) -> dict[str, Any]:
     """Step one promotion back: serve what served before the current version was promoted
     ("base": the plain base model). Each call steps further back; 409 once the base model serves
     with nothing further back."""

@@ -17,12 +17,12 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
 
-from models.base import ChatMessage, Completion, ModelError
-from rag import guard
+from models.base import ChatMessage
 from server import runtime
-from server.deps import bearer, db_sessions, read_body
-from server.services import api_tokens, assistant, budget
+from server.deps import SessionsDep, bearer, read_body
+from server.services import api_answers, api_tokens, assistant
 
 router = APIRouter(tags=["openai-compatible"])
 DEFAULT_NAMES = {"default", "atende"}
@@ -82,17 +82,35 @@ def _chunk(cid: str, model: str, content: str | None, finish: str | None = None)
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
+def _token(request: Request, sessions: sessionmaker[Session]) -> Any:
+    given = bearer(request.headers.get("authorization", ""))
+    return api_tokens.verify(sessions, given) if given else None
+
+
+def _unauthorized() -> JSONResponse:  # noqa: N802
+    return _error(401, "missing, wrong or revoked API token", "authentication_error",
+                  "invalid_api_key")
+
+
+@router.get("/v1/models", summary="Models a client may name (OpenAI format)",
+            responses={401: _ERRORS[401]})
+def list_models(request: Request, sessions: SessionsDep) -> Any:
+    """What OpenAI clients ask first: "default" (the company's choice) and every configured
+    model, each answering from the token's knowledge base."""
+    if _token(request, sessions) is None:
+        return _unauthorized()
+    names = ["default", *runtime.current().models]
+    return {"object": "list", "data": [{"id": n, "object": "model", "created": 0,
+                                        "owned_by": "atende"} for n in names]}
+
+
 @router.post("/v1/chat/completions", summary="Grounded chat completion (OpenAI format)",
              openapi_extra=_OPENAPI, responses=_ERRORS)
-async def chat_completions(request: Request) -> Any:
+async def chat_completions(request: Request, sessions: SessionsDep) -> Any:
     """Answer the last user message from the token's knowledge base; ``stream`` sends SSE."""
-    sessions = db_sessions()
-    auth = request.headers.get("authorization", "")
-    given = bearer(auth)
-    token = api_tokens.verify(sessions, given) if given else None
+    token = _token(request, sessions)
     if token is None:
-        return _error(401, "missing, wrong or revoked API token", "authentication_error",
-                      "invalid_api_key")
+        return _unauthorized()
     try:
         req = ChatIn.model_validate(json.loads(await read_body(request, MAX_BODY)))
     except HTTPException as exc:
@@ -118,12 +136,9 @@ async def chat_completions(request: Request) -> Any:
     if req.stream:
         prepared = await run_in_threadpool(assistant.prepare, rt, sessions, question, history,
                                            use)
-        return StreamingResponse(_stream(rt, sessions, cid, prepared),
+        return StreamingResponse(_stream(cid, api_answers.stream(rt, sessions, prepared)),
                                  media_type="text/event-stream")
-    ans = await run_in_threadpool(assistant.answer, rt, sessions, question, history, use)
-    if ans.completion and ans.spec:
-        with sessions.begin() as s:
-            budget.record(s, spec=ans.spec, done=ans.completion, purpose="api")
+    ans = await run_in_threadpool(api_answers.answer, rt, sessions, question, history, use)
     c = ans.completion
     return {
         "id": cid, "object": "chat.completion", "created": int(time.time()),
@@ -137,32 +152,8 @@ async def chat_completions(request: Request) -> Any:
     }
 
 
-def _stream(rt: runtime.Runtime, sessions: Any, cid: str,
-            p: assistant.Prepared | assistant.Answer) -> Iterator[str]:
-    """SSE chunks; a reply the guard refuses is replaced before any of it went out."""
-    if isinstance(p, assistant.Answer):
-        yield _chunk(cid, "atende", p.text)
-        yield _chunk(cid, "atende", None, "stop")
-        yield "data: [DONE]\n\n"
-        return
-    spec, provider = p.chain[0]  # a stream cannot switch models half-way: no fallback here
-    text, finish = "", "stop"
-    try:
-        pieces = provider.stream(p.messages, max_tokens=p.use.max_tokens,
-                                 temperature=p.use.temperature)
-        for piece in guard.guarded(pieces, p.messages[0]["content"], p.grounds,
-                                   assistant.earlier(p.messages)):
-            text += piece
-            yield _chunk(cid, spec.name, piece)
-    except (guard.Unfit, ModelError) as exc:
-        if not text:
-            text = (assistant.fallback(rt, p, assistant.earlier(p.messages))
-                    or assistant.MODEL_DOWN)
-            yield _chunk(cid, spec.name, text)
-        finish = "stop" if not isinstance(exc, guard.Unfit) or not exc.sent else "content_filter"
-    yield _chunk(cid, spec.name, None, finish)
+def _stream(cid: str, pieces: Iterator[api_answers.Piece]) -> Iterator[str]:
+    """The reply as SSE chunks in OpenAI's format."""
+    for piece in pieces:
+        yield _chunk(cid, piece.model, piece.text, piece.finish)
     yield "data: [DONE]\n\n"
-    prompt_tokens = sum(provider.count_tokens(m["content"]) for m in p.messages)
-    done = Completion(text, finish, prompt_tokens, provider.count_tokens(text), spec.name)
-    with sessions.begin() as s:
-        budget.record(s, spec=spec, done=done, purpose="api")

@@ -10,10 +10,11 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
 from gateway_bridge import AuthError, PayloadError, adapter_for
-from server.deps import db_sessions, errors, read_body, settings_dep
+from server.deps import SessionsDep, SettingsDep, errors, read_body
 from server.schema import Instance
 from server.services import inbound
 from server.services.outbox import instance_config
+from server.tasks import run_turn
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -22,10 +23,9 @@ MAX_BODY = 1_000_000
 
 @router.post("/webhooks/{provider}/{instance}", summary="Receive a gateway webhook",
              responses=errors(400, 401, 404, 413))
-async def receive(provider: str, instance: str, request: Request) -> dict[str, int]:
+async def receive(provider: str, instance: str, request: Request, sessions: SessionsDep,
+                  settings: SettingsDep) -> dict[str, int]:
     """Check, normalize and store the webhook's events once; the answer comes later."""
-    settings = settings_dep()
-    sessions = db_sessions()
     with sessions() as s:
         inst = s.scalar(select(Instance).where(Instance.name == instance))
     if inst is None or inst.provider != provider:
@@ -40,8 +40,6 @@ async def receive(provider: str, instance: str, request: Request) -> dict[str, i
         raise HTTPException(400, f"malformed webhook: {exc}") from None
     out = await run_in_threadpool(inbound.handle, sessions, inst, events,
                                   stale_after=timedelta(seconds=settings.stale_after_seconds))
-    from server.tasks import run_turn  # the queue is imported only where work is enqueued
-
     for conv_id in out.turns:
         run_turn.schedule(args=(conv_id,), delay=settings.turn_debounce_seconds)
     return {"stored": out.stored, "duplicates": out.duplicates, "ignored": out.ignored,

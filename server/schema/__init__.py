@@ -1,0 +1,46 @@
+"""The database schema: one module per subject, every table re-exported here, so code imports
+``from server.schema import Message`` and Alembic reads one ``Base.metadata``.
+
+- ``base``: the declarative ``Base``, its type map, and ``utcnow``, the one clock;
+- ``instances``: the connected numbers (``Instance``);
+- ``contacts``: customers and the identities they write under;
+- ``messaging``: conversations, messages, their journey, and delivery (outbox, early statuses);
+- ``leases``: which worker holds which piece of work;
+- ``llm``: model calls and budgets, API tokens, local model versions and promotions;
+- ``simulator``: what the built-in WhatsApp simulator's phones show.
+
+A new table goes in its subject's module (a new subject, a new module) and is re-exported
+here; a table not imported here is unknown to Alembic's ``check`` and ``autogenerate``.
+
+Duplicates are decided by unique keys inside transactions, never by memory: a message is unique
+on (instance, provider message id), a reply on the message it answers, an identity on its value.
+Nothing is deleted to recover from an error; every message keeps a journey of what happened.
+"""
+
+from server.schema.base import Base, utcnow
+from server.schema.contacts import Contact, ContactIdentity
+from server.schema.instances import Instance
+from server.schema.leases import Lease
+from server.schema.llm import ApiToken, BudgetAlert, LlmUsage, ModelPromotion, ModelVersion
+from server.schema.messaging import Conversation, EarlyStatus, Message, MessageEvent, Outbox
+from server.schema.simulator import SimulatorMessage
+
+__all__ = [
+    "ApiToken",
+    "Base",
+    "BudgetAlert",
+    "Contact",
+    "ContactIdentity",
+    "Conversation",
+    "EarlyStatus",
+    "Instance",
+    "Lease",
+    "LlmUsage",
+    "Message",
+    "MessageEvent",
+    "ModelPromotion",
+    "ModelVersion",
+    "Outbox",
+    "SimulatorMessage",
+    "utcnow",
+]
