@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.bundled import bundled_data
 from models.spec import ModelSpec
 from rag.embedders import RANKER
 from server.schema import ModelPromotion, ModelVersion
 
-DEFAULT_ADAPTER = Path(__file__).resolve().parents[2] / "models" / "adapters" / "faquad-v5"
+DEFAULT_ADAPTER = bundled_data("adapters", "faquad-v5")
 
 log = logging.getLogger(__name__)
 
