@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 
+import httpx
+
 from tests.conftest import ATENDE, ROOT, server_env
+
+ADMIN = {"Authorization": "Bearer test-admin-token"}
 
 
 def _atende(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,14 +47,19 @@ def test_kb_commands_while_the_server_runs(server, tmp_path) -> None:
     doc = tmp_path / "garantia.md"
     doc.write_text("# Garantia\n\nTodos os produtos têm garantia de 90 dias.")
     env = {**server.env, "ATENDE_PUBLIC_URL": server.url}
-    out = _atende(env, "kb", "ingest", str(doc), "--collection", "extra")
-    assert out.returncode == 0, out.stderr
-    assert "sending the files" in out.stdout and "added" in out.stdout
-    busy = _atende(env, "kb", "list")
-    assert busy.returncode == 2 and "in use by another process" in busy.stderr
-    no_token = {k: v for k, v in env.items() if k != "ATENDE_ADMIN_TOKEN"}
-    refused = _atende(no_token, "kb", "ingest", str(doc))
-    assert refused.returncode == 2 and "ATENDE_ADMIN_TOKEN" in refused.stderr
+    try:
+        out = _atende(env, "kb", "ingest", str(doc), "--collection", "extra")
+        assert out.returncode == 0, out.stderr
+        assert "sending the files" in out.stdout and "added" in out.stdout
+        served = httpx.get(f"{server.url}/api/kb/extra/documents", headers=ADMIN).json()
+        assert served == {"garantia.md": 1}  # it went into the running server's store
+        busy = _atende(env, "kb", "list")
+        assert busy.returncode == 2 and "in use by another process" in busy.stderr
+        no_token = {k: v for k, v in env.items() if k != "ATENDE_ADMIN_TOKEN"}
+        refused = _atende(no_token, "kb", "ingest", str(doc))
+        assert refused.returncode == 2 and "ATENDE_ADMIN_TOKEN" in refused.stderr
+    finally:  # the server is shared: its knowledge bases hold what they held
+        httpx.delete(f"{server.url}/api/kb/extra/documents/garantia.md", headers=ADMIN)
 
 
 def test_serving_beyond_loopback_needs_a_word_on_the_simulator(tmp_path) -> None:

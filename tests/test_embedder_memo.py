@@ -65,15 +65,24 @@ def test_memo_serves_threads_at_once() -> None:
     texts = [f"pergunta número {i} sobre entrega" for i in range(12)]
     want = bare.passages(texts)
     got: dict[int, np.ndarray] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
 
     def ask(i: int) -> None:
-        got[i] = memo.passages(texts[i:] + texts[:i])
+        try:
+            start.wait(30)  # all six ask at once
+            got[i] = memo.passages(texts[i:] + texts[:i])
+        except BaseException as exc:  # a thread's error would otherwise only be printed
+            errors.append(exc)
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "a thread is stuck"
+    assert errors == []
+    assert sorted(got) == list(range(6))  # every thread got its answer
     for i, rows in got.items():
         assert np.allclose(rows, np.roll(want, -i, axis=0), atol=1e-6)
     assert len(memo._passages) == 8

@@ -90,19 +90,29 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     assert (run / "adapter-3.gguf").read_bytes() == last
     assert (run / "adapter-2.gguf").read_bytes() != last
 
-    # The gate runs the candidate against what serves; its verdict decides the promotion.
+    # The gate runs the candidate against what serves (the bundled faquad-v5 adapter) and its
+    # verdict decides the promotion. On two cases "better beyond noise" means containing both
+    # answers where the serving model contains neither (the bootstrap's lower bound is the
+    # smaller of the two differences); faquad-v5, answering greedily, contains the price of
+    # aurora-002, so the one right outcome is a refusal: exit 1, and no promotion.
     out = atende(tmp_path, "models", "compare", "tiny", "--set", str(DEMO), "--limit", "2",
                  "--top-k", "2", "--json", str(tmp_path / "gate.json"))
-    assert out.returncode in (0, 1), out.stderr[-3000:]
-    verdict = json.loads((tmp_path / "gate.json").read_text())["verdict"]
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Gate refused" in out.stdout
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    serving = {c["case"]: c["contained"] for c in gate["cases"]
+               if c["method"] == "serving" and c["kind"] == "in_scope"}
+    assert serving["aurora-002"], "the reason the gate must refuse is gone: see above"
+    verdict = gate["verdict"]
     assert {d["metric"] for d in verdict["deltas"]} >= {"containment", "unanswerable_refused"}
+    assert verdict["passed"] is False
+    assert any(r.startswith("containment is not better beyond noise")
+               for r in verdict["reasons"])
     promoted = atende(tmp_path, "models", "promote", "tiny")
-    if verdict["passed"]:
-        assert promoted.returncode == 0, promoted.stderr
-    else:
-        assert promoted.returncode == 2 and "did not pass the gate" in promoted.stderr
+    assert promoted.returncode == 2 and "did not pass the gate" in promoted.stderr
     listed = atende(tmp_path, "models", "versions", "--json", str(tmp_path / "v.json"))
     assert listed.returncode == 0
     versions = {v["name"]: v for v in json.loads((tmp_path / "v.json").read_text())}
-    assert versions["tiny"]["gate"]["passed"] == verdict["passed"]
+    assert versions["tiny"]["gate"]["passed"] is False
+    assert [v["name"] for v in versions.values() if v["serving"]] == ["faquad-v5"]
     assert versions["tiny"]["data_sha256"] == figures["data_sha256"]

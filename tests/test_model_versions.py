@@ -1,5 +1,5 @@
-"""Model versions: the default adapter, promotion only through a passed gate, rollback, and
-the admin API switching the serving model without a restart."""
+"""Model versions: the default adapter, promotion only through a passed gate, rollback (the admin
+API switching the serving model without a restart is in test_model_versions_api.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -266,48 +265,3 @@ def test_rollbacks_recorded_when_a_second_one_undid_the_first_still_replay(
     assert mv.rollback(sessions) is None and _serving(sessions) == "base"
     with pytest.raises(mv.Refused, match="nothing further back"):
         mv.rollback(sessions)
-
-
-def test_admin_api_lists_promotes_and_steps_back(server) -> None:  # type: ignore[no-untyped-def]
-    from server.db import sessions_for
-
-    api = f"{server.url}/api/models"
-    assert httpx.get(f"{api}/versions").status_code == 401
-    auth = {"Authorization": "Bearer test-admin-token"}
-
-    def adapter() -> str | None:
-        return httpx.get(f"{server.url}/health").json()["model"]["local_adapter"]
-
-    def post(path: str) -> httpx.Response:
-        return httpx.post(f"{api}/{path}", headers=auth, timeout=60)
-
-    versions = httpx.get(f"{api}/versions", headers=auth).json()
-    assert [v["name"] for v in versions if v["serving"]] == ["faquad-v5"]  # the bundled default
-    assert adapter() == "adapter.gguf"
-    assert post("versions/nope/promote").status_code == 404
-    # A second version over the default, its verdict kept as `models compare` keeps it. The
-    # server is shared: the test ends serving the default again, whatever happens.
-    sessions = sessions_for(server.db_url)
-    with sessions() as s:
-        base = mv.located(mv.get(s, "faquad-v5").base, server.data_dir)
-    v4 = Path(__file__).resolve().parents[1] / "models" / "adapters" / "faquad-v4"
-    mv.register(sessions, "step-back-v4", base=base, adapter=v4 / "adapter.gguf")
-    mv.record_gate(sessions, "step-back-v4", PASSED, {})
-    try:
-        assert post("versions/step-back-v4/promote").json() == {"serving": "step-back-v4"}
-        # Each rollback steps one further back, without a restart: not back and forth.
-        assert post("rollback").json() == {"serving": "faquad-v5"}
-        assert adapter() == "adapter.gguf"
-        assert post("rollback").json() == {"serving": "base"}
-        assert adapter() is None
-        r = post("rollback")
-        assert r.status_code == 409 and "nothing further back" in r.json()["detail"]
-        history = httpx.get(f"{api}/history", headers=auth).json()
-        assert [(h["action"], h["version"]) for h in history] == [
-            ("rollback", "base"), ("rollback", "faquad-v5"), ("promote", "step-back-v4"),
-            ("default", "faquad-v5")]
-    finally:
-        if _serving(sessions) != "faquad-v5":
-            mv.record_gate(sessions, "faquad-v5", PASSED, {})  # against what serves now
-            assert post("versions/faquad-v5/promote").json() == {"serving": "faquad-v5"}
-    assert adapter() == "adapter.gguf"

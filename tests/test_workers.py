@@ -9,8 +9,8 @@ import json
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -23,6 +23,7 @@ from tests.test_crash_restart import QUESTION, _answered_once, _journey, _wait, 
 from tests.test_message_path import _rows
 
 QUEUE = "redis://127.0.0.1:6379/14"
+LEASE_SECONDS = 3
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def fleet(tmp_path: Path) -> Iterator[tuple[Server, dict[int, subprocess.Popen[b
     with fresh_database("postgresql", tmp_path) as url:
         shared = dict(ATENDE_DATABASE_URL=url, ATENDE_QUEUE_URL=QUEUE,
                       ATENDE_MODELS=json.dumps(models), ATENDE_LLM_DEFAULT="gpt",
-                      ATENDE_LEASE_SECONDS="3", ATENDE_QUEUE_WORKERS="1")
+                      ATENDE_LEASE_SECONDS=str(LEASE_SECONDS), ATENDE_QUEUE_WORKERS="1")
         front = tmp_path / "serve"
         front.mkdir()
         srv = Server(front, server_env(front, ATENDE_RUN_CONSUMER="false", **shared), url)
@@ -71,14 +72,22 @@ def test_a_dead_workers_turn_is_taken_over_by_a_live_one(fleet) -> None:
     first = _write(srv, phone, QUESTION)
     _wait("a worker to ask the model", fake.held.is_set, timeout=120)
 
-    ((name, owner),) = _rows(srv, "SELECT name, owner FROM leases WHERE name LIKE ?", "conv%")
+    ((name, owner, expires),) = _rows(srv, "SELECT name, owner, expires_at FROM leases "
+                                      "WHERE name LIKE ?", "conv%")
     holder = int(owner.split(":")[1])
     assert holder in workers
-    # While its holder lives (and renews every second), the lease is not taken: well past
-    # three lease lengths, the other worker has not asked the model.
-    time.sleep(10)
+    # While its holder lives (and renews every second), the lease is not taken: once the holder
+    # has renewed it three lease lengths past the expiry first seen (so it would have lapsed
+    # twice over unrenewed, with the other worker looking every second), the other worker has
+    # not asked the model.
+    def renewed() -> bool:
+        ((now_owner, now_expires),) = _rows(srv, "SELECT owner, expires_at FROM leases "
+                                            "WHERE name=?", name)
+        assert now_owner == owner, "taken while its holder lives"
+        return now_expires - expires >= timedelta(seconds=3 * LEASE_SECONDS)
+
+    _wait("the holder to renew its lease over three lease lengths", renewed, timeout=60)
     assert len(fake.requests) == 1
-    assert _rows(srv, "SELECT owner FROM leases WHERE name=?", name) == [(owner,)]
 
     workers[holder].send_signal(signal.SIGKILL)
     workers[holder].wait(10)
