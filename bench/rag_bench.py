@@ -26,7 +26,8 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from qdrant_client import QdrantClient, models
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm  # qdrant's request types (not our models package)
 from rich.console import Console
 from rich.table import Table
 
@@ -76,7 +77,7 @@ def latency(es: evalset.EvalSet, sizes: list[int], queries: int, embedder_name: 
             src = base[i % len(base)]
             vec = np.asarray(src.vector[DENSE]) + rng.normal(0, 0.01, emb.dim)  # type: ignore[index]
             payload = {**(src.payload or {}), "doc": f"copy{i // len(base)}-{src.payload['doc']}"}  # type: ignore[index]
-            points.append(models.PointStruct(id=str(uuid.uuid4()), payload=payload, vector={
+            points.append(qm.PointStruct(id=str(uuid.uuid4()), payload=payload, vector={
                 DENSE: (vec / np.linalg.norm(vec)).tolist(), SPARSE: _sparse_of(payload)}))
         for start in range(0, size, 1000):
             kb.client.upsert("big", points[start:start + 1000])

@@ -18,10 +18,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import qdrant_edge as E
-from qdrant_client import models
+from qdrant_client import models as qm  # qdrant's request types (not our models package)
 
-_DISTANCE = {models.Distance.COSINE: E.Distance.Cosine, models.Distance.DOT: E.Distance.Dot,
-             models.Distance.EUCLID: E.Distance.Euclid}
+_DISTANCE = {qm.Distance.COSINE: E.Distance.Cosine, qm.Distance.DOT: E.Distance.Dot,
+             qm.Distance.EUCLID: E.Distance.Euclid}
 
 
 @dataclass
@@ -32,7 +32,7 @@ class _Hit:
     vector: Any = None
 
 
-def _filter(flt: models.Filter | None) -> E.Filter | None:
+def _filter(flt: qm.Filter | None) -> E.Filter | None:
     """The knowledge base filters on one keyword field; that is what is translated."""
     if flt is None:
         return None
@@ -42,8 +42,8 @@ def _filter(flt: models.Filter | None) -> E.Filter | None:
             return None
         out = []
         for c in items:
-            if not isinstance(c, models.FieldCondition) or not isinstance(c.match,
-                                                                          models.MatchValue):
+            if not isinstance(c, qm.FieldCondition) or not isinstance(c.match,
+                                                                          qm.MatchValue):
                 raise NotImplementedError(f"edge store: unsupported condition {c!r}")
             out.append(E.FieldCondition(key=c.key, match=E.MatchValue(c.match.value)))
         return out
@@ -52,7 +52,7 @@ def _filter(flt: models.Filter | None) -> E.Filter | None:
 
 
 def _vector(v: Any) -> Any:
-    if isinstance(v, models.SparseVector):
+    if isinstance(v, qm.SparseVector):
         return E.SparseVector(indices=list(v.indices), values=list(v.values))
     if isinstance(v, dict):
         return {k: _vector(x) for k, x in v.items()}
@@ -61,7 +61,7 @@ def _vector(v: Any) -> Any:
 
 def _from_edge_vector(v: Any) -> Any:
     if isinstance(v, E.SparseVector):
-        return models.SparseVector(indices=list(v.indices), values=list(v.values))
+        return qm.SparseVector(indices=list(v.indices), values=list(v.values))
     if isinstance(v, dict):
         return {k: _from_edge_vector(x) for k, x in v.items()}
     return v
@@ -105,14 +105,14 @@ class EdgeClient:
     def collection_exists(self, name: str) -> bool:
         return self._meta_path(name).is_file()
 
-    def create_collection(self, name: str, *, vectors_config: dict[str, models.VectorParams],
-                          sparse_vectors_config: dict[str, models.SparseVectorParams],
+    def create_collection(self, name: str, *, vectors_config: dict[str, qm.VectorParams],
+                          sparse_vectors_config: dict[str, qm.SparseVectorParams],
                           metadata: dict[str, Any] | None = None) -> None:
         config = E.EdgeConfig(
             vectors={k: E.EdgeVectorParams(size=v.size, distance=_DISTANCE[v.distance])
                      for k, v in vectors_config.items()},
             sparse_vectors={k: E.EdgeSparseVectorParams(
-                modifier=E.Modifier.Idf if v.modifier == models.Modifier.IDF else None)
+                modifier=E.Modifier.Idf if v.modifier == qm.Modifier.IDF else None)
                 for k, v in sparse_vectors_config.items()})
         folder = self._dir(name)
         if folder.exists():
@@ -144,18 +144,18 @@ class EdgeClient:
             self._meta_path(name).unlink(missing_ok=True)
             shutil.rmtree(self._dir(name))
 
-    def upsert(self, name: str, points: list[models.PointStruct], wait: bool = True) -> None:
+    def upsert(self, name: str, points: list[qm.PointStruct], wait: bool = True) -> None:
         shard = self._shard(name)
         shard.update(E.UpdateOperation.upsert_points(
             [E.Point(id=str(p.id), vector=_vector(p.vector), payload=p.payload) for p in points]))
         shard.flush()
 
-    def delete(self, name: str, selector: models.PointIdsList, wait: bool = True) -> None:
+    def delete(self, name: str, selector: qm.PointIdsList, wait: bool = True) -> None:
         shard = self._shard(name)
         shard.update(E.UpdateOperation.delete_points([str(i) for i in selector.points]))
         shard.flush()
 
-    def scroll(self, name: str, *, scroll_filter: models.Filter | None = None, limit: int = 10,
+    def scroll(self, name: str, *, scroll_filter: qm.Filter | None = None, limit: int = 10,
                offset: Any = None, with_payload: Any = True,
                with_vectors: bool = False) -> tuple[list[_Hit], Any]:
         records, nxt = self._shard(name).scroll(E.ScrollRequest(
@@ -174,15 +174,15 @@ class EdgeClient:
         return SimpleNamespace(count=self._shard(name).count(E.CountRequest()))
 
     def query_points(self, name: str, *, query: Any = None, using: str | None = None,
-                     prefetch: list[models.Prefetch] | None = None, limit: int = 10,
-                     with_payload: Any = True, query_filter: models.Filter | None = None) -> Any:
+                     prefetch: list[qm.Prefetch] | None = None, limit: int = 10,
+                     with_payload: Any = True, query_filter: qm.Filter | None = None) -> Any:
         def nearest(q: Any, use: str | None) -> Any:
             return E.Query.Nearest(_vector(q), using=use)
 
-        if isinstance(query, models.FusionQuery):
-            scoring: Any = E.Fusion.Dbsf() if query.fusion == models.Fusion.DBSF \
+        if isinstance(query, qm.FusionQuery):
+            scoring: Any = E.Fusion.Dbsf() if query.fusion == qm.Fusion.DBSF \
                 else E.Fusion.Rrf(k=2)
-        elif isinstance(query, models.RrfQuery):
+        elif isinstance(query, qm.RrfQuery):
             scoring = E.Fusion.Rrf(k=query.rrf.k or 2, weights=query.rrf.weights)
         else:
             scoring = nearest(query, using)

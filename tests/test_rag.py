@@ -138,12 +138,12 @@ def test_reindex_re_embeds_and_resumes_after_interruption(tmp_path, e5, store) -
     assert meta["embedder"] == "sentence-transformers/all-MiniLM-L6-v2" and meta["dim"] == 384
     assert not minilm.client.collection_exists("c__reindex")
     # Interrupted after the side collection was finished and the original dropped: resumes.
-    from qdrant_client import models
+    from qdrant_client import models as qm
 
     minilm.ingest("d", "trocas.md", DOC)
     minilm._create("d__reindex", complete=True)
     pts, _ = minilm.client.scroll("d", limit=10, with_payload=True, with_vectors=True)
-    minilm.client.upsert("d__reindex", [models.PointStruct(id=p.id, payload=p.payload,
+    minilm.client.upsert("d__reindex", [qm.PointStruct(id=p.id, payload=p.payload,
                                                            vector=p.vector) for p in pts])
     minilm.client.delete_collection("d")
     assert minilm.reindex("d") == 2 and minilm.documents("d") == {"trocas.md": 2}
