@@ -6,13 +6,18 @@ A passage keeps its heading path and position, and its text exactly as written.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 MIN_WORDS = 100
 MAX_WORDS = 200
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+_WORD = re.compile(r"\S+")  # a word as str.split() finds it
+_PIECE = 1 << 20  # characters split into lines at a time
+_SHORT = 1 << 14  # characters whose words are counted at once
 
 
 @dataclass(frozen=True)
@@ -26,67 +31,109 @@ class Chunk:
         return " > ".join(self.headings)
 
 
-def _blocks(text: str) -> list[tuple[tuple[str, ...], str]]:
+def _lines(text: str) -> Iterator[str]:
+    """``text.splitlines()``, a piece at a time: the whole list for 20 MB of short lines took
+    400 MB. Pieces end just after a newline, so no line (nor a \\r\\n) is cut."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + _PIECE)
+        end = len(text) if end < 0 else end + 1
+        yield from text[start:end].splitlines()
+        start = end
+
+
+def _blocks(text: str) -> Iterator[tuple[tuple[str, ...], str]]:
     """Paragraphs (tables and lists stay whole) with the heading path above each."""
     path: list[tuple[int, str]] = []
-    blocks: list[tuple[tuple[str, ...], str]] = []
     current: list[str] = []
-
-    def flush() -> None:
-        if current and "".join(current).strip():
-            blocks.append((tuple(h for _, h in path), "\n".join(current).strip()))
-        current.clear()
-
-    for line in text.splitlines():
+    for line in _lines(text):
         match = _HEADING.match(line)
+        if match or not line.strip():
+            if current and "".join(current).strip():
+                yield tuple(h for _, h in path), "\n".join(current).strip()
+            current.clear()
         if match:
-            flush()
             level = len(match.group(1))
             path[:] = [(lvl, h) for lvl, h in path if lvl < level] + [(level, match.group(2))]
         elif line.strip():
             current.append(line.rstrip())
-        else:
-            flush()
-    flush()
-    return blocks
+    if current and "".join(current).strip():
+        yield tuple(h for _, h in path), "\n".join(current).strip()
 
 
-def _split_long(block: str) -> list[str]:
+def _count_words(text: str, most: int) -> int:
+    """``len(text.split())`` if that is at most ``most``, else a number above ``most``, found
+    without a list of every word of a long text."""
+    if len(text) <= _SHORT:
+        return len(text.split())
+    return sum(1 for _ in islice(_WORD.finditer(text), most + 1))
+
+
+def _sentences(block: str) -> Iterator[str]:
+    """``_SENTENCE_END.split(block)``, one at a time."""
+    start = 0
+    for end in _SENTENCE_END.finditer(block):
+        yield block[start:end.start()]
+        start = end.end()
+    yield block[start:]
+
+
+def _cut(piece: str) -> Iterator[str]:
+    """A sentence (or table row) over MAX_WORDS words, cut every MAX_WORDS words: one
+    passage of a whole 20 MB text without a full stop would be embedded cut to the model's
+    window anyway, after costing hundreds of MB on the way."""
+    if _count_words(piece, MAX_WORDS) <= MAX_WORDS:
+        yield piece
+        return
+    words = _WORD.finditer(piece)
+    for first in words:
+        end = first.end()
+        for word in islice(words, MAX_WORDS - 1):
+            end = word.end()
+        yield piece[first.start():end]
+
+
+def _split_long(block: str) -> Iterator[str]:
     """A block over MAX_WORDS, cut at sentence (or line) ends."""
-    pieces = block.splitlines() if block.lstrip().startswith("|") else _SENTENCE_END.split(block)
-    out: list[str] = []
+    table = block.lstrip().startswith("|")
+    pieces = (cut for piece in (_lines(block) if table else _sentences(block))
+              for cut in _cut(piece))
     current: list[str] = []
+    words = 0
     for piece in pieces:
-        if current and len(" ".join(current + [piece]).split()) > MAX_WORDS:
-            out.append(("\n" if "\n" in block and block.lstrip().startswith("|") else " ")
-                       .join(current))
-            current = []
+        n = _count_words(piece, MAX_WORDS)
+        if current and words + n > MAX_WORDS:  # as len(" ".join(current + [piece]).split())
+            yield ("\n" if "\n" in block and table else " ").join(current)
+            current, words = [], 0
         current.append(piece)
+        words += n
     if current:
-        out.append(("\n" if block.lstrip().startswith("|") else " ").join(current))
-    return out
+        yield ("\n" if table else " ").join(current)
+
+
+def iter_chunks(text: str) -> Iterator[Chunk]:
+    """Passages of about MIN_WORDS to MAX_WORDS words that never cross a top-level section,
+    one at a time (a caller that stops early never holds the rest)."""
+    buf: list[str] = []
+    buf_headings: tuple[str, ...] = ()
+    words = position = 0
+    for headings, block in _blocks(text):
+        long = _count_words(block, MAX_WORDS) > MAX_WORDS
+        for piece in _split_long(block) if long else [block]:
+            n = _count_words(piece, MAX_WORDS)
+            same_section = headings[:2] == buf_headings[:2]
+            if buf and (not same_section or words >= MIN_WORDS or words + n > MAX_WORDS):
+                yield Chunk("\n\n".join(buf), buf_headings, position)
+                buf.clear()
+                words, position = 0, position + 1
+            if not buf:
+                buf_headings = headings
+            buf.append(piece)
+            words += n
+    if buf:
+        yield Chunk("\n\n".join(buf), buf_headings, position)
 
 
 def chunk(text: str) -> list[Chunk]:
     """Passages of about MIN_WORDS to MAX_WORDS words that never cross a top-level section."""
-    chunks: list[Chunk] = []
-    buf: list[str] = []
-    buf_headings: tuple[str, ...] = ()
-
-    def emit() -> None:
-        if buf:
-            chunks.append(Chunk("\n\n".join(buf), buf_headings, len(chunks)))
-            buf.clear()
-
-    for headings, block in _blocks(text):
-        for piece in _split_long(block) if len(block.split()) > MAX_WORDS else [block]:
-            words = sum(len(b.split()) for b in buf)
-            same_section = headings[:2] == buf_headings[:2]
-            if buf and (not same_section or words >= MIN_WORDS
-                        or words + len(piece.split()) > MAX_WORDS):
-                emit()
-            if not buf:
-                buf_headings = headings
-            buf.append(piece)
-    emit()
-    return chunks
+    return list(iter_chunks(text))

@@ -12,23 +12,34 @@ import threading
 import uuid
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from itertools import islice
+from typing import Any, Literal, TypeVar
 
-from qdrant_client import QdrantClient, models
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm  # qdrant's request types (not our models package)
 
 from rag import lexical
-from rag.chunking import chunk
+from rag.chunking import iter_chunks
 from rag.edge import EdgeClient
 from rag.embedders import Embedder
+from rag.parsing import DocumentError
 
 DENSE = "dense"
 SPARSE = "lexical"
 PREFETCH = 50
 # What a knowledge base may be called: a folder name in local mode, so no "/" nor leading dot.
 COLLECTION_NAME = r"^[^./\x00-\x1f][^/\x00-\x1f]{0,63}$"
+_T = TypeVar("_T")
 _NS = uuid.UUID("6f1e2d3c-7a55-4b8e-9c1d-2f0a9e8b7c6d")
+BATCH = 256  # passages embedded at a time
+WRITE_BATCH = 1024  # passages written at a time (each write flushes the embedded store)
+# Passages of one document. A 500-page manual makes about 2,000; 20,000 bound what one upload
+# costs in the store and on the way (the vectors alone are 1.5 KB each) and keep one document's
+# embedding to minutes.
+MAX_PASSAGES = 20_000
 
 
 
@@ -87,15 +98,15 @@ class KnowledgeBase:
     def _create(self, collection: str, **metadata: object) -> None:
         self.client.create_collection(
             collection,
-            vectors_config={DENSE: models.VectorParams(
-                size=self.embedder.dim, distance=models.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(
-                modifier=models.Modifier.IDF)},
+            vectors_config={DENSE: qm.VectorParams(
+                size=self.embedder.dim, distance=qm.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: qm.SparseVectorParams(
+                modifier=qm.Modifier.IDF)},
             metadata={"embedder": self.embedder.name, "dim": self.embedder.dim, **metadata},
         )
         with warnings.catch_warnings():  # local mode ignores payload indexes, and says so
             warnings.simplefilter("ignore")
-            self.client.create_payload_index(collection, "doc", models.PayloadSchemaType.KEYWORD)
+            self.client.create_payload_index(collection, "doc", qm.PayloadSchemaType.KEYWORD)
 
     def _ensure(self, collection: str) -> dict[str, Any]:
         """The collection's metadata (empty for one just created)."""
@@ -110,46 +121,74 @@ class KnowledgeBase:
                 f"{self.embedder.name!r}: run `atende kb reindex` or set ATENDE_EMBEDDER back")
         return dict(meta)
 
-    def _doc_points(self, collection: str, doc: str) -> list[models.Record]:
-        flt = models.Filter(must=[models.FieldCondition(
-            key="doc", match=models.MatchValue(value=doc))])
+    def _doc_points(self, collection: str, doc: str) -> list[qm.Record]:
+        flt = qm.Filter(must=[qm.FieldCondition(
+            key="doc", match=qm.MatchValue(value=doc))])
         with self.lock:
             points, _ = self.client.scroll(collection, scroll_filter=flt, limit=100_000,
-                                           with_payload=["hash"])
+                                           with_payload=["hash", "passages"])
         return points
 
     def ingest(self, collection: str, doc: str, text: str) -> IngestResult:
-        """Add or replace one document's passages; an unchanged document is left alone."""
+        """Add or replace one document's passages; an unchanged document is left alone.
+
+        Memory stays bounded whatever the document: at most MAX_PASSAGES passages, chunked
+        again on each pass rather than held, embedded BATCH and written WRITE_BATCH at a time
+        (one upsert of 33,558 passages held them all as Python objects at once: 1.2 GB).
+        """
         self.ensure(collection)
         digest = content_hash(text)
         old = self._doc_points(collection, doc)
-        if old and all((p.payload or {}).get("hash") == digest for p in old):
+        # Whole if every passage carries the hash and their count (written in batches, a copy
+        # cut short by a crash is not whole; passages written before batching carry no count).
+        if old and all((p.payload or {}).get("hash") == digest
+                       and (p.payload or {}).get("passages", len(old)) == len(old) for p in old):
             return IngestResult(doc, "unchanged", len(old))
-        chunks = chunk(text)
+        count = sum(1 for _ in islice(iter_chunks(text), MAX_PASSAGES + 1))
+        if count > MAX_PASSAGES:
+            raise DocumentError(f"{doc}: over {MAX_PASSAGES} passages, the limit for one "
+                                "document; split it into smaller documents")
         # The dense side embeds the passage as written (e5 was trained on bare passages); the
         # lexical side also indexes the heading path, so a question naming a section finds it.
         # Measured on FaQuAD (nDCG@10, all 900): headings on both sides 0.912, neither 0.923,
-        # dense only 0.912, lexical only 0.925.
-        dense = self.embedder.passages([c.text for c in chunks])
-        points = []
-        for c, vec in zip(chunks, dense, strict=True):
-            payload = {"doc": doc, "hash": digest, "heading": c.heading_path,
-                       "position": c.position, "text": c.text}
-            points.append(models.PointStruct(
-                id=str(uuid.uuid5(_NS, f"{collection}/{doc}/{digest}/{c.position}")),
-                vector={DENSE: vec.tolist(), SPARSE: _sparse_of(payload)}, payload=payload))
+        # dense only 0.912, lexical only 0.925. Every vector is made before anything is
+        # written, so a failing embedder leaves the collection as it was.
+        dense = np.empty((count, self.embedder.dim), dtype=np.float32)
+        for start, batch in _batches(iter_chunks(text), BATCH):
+            dense[start:start + len(batch)] = self.embedder.passages([c.text for c in batch])
         # New passages go in before the old ones go out, so a search never finds the doc missing.
+        old_ids = {str(p.id) for p in old}
+        written: list[str] = []
+        try:
+            for _, batch in _batches(iter_chunks(text), WRITE_BATCH):
+                points = []
+                for c in batch:
+                    payload = {"doc": doc, "hash": digest, "heading": c.heading_path,
+                               "position": c.position, "text": c.text, "passages": count}
+                    points.append(qm.PointStruct(
+                        id=str(uuid.uuid5(_NS, f"{collection}/{doc}/{digest}/{c.position}")),
+                        vector={DENSE: dense[c.position].tolist(), SPARSE: _sparse_of(payload)},
+                        payload=payload))
+                written += [str(p.id) for p in points]  # before: a write may fail half done
+                with self.lock:
+                    self.client.upsert(collection, points, wait=True)
+        except BaseException:  # what was written goes, and the old passages stay whole
+            added = [i for i in written if i not in old_ids]
+            with self.lock:
+                for start in range(0, len(added), WRITE_BATCH):
+                    self.client.delete(collection, qm.PointIdsList(
+                        points=added[start:start + WRITE_BATCH]), wait=True)
+            raise
         with self.lock:
-            self.client.upsert(collection, points, wait=True)
-            new_ids = {p.id for p in points}
+            new_ids = set(written)
             stale = [p.id for p in old if str(p.id) not in new_ids]
             if stale:
-                self.client.delete(collection, models.PointIdsList(points=stale), wait=True)
+                self.client.delete(collection, qm.PointIdsList(points=stale), wait=True)
             self._changed(collection)
-        return IngestResult(doc, "replaced" if old else "added", len(points))
+        return IngestResult(doc, "replaced" if old else "added", count)
 
-    def _all_points(self, collection: str, vectors: bool) -> list[models.Record]:
-        out: list[models.Record] = []
+    def _all_points(self, collection: str, vectors: bool) -> list[qm.Record]:
+        out: list[qm.Record] = []
         offset = None
         while True:
             points, offset = self.client.scroll(collection, limit=256, offset=offset,
@@ -177,7 +216,7 @@ class KnowledgeBase:
             for start in range(0, len(old), 64):
                 batch = old[start:start + 64]
                 vecs = self.embedder.passages([(p.payload or {})["text"] for p in batch])
-                points = [models.PointStruct(
+                points = [qm.PointStruct(
                     id=p.id, payload=p.payload,
                     vector={DENSE: v.tolist(), SPARSE: _sparse_of(p.payload or {})})
                     for p, v in zip(batch, vecs, strict=True)]
@@ -193,7 +232,7 @@ class KnowledgeBase:
             self._create(collection)
             for start in range(0, len(fresh), 256):
                 self.client.upsert(collection, [
-                    models.PointStruct(id=p.id, payload=p.payload, vector=p.vector or {})
+                    qm.PointStruct(id=p.id, payload=p.payload, vector=p.vector or {})
                     for p in fresh[start:start + 256]], wait=True)
             self.client.delete_collection(side)
         return len(fresh)
@@ -228,7 +267,7 @@ class KnowledgeBase:
         with self.lock:
             old = self._doc_points(collection, doc)
             if old:
-                self.client.delete(collection, models.PointIdsList(points=[p.id for p in old]),
+                self.client.delete(collection, qm.PointIdsList(points=[p.id for p in old]),
                                    wait=True)
                 self._changed(collection)
         return len(old)
@@ -265,13 +304,13 @@ class KnowledgeBase:
         """
         how = how or Search()
         self.ensure(collection)
-        flt = models.Filter(must_not=[models.FieldCondition(
-            key="doc", match=models.MatchValue(value=d)) for d in exclude_docs]) \
+        flt = qm.Filter(must_not=[qm.FieldCondition(
+            key="doc", match=qm.MatchValue(value=d)) for d in exclude_docs]) \
             if exclude_docs else None
-        dense = models.Prefetch(query=self.embedder.query(query).tolist(), using=DENSE,
+        dense = qm.Prefetch(query=self.embedder.query(query).tolist(), using=DENSE,
                                 limit=how.prefetch, filter=flt) if how.mode != "lexical" else None
         idx, weights = lexical.query_vector(query)
-        sparse = models.Prefetch(query=models.SparseVector(indices=idx, values=weights),
+        sparse = qm.Prefetch(query=qm.SparseVector(indices=idx, values=weights),
                                  using=SPARSE, limit=how.prefetch, filter=flt) if idx else None
         with self.lock:
             if dense is None:  # lexical only
@@ -283,16 +322,24 @@ class KnowledgeBase:
                 res = self.client.query_points(collection, query=dense.query, using=DENSE,
                                                limit=top_k, with_payload=True, query_filter=flt)
             else:
-                fused: models.Query = models.FusionQuery(fusion=models.Fusion.DBSF)
+                fused: qm.Query = qm.FusionQuery(fusion=qm.Fusion.DBSF)
                 if how.fusion == "rrf":
-                    fused = models.RrfQuery(rrf=models.Rrf(k=how.rrf_k, weights=how.weights))
+                    fused = qm.RrfQuery(rrf=qm.Rrf(k=how.rrf_k, weights=how.weights))
                 res = self.client.query_points(collection, prefetch=[dense, sparse],
                                                query=fused, limit=top_k, with_payload=True)
         return [_passage(p.id, p.payload, p.score) for p in res.points if p.payload]
 
-def _sparse_of(payload: dict) -> models.SparseVector:
+def _batches(items: Iterable[_T], size: int) -> Iterator[tuple[int, list[_T]]]:
+    """Consecutive lists of ``size`` items (the last one shorter), each with its start."""
+    it, start = iter(items), 0
+    while batch := list(islice(it, size)):
+        yield start, batch
+        start += len(batch)
+
+
+def _sparse_of(payload: dict) -> qm.SparseVector:
     idx, weights = lexical.passage_vector(f"{payload.get('heading', '')}\n{payload['text']}")
-    return models.SparseVector(indices=idx, values=weights)
+    return qm.SparseVector(indices=idx, values=weights)
 
 
 def _passage(point_id: object, payload: dict, score: float) -> Passage:

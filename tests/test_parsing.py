@@ -117,3 +117,46 @@ def test_a_damaged_file_is_refused_with_the_reason_whatever_the_damage(name: str
             assert parse(bytes(damaged), name).strip()
         except DocumentError as err:
             assert str(err).startswith(name)
+
+
+def test_a_docx_of_too_many_xml_tags_is_refused_before_its_tree_is_built() -> None:
+    """Each tag costs up to 250 bytes parsed: 5 MB of <a/>x took 255 MB; the caps count tags."""
+    from rag.parsing import MAX_XML_TAGS
+
+    dense = _docx_with_body(lambda out: out.write(
+        b'<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+        b"<w:body>" + b"<a/>x" * MAX_XML_TAGS + b"<w:p><w:r><w:t>fim</w:t></w:r></w:p>"
+        b"</w:body></w:document>"))
+    with pytest.raises(DocumentError, match=f"unpacks to more than {MAX_XML_TAGS} XML tags"):
+        parse(dense, "denso.docx")
+
+
+def test_a_docx_table_spanning_more_columns_than_word_allows_is_refused() -> None:
+    """python-docx repeats a cell once per column it spans: 300 million ran past 5 minutes."""
+    from rag.parsing import MAX_COLUMNS
+
+    row = (f'<w:tbl><w:tr><w:tc><w:tcPr><w:gridSpan w:val="{MAX_COLUMNS + 1}"/></w:tcPr>'
+           '<w:p><w:r><w:t>x</w:t></w:r></w:p></w:tc></w:tr></w:tbl>')
+    body = ('<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">'
+            f"<w:body>{row}</w:body></w:document>").encode()
+    with pytest.raises(DocumentError, match=f"spans over {MAX_COLUMNS} columns"):
+        parse(_docx_with_body(lambda out: out.write(body)), "larga.docx")
+
+
+@pytest.mark.parametrize("page, why", [
+    (b"<p>a</p>" * 100_000, "tags or more, over the limit"),  # 1.2 KB a tag in BeautifulSoup
+    (b"<ul>" + b"<li>item" * 5_000 + b"</ul>", "nest over 256 deep"),  # html.parser nests <li>
+    (b"<blockquote>" * 200 + "Você tem 30 dias. ".encode() * 7_000, "text repeats past"),
+])
+def test_an_html_page_that_would_cost_gigabytes_is_refused(page: bytes, why: str) -> None:
+    with pytest.raises(DocumentError, match=why):
+        parse(b"<html><body>" + page + b"</body></html>", "pagina.html")
+
+
+def test_a_pdf_page_of_too_many_tokens_is_refused() -> None:
+    """pypdf holds a page's tokens as objects (150 bytes each): 2 million, from 10 KB, took
+    300 MB; the cap is half that."""
+    from rag.parsing import MAX_PDF_TOKENS
+
+    with pytest.raises(DocumentError, match="holds more than it may"):
+        parse(make.pdf(["a"] * (MAX_PDF_TOKENS // 2 + 1)), "tokens.pdf")
