@@ -28,6 +28,7 @@ from server.routes import (
 from server.services import instances as instance_service
 from server.services import leases, recovery
 from server.settings import Settings, get_settings
+from server.tasks import requeue
 
 log = logging.getLogger(__name__)
 SIMULATOR_INSTANCE = "demo"
@@ -40,8 +41,6 @@ def resume(settings: Settings) -> None:
     defaults this process is the only worker (it holds the data folder's vector store locked),
     so the leases a killed predecessor left are dropped and its turn is redone at once.
     """
-    from server.tasks import requeue
-
     sessions = sessions_for(settings.sqlalchemy_url)
     if settings.only_worker:
         leases.clear_all(sessions)

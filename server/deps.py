@@ -63,7 +63,7 @@ def bearer(authorization: str) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header (the scheme in any case, as
     RFC 7235 has it); None for any other shape, a bare token included."""
     scheme, _, token = authorization.strip().partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def require_admin(authorization: str = Header("", description="Bearer ATENDE_ADMIN_TOKEN")) -> None:

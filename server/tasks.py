@@ -32,10 +32,10 @@ def _sessions() -> sessionmaker[Session]:
 # lease held looks again shortly. The task's own retries are for errors nobody expected.
 @task(retries=120, retry_delay=1)
 def run_turn(conversation_id: int) -> None:
-    rt = runtime.current()
+    rt, sessions = runtime.current(), _sessions()
     try:
-        with leases.hold(_sessions(), f"conversation-{conversation_id}", rt.settings.lease_seconds):
-            box = turns.run(rt, _sessions(), conversation_id)
+        with leases.hold(sessions, f"conversation-{conversation_id}", rt.settings.lease_seconds):
+            box = turns.run(rt, sessions, conversation_id)
     except leases.Busy:
         run_turn.schedule(args=(conversation_id,), delay=BUSY_RETRY)
         return
@@ -45,10 +45,10 @@ def run_turn(conversation_id: int) -> None:
 
 @task(retries=8, retry_delay=2)
 def deliver(outbox_id: int) -> None:
-    rt = runtime.current()
+    rt, sessions = runtime.current(), _sessions()
     try:
-        with leases.hold(_sessions(), f"outbox-{outbox_id}", rt.settings.lease_seconds):
-            outbox.deliver(rt.http, _sessions(), outbox_id,
+        with leases.hold(sessions, f"outbox-{outbox_id}", rt.settings.lease_seconds):
+            outbox.deliver(rt.http, sessions, outbox_id,
                            max_attempts=rt.settings.send_max_attempts)
     except leases.Busy:  # another worker is sending it; if it dies, its lease lapses
         deliver.schedule(args=(outbox_id,), delay=BUSY_RETRY)

@@ -87,7 +87,7 @@ def _token(request: Request, sessions: sessionmaker[Session]) -> Any:
     return api_tokens.verify(sessions, given) if given else None
 
 
-def _unauthorized() -> JSONResponse:  # noqa: N802
+def _unauthorized() -> JSONResponse:
     return _error(401, "missing, wrong or revoked API token", "authentication_error",
                   "invalid_api_key")
 
