@@ -1,8 +1,7 @@
-"""Gateway adapters: one module per WhatsApp gateway, each with the same three functions.
+"""Gateway adapters: one module per WhatsApp gateway, each with the functions of ``Adapter``.
 
-``parse_webhook(body, headers, instance) -> list[Event]`` checks authenticity and normalizes;
-``send_text(client, instance, to, text, ref=...) -> provider message id`` sends one message;
-``ref`` is our idempotency key for it, the same on every try, for gateways that take one.
+Adding a gateway is one module here and one line in ``PROVIDERS``. ``send``'s ``ref`` is our
+idempotency key for a message, the same on every try, for gateways that take one.
 """
 
 from __future__ import annotations
@@ -16,20 +15,30 @@ import httpx
 from gateway_bridge import simulator
 from gateway_bridge.events import (
     AuthError,
+    ConnectionUpdate,
     Event,
+    Ignored,
     InboundMessage,
     InstanceConfig,
+    Media,
+    NotOffered,
     PayloadError,
     SendError,
     StatusUpdate,
 )
+from gateway_bridge.http import Outgoing
 
 __all__ = [
     "Adapter",
     "AuthError",
+    "ConnectionUpdate",
     "Event",
+    "Ignored",
     "InboundMessage",
     "InstanceConfig",
+    "Media",
+    "NotOffered",
+    "Outgoing",
     "PayloadError",
     "SendError",
     "StatusUpdate",
@@ -39,14 +48,34 @@ __all__ = [
 
 
 class Adapter(Protocol):
-    def parse_webhook(
-        self, body: bytes, headers: Mapping[str, str], instance: InstanceConfig
-    ) -> list[Event]: ...
+    """What every gateway module offers; each function is a plain module-level function.
 
-    def send_text(
-        self, client: httpx.Client, instance: InstanceConfig, to: str, text: str, *,
-        ref: str | None = None,
-    ) -> str: ...
+    ``verify`` checks that a webhook comes from the instance's gateway (AuthError if not);
+    ``parse`` reads it, with no signature check (``atende gateway parse`` uses it alone), and
+    raises AuthError when the body names another instance (session, phone number id);
+    ``send`` sends one message and returns the gateway's id for it; ``connection`` asks the
+    gateway whether the number is linked; ``qr`` gives the code to pair it again; ``download``
+    fetches an inbound message's file; ``recent`` lists a chat's latest messages as the gateway
+    keeps them (reconciliation). What a gateway does not offer raises NotOffered.
+    """
+
+    def verify(self, body: bytes, headers: Mapping[str, str], query: Mapping[str, str],
+               instance: InstanceConfig) -> None: ...
+
+    def parse(self, body: bytes, instance: InstanceConfig | None) -> list[Event]: ...
+
+    def send(self, client: httpx.Client, instance: InstanceConfig, to: str, out: Outgoing, *,
+             ref: str | None = None) -> str: ...
+
+    def connection(self, client: httpx.Client, instance: InstanceConfig) -> ConnectionUpdate: ...
+
+    def qr(self, client: httpx.Client, instance: InstanceConfig) -> str | None: ...
+
+    def download(self, client: httpx.Client, instance: InstanceConfig, media: Media, *,
+                 max_bytes: int) -> tuple[bytes, str | None]: ...
+
+    def recent(self, client: httpx.Client, instance: InstanceConfig, chat: str, *,
+               limit: int) -> list[InboundMessage]: ...
 
 
 PROVIDERS: dict[str, ModuleType] = {"simulator": simulator}

@@ -24,14 +24,18 @@ import httpx
 
 from gateway_bridge.events import (
     AuthError,
+    ConnectionUpdate,
     Event,
     InboundMessage,
     InstanceConfig,
+    Media,
+    NotOffered,
     PayloadError,
     SendError,
     StatusUpdate,
     load_json,
 )
+from gateway_bridge.http import Outgoing, call
 
 SIGNATURE_HEADER = "X-Simulator-Signature"
 KEY_HEADER = "X-Simulator-Key"
@@ -43,13 +47,16 @@ def sign(body: bytes, secret: str) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def parse_webhook(
-    body: bytes, headers: Mapping[str, str], instance: InstanceConfig
-) -> list[Event]:
-    """Verify the signature, then turn the body into one normalized event."""
+def verify(body: bytes, headers: Mapping[str, str], query: Mapping[str, str],
+           instance: InstanceConfig) -> None:
+    """The body is signed with the instance's secret, or AuthError."""
     given = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER) or ""
     if not hmac.compare_digest(given, sign(body, instance.webhook_secret)):
         raise AuthError(f"missing or wrong {SIGNATURE_HEADER} header")
+
+
+def parse(body: bytes, instance: InstanceConfig | None = None) -> list[Event]:
+    """Turn the body into one normalized event."""
     data = load_json(body)
     kind = data.get("event")
     if kind == "message":
@@ -111,30 +118,37 @@ def _status(data: dict[str, Any]) -> StatusUpdate:
     )
 
 
-def retry_after(resp: httpx.Response) -> float | None:
-    """Seconds a 429 or 503 asks us to wait (``Retry-After`` in seconds), if it says."""
-    try:
-        return max(0.0, float(resp.headers["Retry-After"]))
-    except (KeyError, ValueError):
-        return None  # absent, or an HTTP date: our own backoff decides
-
-
-def send_text(client: httpx.Client, instance: InstanceConfig, to: str, text: str, *,
-              ref: str | None = None) -> str:
-    """Send one text through the simulator; returns its message id."""
+def send(client: httpx.Client, instance: InstanceConfig, to: str, out: Outgoing, *,
+         ref: str | None = None) -> str:
+    """Send one message through the simulator; returns its message id. The simulator's phone
+    shows text: a file is sent as its caption and a note naming it."""
     if not instance.api_url:
         raise SendError("instance has no api_url", retryable=False)
+    text = out.text if out.kind == "text" else (
+        f"[{out.kind}: {out.filename or out.mime}] {out.text}".strip())
     url = f"{instance.api_url.rstrip('/')}/simulator/api/{instance.name}/send"
+    answer = call(client, "simulator", "POST", url, json={"to": to, "text": text, "ref": ref},
+                  headers={KEY_HEADER: instance.api_key or ""})
     try:
-        resp = client.post(url, json={"to": to, "text": text, "ref": ref},
-                           headers={KEY_HEADER: instance.api_key or ""})
-    except httpx.HTTPError as exc:
-        raise SendError(f"simulator unreachable: {type(exc).__name__}") from None
-    if resp.status_code >= 400:
-        raise SendError(f"simulator answered {resp.status_code}",
-                        retryable=resp.status_code >= 500 or resp.status_code == 429,
-                        retry_after=retry_after(resp))
-    try:
-        return str(resp.json()["id"])
-    except (ValueError, KeyError, TypeError):
+        return str(answer["id"])
+    except (KeyError, TypeError):
         raise SendError("simulator answered without a message id") from None
+
+
+def connection(client: httpx.Client, instance: InstanceConfig) -> ConnectionUpdate:
+    """The simulator lives in this process: it is linked whenever we are up."""
+    return ConnectionUpdate(state="connected", timestamp=datetime.now(UTC), detail="simulator")
+
+
+def qr(client: httpx.Client, instance: InstanceConfig) -> str | None:
+    raise NotOffered("the simulator needs no pairing")
+
+
+def download(client: httpx.Client, instance: InstanceConfig, media: Media, *,
+             max_bytes: int) -> tuple[bytes, str | None]:
+    raise NotOffered("the simulator sends no files")
+
+
+def recent(client: httpx.Client, instance: InstanceConfig, chat: str, *,
+           limit: int) -> list[InboundMessage]:
+    raise NotOffered("the simulator posts every message; there is nothing to reconcile")

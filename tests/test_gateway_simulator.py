@@ -12,6 +12,11 @@ from gateway_bridge import simulator as wire
 INST = InstanceConfig(name="demo", webhook_secret="s3cret")
 
 
+
+def _parse(body: bytes, headers: dict[str, str], inst: InstanceConfig) -> list:  # type: ignore[type-arg]
+    wire.verify(body, headers, {}, inst)
+    return wire.parse(body, inst)
+
 def _headers(body: bytes, secret: str = "s3cret") -> dict[str, str]:
     return {wire.SIGNATURE_HEADER.lower(): wire.sign(body, secret)}
 
@@ -19,21 +24,21 @@ def _headers(body: bytes, secret: str = "s3cret") -> dict[str, str]:
 def test_message_and_status_are_normalized() -> None:
     body = json.dumps({"event": "message", "id": "m1", "from": "+55 11 98765-4321",
                        "name": "Zé", "text": "ação", "timestamp": 1764140000}).encode()
-    (msg,) = wire.parse_webhook(body, _headers(body), INST)
+    (msg,) = _parse(body, _headers(body), INST)
     assert isinstance(msg, InboundMessage)
     assert (msg.provider_message_id, msg.phone, msg.text, msg.sender_name) == (
         "m1", "5511987654321", "ação", "Zé")
     body = json.dumps({"event": "status", "id": "m2", "status": "read"}).encode()
-    (st,) = wire.parse_webhook(body, _headers(body), INST)
+    (st,) = _parse(body, _headers(body), INST)
     assert isinstance(st, StatusUpdate) and st.status == "read"
 
 
 def test_signature_is_checked_before_anything_else() -> None:
     body = b'{"event": "message"}'
     with pytest.raises(AuthError):
-        wire.parse_webhook(body, _headers(body, "other"), INST)
+        _parse(body, _headers(body, "other"), INST)
     with pytest.raises(AuthError):
-        wire.parse_webhook(body, {}, INST)
+        _parse(body, {}, INST)
 
 
 @pytest.mark.parametrize("payload, field", [
@@ -54,19 +59,19 @@ def test_signature_is_checked_before_anything_else() -> None:
 def test_malformed_fields_are_named(payload: dict, field: str) -> None:
     body = json.dumps(payload).encode()
     with pytest.raises(PayloadError, match=field):
-        wire.parse_webhook(body, _headers(body), INST)
+        _parse(body, _headers(body), INST)
 
 
 def test_a_body_nested_too_deeply_is_malformed_not_a_crash() -> None:
     body = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(PayloadError, match="nested"):
-        wire.parse_webhook(body, _headers(body), INST)
+        _parse(body, _headers(body), INST)
 
 
 def test_a_huge_display_name_is_cut_and_the_message_kept() -> None:
     body = json.dumps({"event": "message", "id": "m1", "from": "5511987654321",
                        "name": "Zé" * 1000, "text": "oi"}).encode()
-    (msg,) = wire.parse_webhook(body, _headers(body), INST)
+    (msg,) = _parse(body, _headers(body), INST)
     assert isinstance(msg, InboundMessage)
     assert msg.text == "oi" and msg.sender_name == ("Zé" * 100)
 
@@ -74,5 +79,5 @@ def test_a_huge_display_name_is_cut_and_the_message_kept() -> None:
 def test_text_no_store_keeps_is_made_storable_and_the_message_kept() -> None:
     body = (b'{"event": "message", "id": "m1", "from": "5511987654321", '
             b'"text": "oi \\ud800\\u0000!"}')
-    (msg,) = wire.parse_webhook(body, _headers(body), INST)
+    (msg,) = _parse(body, _headers(body), INST)
     assert isinstance(msg, InboundMessage) and msg.text == "oi ?!"
