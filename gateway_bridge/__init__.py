@@ -12,7 +12,7 @@ from typing import Protocol, cast
 
 import httpx
 
-from gateway_bridge import simulator
+from gateway_bridge import cloud, evolution, simulator, waha
 from gateway_bridge.events import (
     AuthError,
     ConnectionUpdate,
@@ -78,7 +78,8 @@ class Adapter(Protocol):
                limit: int) -> list[InboundMessage]: ...
 
 
-PROVIDERS: dict[str, ModuleType] = {"simulator": simulator}
+PROVIDERS: dict[str, ModuleType] = {"simulator": simulator, "evolution": evolution, "waha": waha,
+                                    "cloud": cloud}
 
 
 def adapter_for(provider: str) -> Adapter:

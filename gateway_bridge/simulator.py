@@ -51,7 +51,9 @@ def verify(body: bytes, headers: Mapping[str, str], query: Mapping[str, str],
            instance: InstanceConfig) -> None:
     """The body is signed with the instance's secret, or AuthError."""
     given = headers.get(SIGNATURE_HEADER.lower()) or headers.get(SIGNATURE_HEADER) or ""
-    if not hmac.compare_digest(given, sign(body, instance.webhook_secret)):
+    # Bytes, not str: compare_digest raises on a non-ASCII str, which a forged header may hold.
+    if not hmac.compare_digest(given.encode("utf-8", "replace"),
+                               sign(body, instance.webhook_secret).encode()):
         raise AuthError(f"missing or wrong {SIGNATURE_HEADER} header")
 
 

@@ -16,6 +16,7 @@ from server import runtime
 from server.db import migrate, sessions_for
 from server.routes import (
     api,
+    gateway,
     health,
     instances,
     kb,
@@ -28,7 +29,7 @@ from server.routes import (
 from server.services import instances as instance_service
 from server.services import leases, recovery
 from server.settings import Settings, get_settings
-from server.tasks import requeue
+from server.tasks import requeue, watch_gateways
 
 log = logging.getLogger(__name__)
 SIMULATOR_INSTANCE = "demo"
@@ -46,6 +47,7 @@ def resume(settings: Settings) -> None:
         leases.clear_all(sessions)
     convs, boxes = recovery.unfinished(sessions)
     requeue(convs, boxes)
+    watch_gateways.fn()  # the periodic watch starts on the next minute; this covers the first
     if convs or boxes:
         log.info("resumed %d conversations and %d unsent replies", len(convs), len(boxes))
 
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(openai_compat.router)
     app.include_router(instances.router)
+    app.include_router(gateway.router)
     app.include_router(reports.router)
     app.include_router(kb.router)
     app.include_router(model_versions.router)

@@ -160,6 +160,28 @@ class Settings(BaseSettings):
         "2 seconds (at most 5 minutes, or what the gateway's Retry-After asks), so 8 tries "
         "ride out about 4 minutes of a gateway being down.",
     )
+    media_max_bytes: int = Field(
+        16_000_000, ge=1,
+        description="Largest inbound file kept (WhatsApp's own limit for video is 16 MB); a "
+        "larger one is refused with the reason in its message's journey, the message kept.",
+    )
+    gateway_check_seconds: float = Field(
+        30.0, gt=0,
+        description="How often each number's gateway is asked whether it is still linked: a "
+        "gateway may show \"connected\" while its socket is dead, and events alone miss it.",
+    )
+    reconcile_seconds: float = Field(
+        300.0, gt=0,
+        description="How often Evolution and WAHA are asked for the recent messages of active "
+        "chats, to store any their webhooks never delivered.",
+    )
+    reconcile_hours: float = Field(
+        24.0, gt=0, description="A chat is active, and reconciled, this long after its last "
+        "customer message.",
+    )
+    answer_groups: bool = Field(
+        False, description="Answer messages in WhatsApp groups (@g.us); off, they are not stored.",
+    )
     lease_seconds: float = Field(
         30.0, ge=2.0,
         description="How long a worker's hold on a conversation's turn (or on one send) lasts "

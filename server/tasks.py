@@ -8,7 +8,7 @@ once its lease lapses, instead of a lock that stays forever.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from huey import crontab
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,8 +16,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from server import runtime
 from server.db import sessions_for
 from server.engine import turns
-from server.queue import periodic, task
-from server.services import leases, outbox, recovery, statuses
+from server.queue import Task, periodic, task
+from server.services import (
+    connection,
+    inbound,
+    leases,
+    media,
+    outbox,
+    reconcile,
+    recovery,
+    statuses,
+)
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 BUSY_RETRY = 1.0  # seconds before a task whose work another live worker holds looks again
@@ -49,12 +59,84 @@ def deliver(outbox_id: int) -> None:
     try:
         with leases.hold(sessions, f"outbox-{outbox_id}", rt.settings.lease_seconds):
             outbox.deliver(rt.http, sessions, outbox_id,
-                           max_attempts=rt.settings.send_max_attempts)
+                           max_attempts=rt.settings.send_max_attempts,
+                           data_dir=rt.settings.data_dir)
     except leases.Busy:  # another worker is sending it; if it dies, its lease lapses
         deliver.schedule(args=(outbox_id,), delay=BUSY_RETRY)
     except (outbox.Waiting, outbox.RetryLater) as exc:
         # The outbox row counts the tries and says when to look again.
         deliver.schedule(args=(outbox_id,), delay=exc.after)
+    else:  # the next reply of the conversation (a long reply's next part) need not wait
+        following = outbox.next_in_line(sessions, outbox_id)
+        if following is not None:
+            deliver(following)
+
+
+@task(retries=5, retry_delay=15)
+def fetch_media(message_id: int) -> None:
+    """Download an inbound message's file; huey retries while the gateway may answer later."""
+    rt = runtime.current()
+    media.fetch(rt.http, _sessions(), rt.settings.data_dir, message_id,
+                max_bytes=rt.settings.media_max_bytes)
+
+
+def rules(settings: Settings) -> inbound.Rules:
+    """The inbound rules as configured."""
+    return inbound.Rules(stale_after=timedelta(seconds=settings.stale_after_seconds),
+                         data_dir=settings.data_dir, media_max_bytes=settings.media_max_bytes,
+                         answer_groups=settings.answer_groups)
+
+
+def after_inbound(settings: Settings, turns_: list[int], fetch: list[int]) -> None:
+    """Schedule what stored messages need: a turn (after the burst window), their files."""
+    for conv_id in turns_:
+        run_turn.schedule(args=(conv_id,), delay=settings.turn_debounce_seconds)
+    for msg_id in fetch:
+        fetch_media(msg_id)
+
+
+@task()
+def check_connections() -> None:
+    """Ask every gateway whether its number is linked (server.services.connection)."""
+    rt, sessions = runtime.current(), _sessions()
+    try:
+        with leases.hold(sessions, "connection-check", rt.settings.lease_seconds):
+            connection.check_all(rt.http, sessions)
+    except leases.Busy:
+        pass  # another worker is checking right now
+
+
+@task()
+def reconcile_chats() -> None:
+    """Store messages Evolution and WAHA never posted (server.services.reconcile)."""
+    rt, sessions = runtime.current(), _sessions()
+    try:
+        with leases.hold(sessions, "reconcile", rt.settings.lease_seconds):
+            found = reconcile.run(rt.http, sessions, rules(rt.settings),
+                                  active_for=timedelta(hours=rt.settings.reconcile_hours))
+    except leases.Busy:
+        return
+    after_inbound(rt.settings, found.turns, found.fetch)
+
+
+def spread(fn: Task, every: float, minute: int) -> None:
+    """Run ``fn`` every ``every`` seconds over the coming minute (huey's periodic tasks tick
+    once a minute); every few minutes when ``every`` is longer than one."""
+    if every >= 60:
+        if minute % max(1, round(every / 60)) == 0:
+            fn()
+        return
+    for k in range(max(1, int(60 // every))):
+        fn.schedule(args=(), delay=k * every)
+
+
+@periodic(crontab(minute="*"))
+def watch_gateways() -> None:
+    """Connection checks (a dead socket seen within ATENDE_GATEWAY_CHECK_SECONDS) and
+    reconciliation, at their configured paces."""
+    settings, minute = runtime.current().settings, datetime.now(UTC).minute
+    spread(check_connections, settings.gateway_check_seconds, minute)
+    spread(reconcile_chats, settings.reconcile_seconds, minute)
 
 
 def requeue(convs: list[int], boxes: list[int]) -> None:

@@ -81,6 +81,7 @@ def test_spent_instance_budget_switches_to_the_local_model(sessions, tmp_path, l
 
 def test_replies_keep_tokens_and_cost(sessions, tmp_path, llm, demo_kb) -> None:
     from datetime import UTC, datetime, timedelta
+    from pathlib import Path
 
     from gateway_bridge import InboundMessage
     from server.engine import turns
@@ -90,7 +91,8 @@ def test_replies_keep_tokens_and_cost(sessions, tmp_path, llm, demo_kb) -> None:
     inst = instances.ensure_simulator(sessions, "loja", "http://127.0.0.1:9")
     msg = InboundMessage("u1", "5511987650000", "5511987650000", None, None, Q,
                          datetime.now(UTC))
-    conv_id, _ = inbound.store_inbound(sessions, inst, msg, stale_after=timedelta(minutes=5))
+    rules = inbound.Rules(timedelta(minutes=5), Path("/nonexistent"), 1)
+    conv_id, _ = inbound.store_inbound(sessions, inst, msg, rules)
     turns.run(rt, sessions, conv_id)
     with sessions() as s:
         reply = s.scalars(select(Message).where(Message.direction == "out")).one()

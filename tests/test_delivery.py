@@ -16,7 +16,7 @@ from tests.test_store import STALE, _msg
 
 
 def test_statuses_only_move_forward(sessions, inst) -> None:
-    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("q1"), stale_after=STALE)
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("q1"), STALE)
     with sessions.begin() as s:
         s.add(Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
                       author="assistant", provider_message_id="r1", text="ok", status="sent"))
@@ -30,7 +30,7 @@ def test_statuses_only_move_forward(sessions, inst) -> None:
 
 def _queued_reply(sessions, inst, text: str) -> int:
     """An assistant reply waiting in the outbox, in the conversation of message o1."""
-    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("o1"), stale_after=STALE)
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("o1"), STALE)
     with sessions.begin() as s:
         reply = Message(instance_id=inst.id, conversation_id=conv_id, direction="out",
                         author="assistant", text=text, status="queued")
@@ -68,7 +68,7 @@ def test_outbox_retries_then_sends_and_gives_up_on_refusal(sessions, inst, fake_
     with httpx.Client() as http:
         assert outbox.deliver(http, sessions, refused, max_attempts=3) == "failed"
     with sessions() as s:
-        assert s.get_one(Outbox, refused).last_error == "simulator answered 401"
+        assert s.get_one(Outbox, refused).last_error == "simulator answered 401: nope"
         assert s.get_one(Message, s.get_one(Outbox, refused).message_id).status == "failed"
 
 
@@ -104,7 +104,7 @@ def test_a_status_that_beats_the_send_response_is_kept_and_applied(
 
 def test_statuses_no_send_claims_are_purged_after_days_the_rest_kept(sessions, inst) -> None:
     """Statuses of messages sent from the phone itself never meet a send of ours."""
-    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("p1"), stale_after=STALE)
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("p1"), STALE)
     old = datetime.now(UTC) - timedelta(days=3)
     with sessions.begin() as s:
         ours = Message(instance_id=inst.id, conversation_id=conv_id, direction="out",

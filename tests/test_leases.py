@@ -56,11 +56,11 @@ def test_workers_racing_for_a_lapsed_lease_take_it_once(sessions) -> None:
 
 def test_work_a_dead_worker_left_is_found_but_not_a_live_ones(sessions, inst) -> None:
     dead, _ = inbound.store_inbound(sessions, inst, _msg("d1", "5511911110001"),
-                                    stale_after=STALE)
+                                    STALE)
     held, _ = inbound.store_inbound(sessions, inst, _msg("h1", "5511911110002"),
-                                    stale_after=STALE)
+                                    STALE)
     waiting, _ = inbound.store_inbound(sessions, inst, _msg("w1", "5511911110003"),
-                                       stale_after=STALE)
+                                       STALE)
     turns.claim(sessions, dead)
     turns.claim(sessions, held)
     # Both were taken by a worker; the one on `held` is still alive.

@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,7 +28,8 @@ from server.services import inbound, journey, recovery
 from server.services.contacts import normalize_phone
 from server.settings import Settings
 
-STALE = timedelta(minutes=10)
+STALE = inbound.Rules(stale_after=timedelta(minutes=10), data_dir=Path("/nonexistent"),
+                      media_max_bytes=1)  # no test here carries a file
 
 
 def _msg(pid: str, phone: str = "5511987650000", text: str = "oi", **kw) -> InboundMessage:
@@ -44,21 +46,21 @@ def _count(sessions, model, *where) -> int:
 def test_brazilian_ninth_digit_is_one_contact(sessions, inst) -> None:
     assert normalize_phone("551187654321") == "5511987654321"
     assert normalize_phone("551133334444") == "551133334444"  # landline keeps 8 digits
-    inbound.store_inbound(sessions, inst, _msg("a1", "551187654321"), stale_after=STALE)
-    inbound.store_inbound(sessions, inst, _msg("a2", "5511987654321"), stale_after=STALE)
+    inbound.store_inbound(sessions, inst, _msg("a1", "551187654321"), STALE)
+    inbound.store_inbound(sessions, inst, _msg("a2", "5511987654321"), STALE)
     assert _count(sessions, Contact) == 1
     with sessions() as s:  # one conversation, answered where the customer last wrote from
         assert [c.address for c in s.scalars(select(Conversation))] == ["5511987654321"]
 
 
 def test_lid_identity_joins_the_phone_contact(sessions, inst) -> None:
-    inbound.store_inbound(sessions, inst, _msg("l1", "5511987650001"), stale_after=STALE)
+    inbound.store_inbound(sessions, inst, _msg("l1", "5511987650001"), STALE)
     both = _msg("l2", "5511987650001", lid="123456789@lid")
-    inbound.store_inbound(sessions, inst, both, stale_after=STALE)
+    inbound.store_inbound(sessions, inst, both, STALE)
     lid_only = InboundMessage(provider_message_id="l3", sender="123456789@lid", phone=None,
                               lid="123456789@lid", sender_name=None, text="oi",
                               timestamp=datetime.now(UTC))
-    inbound.store_inbound(sessions, inst, lid_only, stale_after=STALE)
+    inbound.store_inbound(sessions, inst, lid_only, STALE)
     assert _count(sessions, Contact) == 1
     assert _count(sessions, ContactIdentity) == 2
 
@@ -68,7 +70,7 @@ def test_concurrent_duplicate_webhooks_store_one_message(sessions, inst) -> None
 
     def deliver(_: int):
         barrier.wait()
-        return inbound.store_inbound(sessions, inst, _msg("same-id"), stale_after=STALE)[1]
+        return inbound.store_inbound(sessions, inst, _msg("same-id"), STALE)[1]
 
     with ThreadPoolExecutor(6) as pool:
         results = list(pool.map(deliver, range(6)))
@@ -88,7 +90,7 @@ def rt(tmp_path, llm, demo_kb):
 def test_turn_answers_pending_once_and_keeps_grounding(sessions, inst, rt) -> None:
     for i, text in enumerate(["oi", "qual o prazo para trocar um produto?"]):
         conv_id, _ = inbound.store_inbound(sessions, inst, _msg(f"t{i}", text=text),
-                                           stale_after=STALE)
+                                           STALE)
     with sessions.begin() as s:
         s.get_one(Instance, inst.id).kb_collection = "demo"
     box = turns.run(rt, sessions, conv_id)
@@ -113,7 +115,7 @@ def test_a_question_no_passage_covers_hands_off_without_the_model(sessions, inst
     with sessions.begin() as s:
         s.get_one(Instance, inst.id).kb_collection = "demo"
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("c1", text=question),
-                                       stale_after=STALE)
+                                       STALE)
     turns.run(rt, sessions, conv_id)
     with sessions() as s:
         reply = s.scalars(select(Message).where(Message.direction == "out")).one()
@@ -126,9 +128,9 @@ def test_no_good_passage_hands_off_without_the_model(sessions, inst, rt) -> None
     with sessions.begin() as s:
         s.get_one(Instance, inst.id).kb_collection = "demo"
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("h1", text="vcs vendem notebook?"),
-                                       stale_after=STALE)
+                                       STALE)
     turns.run(rt, sessions, conv_id)
-    inbound.store_inbound(sessions, inst, _msg("h2", text="alô?"), stale_after=STALE)
+    inbound.store_inbound(sessions, inst, _msg("h2", text="alô?"), STALE)
     assert turns.run(rt, sessions, conv_id) is None  # a human has it now
     with sessions() as s:
         assert s.get_one(Conversation, conv_id).mode == "human"
@@ -149,7 +151,7 @@ def test_a_bot_answering_every_reply_is_handed_to_a_human_unanswered(sessions, i
     for i, text in enumerate(["qual o prazo para trocar um produto?",
                               "qto custa a entrega expressa", "em qnto tempo cai o reembolso?"]):
         conv_id, _ = inbound.store_inbound(sessions, inst, _msg(f"b{i}", text=text),
-                                           stale_after=STALE)
+                                           STALE)
         boxes.append(turns.run(rt, sessions, conv_id))
     assert boxes[0] and boxes[1] and boxes[2] is None
     with sessions() as s:
@@ -167,7 +169,7 @@ def test_a_bot_answering_every_reply_is_handed_to_a_human_unanswered(sessions, i
                               "produto?", "em qnto tempo cai o reembolso?"]):
         time.sleep(1.1)
         other, _ = inbound.store_inbound(sessions, inst, _msg(f"h{i}", "5511912340000", text),
-                                         stale_after=STALE)
+                                         STALE)
         assert turns.run(rt, sessions, other) is not None
 
 
@@ -177,7 +179,7 @@ def test_a_customer_who_types_atendente_reaches_a_human(sessions, inst, rt) -> N
     with sessions.begin() as s:
         s.get_one(Instance, inst.id).kb_collection = "demo"
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("a1", text="Atendente!"),
-                                       stale_after=STALE)
+                                       STALE)
     turns.run(rt, sessions, conv_id)
     with sessions() as s:
         reply = s.scalars(select(Message).where(Message.direction == "out")).one()
@@ -190,7 +192,7 @@ def test_a_customer_who_types_atendente_reaches_a_human(sessions, inst, rt) -> N
 
 
 def test_restart_puts_cut_turns_back_in_line(sessions, inst) -> None:
-    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("c1"), stale_after=STALE)
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("c1"), STALE)
     assert [m.provider_message_id for m in turns.claim(sessions, conv_id)] == ["c1"]
     assert turns.claim(sessions, conv_id) == []
     convs, _ = recovery.unfinished(sessions)
@@ -209,7 +211,7 @@ def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) 
     broken.client.close()  # the vector store went away mid-flight
     rt.kb = broken
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("f1", text="qual o prazo?"),
-                                       stale_after=STALE)
+                                       STALE)
     # The store's own error reaches the caller unchanged: the queue sees it and retries.
     with pytest.raises(RuntimeError, match="QdrantLocal instance is closed"):
         turns.run(rt, sessions, conv_id)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from models.base import ModelConfigError
 from server.cli import eval as eval_cli
-from server.cli import finetune, kb, models
+from server.cli import finetune, gateway, kb, models
 from server.cli import openai_ft as _openai_ft  # noqa: F401  (registers finetune openai-*)
 from server.cli.common import console, fail
 from server.settings import get_settings, use_settings
@@ -24,6 +24,7 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(models.tokens_app, name="tokens")
 app.add_typer(eval_cli.app, name="eval")
 app.add_typer(finetune.app, name="finetune")
+app.add_typer(gateway.app, name="gateway")
 
 
 @app.command()

@@ -22,7 +22,14 @@ from server.schema.contacts import Contact, ContactIdentity
 from server.schema.instances import Instance
 from server.schema.leases import Lease
 from server.schema.llm import ApiToken, BudgetAlert, LlmUsage, ModelPromotion, ModelVersion
-from server.schema.messaging import Conversation, EarlyStatus, Message, MessageEvent, Outbox
+from server.schema.messaging import (
+    Conversation,
+    EarlyStatus,
+    Message,
+    MessageEvent,
+    Outbox,
+    UnsupportedPayload,
+)
 from server.schema.simulator import SimulatorMessage
 
 __all__ = [
@@ -42,5 +49,6 @@ __all__ = [
     "ModelVersion",
     "Outbox",
     "SimulatorMessage",
+    "UnsupportedPayload",
     "utcnow",
 ]

@@ -42,6 +42,11 @@ class Message(Base):
     author: Mapped[str] = mapped_column(String(16))  # customer | assistant | agent | flow | system
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(16), default="text")  # gateway_bridge MESSAGE_TYPES
+    # The file: {"mime", "sha256", "size", "filename", "state": waiting|stored|refused|failed,
+    # "reason"}; its bytes live content-addressed under DATA_DIR/media (server.services.media).
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    via: Mapped[str | None] = mapped_column(String(16))  # how it reached us if not a webhook
     # in: pending | processing | answered | handed_off | stale | ignored
     # out: queued | sent | delivered | read | failed
     status: Mapped[str] = mapped_column(String(16))
@@ -90,6 +95,19 @@ class Outbox(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    slot_at: Mapped[float | None] = mapped_column(Float)  # its reserved send slot (epoch s)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UnsupportedPayload(Base):
+    """A webhook body whose shape the adapter does not know, kept whole for a person to read:
+    a new gateway version never loses a message silently."""
+
+    __tablename__ = "unsupported_payloads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

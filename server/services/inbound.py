@@ -1,80 +1,212 @@
-"""Webhook events into the database: each message stored once, each status applied once."""
+"""Webhook events into the database: each message stored once, each status applied once.
+
+Every adapter's events come here, so the rules hold for every gateway alike:
+- a message is unique on (instance, provider id): a retried or concurrent delivery stores one;
+- a message older than the stale window, or the gateway's history after a reconnect (Baileys'
+  ``append``), is stored and left for a human, never auto-answered;
+- our own sends echoed back (``from_me``) are matched to the outbox, never stored twice; a
+  ``from_me`` message that is not ours was typed on the phone by an agent: it is stored as the
+  agent's reply, and the bot pauses for that contact;
+- group chats are not answered (nor stored) unless ``answer_groups``;
+- a shape the adapter does not know is kept whole (``UnsupportedPayload``) for a person.
+"""
 
 from __future__ import annotations
 
+import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway_bridge import Event, InboundMessage, StatusUpdate
-from server.schema import Conversation, Instance, Message
-from server.services import contacts, journey, statuses
+from gateway_bridge import ConnectionUpdate, Event, Ignored, InboundMessage, StatusUpdate
+from gateway_bridge.events import MEDIA_TYPES
+from server.schema import Conversation, Instance, Message, Outbox, UnsupportedPayload
+from server.services import connection, contacts, journey, media, statuses
 
 log = logging.getLogger(__name__)
+# Types nobody expects an answer to: stored for the agents, no turn.
+SILENT = {"reaction", "sticker", "system", "unsupported"}
+
+
+@dataclass(frozen=True)
+class Rules:
+    stale_after: timedelta
+    data_dir: Path
+    media_max_bytes: int
+    answer_groups: bool = False
 
 
 @dataclass
 class Outcome:
-    """What a webhook changed; ``turns`` are the conversations that now need a turn."""
+    """What a webhook changed; ``turns`` are the conversations that now need a turn,
+    ``fetch`` the messages whose file is to be downloaded."""
 
     stored: int = 0
     duplicates: int = 0
     ignored: int = 0
     statuses: int = 0
     turns: list[int] = field(default_factory=list)
+    fetch: list[int] = field(default_factory=list)
 
 
 def handle(sessions: sessionmaker[Session], instance: Instance, events: list[Event],
-           *, stale_after: timedelta) -> Outcome:
+           rules: Rules, *, body: bytes = b"", via: str | None = None) -> Outcome:
     """Apply a webhook's events; safe to call again with the same webhook."""
     out = Outcome()
     for ev in events:
         if isinstance(ev, StatusUpdate):
             out.statuses += statuses.apply(sessions, instance.id, ev)
-        elif ev.from_me or ev.is_group:
-            out.ignored += 1  # our own echoes and group chats are never answered
-        else:
-            conv_id, new = store_inbound(sessions, instance, ev, stale_after=stale_after)
-            if new is None:
-                out.duplicates += 1
-            else:
+        elif isinstance(ev, ConnectionUpdate):
+            connection.apply(sessions, instance.id, ev)
+        elif isinstance(ev, Ignored):
+            out.ignored += 1
+            if ev.unknown:
+                keep_unknown(sessions, instance.id, ev.reason, body)
+        elif ev.is_group and not rules.answer_groups:
+            out.ignored += 1
+        elif ev.from_me:
+            if from_phone(sessions, instance, ev, rules):
                 out.stored += 1
-                if new and conv_id not in out.turns:
-                    out.turns.append(conv_id)
+            else:
+                out.duplicates += 1
+        else:
+            conv_id, needs_turn = store_inbound(sessions, instance, ev, rules, via=via,
+                                                fetch=out.fetch)
+            if needs_turn is None:
+                out.duplicates += 1
+                continue
+            out.stored += 1
+            if needs_turn and conv_id not in out.turns:
+                out.turns.append(conv_id)
     return out
 
 
+def keep_unknown(sessions: sessionmaker[Session], instance_id: int, reason: str,
+                 body: bytes) -> None:
+    with sessions.begin() as s:
+        s.add(UnsupportedPayload(instance_id=instance_id, reason=reason[:300],
+                                 body=body.decode("utf-8", "replace").replace("\x00", "")))
+    log.warning("unsupported webhook payload kept for instance %d: %s", instance_id, reason)
+
+
 def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: InboundMessage,
-                  *, stale_after: timedelta) -> tuple[int, bool | None]:
-    """Store a customer message once. Returns (conversation, needs a turn); None if a duplicate."""
+                  rules: Rules, *, via: str | None = None, fetch: list[int] | None = None
+                  ) -> tuple[int, bool | None]:
+    """Store a customer message once. Returns (conversation, needs a turn), None for the
+    second if it is a duplicate; a message whose file is to be downloaded joins ``fetch``."""
     contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid, name=ev.sender_name)
     conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
-    stale = ev.timestamp < datetime.now(UTC) - stale_after
+    stale = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
+    silent = ev.type in SILENT or not (ev.text.strip() or ev.type in MEDIA_TYPES)
+    file, reason = _file(ev, rules)
+    status = "stale" if stale else "ignored" if silent else "pending"
     try:
         with sessions.begin() as s:
             msg = Message(instance_id=instance.id, conversation_id=conv_id, direction="in",
                           author="customer", provider_message_id=ev.provider_message_id,
-                          text=ev.text, status="stale" if stale else "pending",
+                          text=ev.text, type=ev.type, media=file, via=via, status=status,
                           sent_at=ev.timestamp)
             s.add(msg)
             s.flush()
-            journey.record(s, msg.id, "received", provider_id=ev.provider_message_id)
+            journey.record(s, msg.id, "received", provider_id=ev.provider_message_id,
+                           type=ev.type, **({"found_by": via} if via else {}))
+            if file is not None and file["state"] != "waiting":
+                journey.record(s, msg.id, f"media_{file['state']}",
+                               **({"reason": reason} if reason else {"sha256": file["sha256"]}))
             if stale:
-                journey.record(s, msg.id, "stale", reason="arrived late; left for a human")
+                journey.record(s, msg.id, "stale", reason="history the gateway sent after a "
+                               "reconnect" if ev.backlog else "arrived late; left for a human")
+            elif silent:
+                journey.record(s, msg.id, "not_answered", reason=f"a {ev.type}: nothing to "
+                               "answer; left for a human")
             conv = s.get(Conversation, conv_id)
-            if conv is not None:
+            if conv is not None and (conv.last_inbound_at is None
+                                     or conv.last_inbound_at < ev.timestamp):
                 conv.last_inbound_at = ev.timestamp
+            msg_id = msg.id
     except IntegrityError:
         with sessions.begin() as s:
             existing = s.scalar(select(Message.id).where(
                 Message.instance_id == instance.id,
                 Message.provider_message_id == ev.provider_message_id))
             if existing is not None:
-                journey.record(s, existing, "duplicate", detail="webhook delivered again")
+                journey.record(s, existing, "duplicate", detail="delivered again",
+                               **({"found_by": via} if via else {}))
         return conv_id, None
-    return conv_id, not stale
+    if file is not None and file["state"] == "waiting" and fetch is not None:
+        fetch.append(msg_id)
+    # A photo without a caption waits for a human too, but its file is still fetched.
+    return conv_id, status == "pending" and bool(ev.text.strip())
 
+
+def from_phone(sessions: sessionmaker[Session], instance: Instance, ev: InboundMessage,
+               rules: Rules) -> bool:
+    """A message sent from the number itself. Our own send echoed back gets an ``echo`` step
+    on its message; one typed on the phone is stored as the agent's reply and pauses the bot
+    for the contact. Returns True when something new was stored."""
+    with sessions.begin() as s:
+        ours = _ours(s, instance.id, ev)
+        if ours is not None:
+            journey.record(s, ours, "echo", provider_id=ev.provider_message_id)
+            return False
+    contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid, name=None)
+    conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
+    file, _ = _file(ev, rules)
+    try:
+        with sessions.begin() as s:
+            msg = Message(instance_id=instance.id, conversation_id=conv_id, direction="out",
+                          author="agent", provider_message_id=ev.provider_message_id,
+                          text=ev.text, type=ev.type, media=file, status="sent",
+                          sent_at=ev.timestamp)
+            s.add(msg)
+            s.flush()
+            journey.record(s, msg.id, "sent_from_phone", provider_id=ev.provider_message_id)
+            conv = s.get_one(Conversation, conv_id)
+            if conv.mode != "human":
+                conv.mode = "human"
+                journey.record(s, msg.id, "bot_paused",
+                               reason="an agent answered from the phone")
+    except IntegrityError:
+        return False  # delivered again, or our send recorded its id meanwhile
+    return True
+
+
+def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
+    """Our outbound message this echo is of: by the id its send returned, or, when the echo
+    beats the send's answer, the send in flight to the same chat with the same text."""
+    known = s.scalar(select(Message.id).where(
+        Message.instance_id == instance_id, Message.direction == "out",
+        Message.provider_message_id == ev.provider_message_id))
+    if known is not None:
+        return known
+    return s.scalar(
+        select(Message.id).join(Outbox, Outbox.message_id == Message.id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.instance_id == instance_id, Outbox.status == "pending",
+               Outbox.attempts > 0, Conversation.address == ev.sender,
+               Message.text == ev.text)
+        .order_by(Message.id).limit(1))
+
+
+def _file(ev: InboundMessage, rules: Rules) -> tuple[dict[str, object] | None, str | None]:
+    """What the message records of its file; a file carried inline is kept at once."""
+    if ev.media is None:
+        return None, None
+    m = ev.media
+    base: dict[str, object] = {k: v for k, v in (("mime", m.mime), ("filename", m.filename),
+                                                 ("size", m.size)) if v is not None}
+    if m.data is None:
+        return {**base, "state": "waiting", **{k: v for k, v in (("ref", m.ref), ("url", m.url))
+                                               if v is not None}}, None
+    try:
+        data = base64.b64decode(m.data, validate=False)
+        return {**base, **media.keep(rules.data_dir, data, m.mime,
+                                     max_bytes=rules.media_max_bytes,
+                                     filename=m.filename)}, None
+    except (media.Refused, ValueError) as exc:
+        return {**base, "state": "refused", "reason": str(exc)}, str(exc)

@@ -1,15 +1,56 @@
-"""Connected numbers: creating, finding and changing instances."""
+"""Connected numbers: creating, finding, changing and removing instances.
+
+What each gateway needs is checked here, once, so an instance that is saved can be used: a
+gateway URL and key for Evolution and WAHA, the phone number id, access token, app secret and
+verify token for the Cloud API. The secret that authenticates webhooks is made here when the
+admin gives none (Evolution signs nothing: its webhook URL carries it), and shown once.
+"""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.schema import Instance
+from gateway_bridge import PROVIDERS, InstanceConfig
+from server.schema import Conversation, Instance, utcnow
+
+CLOUD_API = "https://graph.facebook.com"
+# What each provider needs before it can work, beyond a name.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "evolution": ("api_url", "api_key"),
+    "waha": ("api_url", "api_key"),
+    "cloud": ("api_key", "webhook_secret", "verify_token", "options.phone_number_id"),
+    "simulator": (),
+}
+OPTIONS: dict[str, frozenset[str]] = {
+    "evolution": frozenset({"instance"}),
+    "waha": frozenset({"session"}),
+    "cloud": frozenset({"phone_number_id", "api_version"}),
+    "simulator": frozenset(),
+}
+GATEWAY_FIELDS = ("provider", "api_url", "api_key", "webhook_secret", "verify_token", "options",
+                  "send_interval_s", "daily_cap")
+
+
+def config(inst: Instance) -> InstanceConfig:
+    """What the instance's adapter needs, credentials unsealed."""
+    options = dict(inst.options or {})
+    if inst.verify_token:
+        options["verify_token"] = inst.verify_token
+    api_url = inst.api_url or (CLOUD_API if inst.provider == "cloud" else None)
+    return InstanceConfig(name=inst.name, webhook_secret=inst.webhook_secret, api_url=api_url,
+                          api_key=inst.api_key, options=options)
+
+
+@dataclass(frozen=True)
+class Created:
+    instance: Instance
+    webhook_secret: str | None  # made here: shown once, never again
 
 
 def ensure_simulator(sessions: sessionmaker[Session], name: str, public_url: str) -> Instance:
@@ -23,27 +64,109 @@ def ensure_simulator(sessions: sessionmaker[Session], name: str, public_url: str
                                 api_key=secrets.token_urlsafe(24))
                 s.add(inst)
             inst.api_url = public_url
+            # No ban to fear on a phone in this process: no pacing, and always linked.
+            inst.send_interval_s, inst.connection_state = 0.0, "connected"
             return inst
     except IntegrityError:  # created by a concurrent start
         with sessions() as s:
             return s.scalars(select(Instance).where(Instance.name == name)).one()
 
 
+def create(sessions: sessionmaker[Session], fields: dict[str, Any]) -> Created:
+    """A new instance from validated fields; a ValueError says what is missing or wrong (a
+    taken name too)."""
+    provider = fields.get("provider")
+    if provider not in PROVIDERS or provider == "simulator":
+        raise ValueError(f"provider must be one of {sorted(set(PROVIDERS) - {'simulator'})}")
+    made = None
+    if not fields.get("webhook_secret"):
+        if provider == "cloud":
+            raise ValueError("webhook_secret (the Meta app secret) is required for the Cloud API")
+        made = fields["webhook_secret"] = secrets.token_urlsafe(32)
+    _check(provider, fields)
+    try:
+        with sessions.begin() as s:
+            inst = Instance(**{k: v for k, v in fields.items() if v is not None})
+            s.add(inst)
+            s.flush()
+    except IntegrityError:
+        raise ValueError(f"an instance named {fields.get('name')!r} exists") from None
+    return Created(inst, made)
+
+
 def update(sessions: sessionmaker[Session], name: str, changes: dict[str, Any], *,
            models: set[str]) -> Instance:
-    """Change how the assistant works on a number; ``models`` are the configured ones (an
-    unknown model is a ValueError, an unknown instance a LookupError). ``ai_enabled: null``
-    leaves it as it is: it has no default to return to."""
+    """Change a number: how the assistant works on it, or its gateway settings; ``models`` are
+    the configured ones (an unknown model is a ValueError, an unknown instance a LookupError).
+    ``ai_enabled: null`` leaves it as it is: it has no default to return to."""
     for model in [changes.get("model")] + (changes.get("fallback_models") or []):
         if model is not None and model not in models:
             raise ValueError(f"unknown model {model!r}; configured: {sorted(models)}")
     with sessions.begin() as s:
-        inst = s.scalar(select(Instance).where(Instance.name == name))
-        if inst is None:
-            raise LookupError(f"no instance {name!r}")
-        if changes.get("ai_enabled") is None:
-            changes.pop("ai_enabled", None)
+        inst = _get(s, name)
+        for key in ("ai_enabled", "send_interval_s", "daily_cap", "webhook_secret"):
+            if key in changes and changes[key] is None:
+                changes.pop(key)  # no default to return to
+        if "options" in changes:
+            changes["options"] = {**(inst.options or {}), **(changes["options"] or {})}
+        merged = {k: getattr(inst, k) for k in GATEWAY_FIELDS} | changes
+        _check(inst.provider, merged)
         for key, value in changes.items():
             setattr(inst, key, value)
+        if {"api_url", "api_key", "options"} & changes.keys():
+            inst.connection_state, inst.connection_detail = "unknown", "gateway settings changed"
         s.flush()
         return inst
+
+
+def rotate_secret(sessions: sessionmaker[Session], name: str) -> tuple[Instance, str]:
+    """A new webhook secret for a number, shown once (the gateway must be told it)."""
+    fresh = secrets.token_urlsafe(32)
+    with sessions.begin() as s:
+        inst = _get(s, name)
+        inst.webhook_secret = fresh
+        s.flush()
+        return inst, fresh
+
+
+def remove(sessions: sessionmaker[Session], name: str) -> bool:
+    """Remove a number: gone if it never talked, else kept out of sight with its history (its
+    name freed for a new one) so no conversation loses its messages. True if it is gone."""
+    with sessions.begin() as s:
+        inst = _get(s, name)
+        if not s.scalar(select(exists().where(Conversation.instance_id == inst.id))):
+            s.delete(inst)
+            return True
+        inst.deleted_at = utcnow()
+        inst.name = f"{inst.name[:40]}~removed-{inst.id}"
+        return False
+
+
+def live(s: Session) -> list[Instance]:
+    """The numbers not removed, by name."""
+    return list(s.scalars(select(Instance).where(Instance.deleted_at.is_(None))
+                          .order_by(Instance.name)))
+
+
+def get(s: Session, name: str) -> Instance:
+    """A live instance by name; LookupError if there is none."""
+    return _get(s, name)
+
+
+def _get(s: Session, name: str) -> Instance:
+    inst = s.scalar(select(Instance).where(Instance.name == name, Instance.deleted_at.is_(None)))
+    if inst is None:
+        raise LookupError(f"no instance {name!r}")
+    return inst
+
+
+def _check(provider: str, fields: dict[str, Any]) -> None:
+    options = fields.get("options") or {}
+    unknown = set(options) - OPTIONS[provider]
+    if unknown:
+        raise ValueError(f"unknown options for {provider}: {sorted(unknown)}; "
+                         f"known: {sorted(OPTIONS[provider])}")
+    missing = [f for f in REQUIRED[provider]
+               if not (options.get(f[8:]) if f.startswith("options.") else fields.get(f))]
+    if missing:
+        raise ValueError(f"{provider} needs {', '.join(missing)}")

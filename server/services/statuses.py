@@ -20,23 +20,29 @@ from server.schema import EarlyStatus, Message, utcnow
 from server.services import journey
 
 log = logging.getLogger(__name__)
-# Statuses only move forward; a late "delivered" never undoes "read".
-_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+# Statuses only move forward; a late "delivered" never undoes "read". "deleted" (the sender
+# revoked it) is last: the message stays, as everything does, with that step in its journey.
+_RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5,
+         "deleted": 6}
 
 
 def apply(sessions: sessionmaker[Session], instance_id: int, ev: StatusUpdate) -> int:
     """Move an outbound message's status forward; returns 1 if its message is known yet."""
+    error = " ".join(x for x in (f"[{ev.error_code}]" if ev.error_code else "", ev.error or "")
+                     if x) or None
     with sessions.begin() as s:
         msg = _sent(s, instance_id, ev.provider_message_id)
         if msg is not None:
-            _advance(s, msg, ev.status, ev.error)
+            _advance(s, msg, ev.status, error)
     if msg is not None:  # and any status kept while the outbox's own settle had failed
         settle(sessions, instance_id, ev.provider_message_id)
+        return 1
+    if ev.status == "deleted" and _revoked(sessions, instance_id, ev.provider_message_id):
         return 1
     try:
         with sessions.begin() as s:
             s.add(EarlyStatus(instance_id=instance_id, provider_message_id=ev.provider_message_id,
-                              status=ev.status, error=ev.error))
+                              status=ev.status, error=error))
     except IntegrityError:
         return 0  # the gateway retried a status already kept
     log.info("status %s for %s kept until its send is recorded", ev.status,
@@ -72,6 +78,17 @@ def purge(sessions: sessionmaker[Session], older_than: timedelta) -> int:
         return s.execute(delete(EarlyStatus).where(
             EarlyStatus.applied_to.is_(None),
             EarlyStatus.received_at < utcnow() - older_than)).rowcount  # type: ignore[attr-defined]
+
+
+def _revoked(sessions: sessionmaker[Session], instance_id: int, provider_message_id: str) -> bool:
+    """A customer deleted a message they sent: it stays, marked, for the agents to know."""
+    with sessions.begin() as s:
+        msg_id = s.scalar(select(Message.id).where(
+            Message.instance_id == instance_id, Message.direction == "in",
+            Message.provider_message_id == provider_message_id))
+        if msg_id is not None:
+            journey.record(s, msg_id, "deleted", reason="the customer deleted it for everyone")
+    return msg_id is not None
 
 
 def _sent(s: Session, instance_id: int, provider_message_id: str) -> Message | None:
