@@ -25,8 +25,11 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1_000_000
 
 
-def body_limit(settings: Settings) -> int:
-    """The largest webhook read: a file carried inline in base64 (Evolution) is 4/3 its size."""
+def body_limit(provider: str, settings: Settings) -> int:
+    """The largest webhook read: 1 MB, but Evolution may carry a file inline in base64 (4/3 of
+    its size); the others send a link to it."""
+    if provider != "evolution":
+        return MAX_BODY
     return max(MAX_BODY, settings.media_max_bytes * 4 // 3 + 65_536)
 
 
@@ -48,7 +51,7 @@ async def receive(provider: str, instance: str, request: Request, sessions: Sess
                   settings: SettingsDep) -> dict[str, int]:
     """Check, normalize and store the webhook's events once; the answer comes later."""
     inst = _instance(sessions, provider, instance)
-    body = await read_body(request, body_limit(settings))
+    body = await read_body(request, body_limit(provider, settings))
     cfg = instances.config(inst)
     adapter = adapter_for(provider)
     try:

@@ -49,8 +49,8 @@ def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | No
         try:
             with sessions.begin() as s:
                 contact_id = _find(s, identities)
+                phone_id = next((v for k, v in identities if k == "phone"), None)
                 if contact_id is None:
-                    phone_id = next((v for k, v in identities if k == "phone"), None)
                     contact = Contact(name=name, phone=phone_id)
                     s.add(contact)
                     s.flush()
@@ -63,6 +63,8 @@ def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | No
                 contact_obj = s.get(Contact, contact_id)
                 if contact_obj is not None and name and not contact_obj.name:
                     contact_obj.name = name
+                if contact_obj is not None and phone_id and not contact_obj.phone:
+                    contact_obj.phone = phone_id  # an @lid contact whose phone is now told
             return contact_id
         except IntegrityError:
             continue  # another webhook created it first; look again
