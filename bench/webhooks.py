@@ -3,10 +3,12 @@
 ``POST /webhooks/{provider}/{name}`` of a real ``atende serve`` (the assistant off on the number,
 so no model runs; the turn is still scheduled and taken by the in-process workers, as in
 production) against a bare FastAPI endpoint on the same path that reads the body and answers
-200, each served by uvicorn in its own process, one at a time, driven from this process (httpx,
-async) with N requests in flight. Every webhook is a distinct message from one of ``--customers``
-customers; after the run every acknowledged webhook must be stored exactly once (rows counted).
-Providers: the built-in simulator (HMAC-signed) and Evolution (its fake gateway from
+200, each served by uvicorn in its own process, driven from this process (httpx, async) with N
+requests in flight. The two take turns in ``--rounds`` alternating rounds per level (so the
+machine's other load falls on both alike), each round starting once the atende server is idle
+(the turns the last round scheduled have run). Every webhook is a distinct message from one of
+``--customers`` customers; after the run every acknowledged webhook must be stored exactly once
+(rows counted). Providers: the built-in simulator (HMAC-signed) and Evolution (its fake gateway from
 ``tests/gateways/fake_evolution.py`` answers the connection checks; nothing is sent).
 
 ``--phases`` runs the server a second time with timers around each step of the webhook (route,
@@ -344,11 +346,33 @@ def stored_once(db_url: str, instance_id: int, acked: list[str]) -> dict[str, in
             "rows": sum(found.values())}
 
 
-def phases(url: str, reset: bool = False) -> dict[str, Any]:
+def phases(url: str, reset: bool = False, dump: bool = False) -> dict[str, Any]:
     import httpx
 
-    return dict(httpx.get(f"{url}/_bench/phases", params={"reset": int(reset)},
-                          timeout=30).json())
+    return dict(httpx.get(f"{url}/_bench/phases", params={"reset": int(reset),
+                                                           "dump": int(dump)},
+                          timeout=120).json())
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def quiet(pid: int, timeout: float = 60.0) -> float:
+    """Wait until the server is idle (under 5% of a core over half a second): the turns a round
+    scheduled run after their debounce, and must not fall on the next round, ours or the
+    bare endpoint's. Returns the seconds waited."""
+    t0 = time.monotonic()
+    before = cpu_seconds(pid)
+    while time.monotonic() - t0 < timeout:
+        time.sleep(0.5)
+        now = cpu_seconds(pid)
+        if now - before < 0.025:
+            break
+        before = now
+    return time.monotonic() - t0
 
 
 def load() -> str:
@@ -370,6 +394,7 @@ def serve_instrumented(port: int, cprofile_out: str) -> None:
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm.session import SessionTransaction
+    from sqlalchemy.pool import QueuePool
 
     import server.routes.webhooks as wh
     from server import queue, runtime
@@ -437,23 +462,24 @@ def serve_instrumented(port: int, cprofile_out: str) -> None:
             adapters[provider] = Adapter(real_adapter_for(provider))
         return adapters[provider]
 
-    wh.adapter_for = adapter_for  # type: ignore[assignment]
+    wh.adapter_for = adapter_for
     wh._instance = timed("1 instance lookup (on the event loop)", wh._instance)
     wh.read_body = timed_async("2 read body", wh.read_body)
     wh.run_in_threadpool = timed_async("5 run_in_threadpool (wait + handle)", wh.run_in_threadpool)
     handle = timed("6 inbound.handle (in a thread)", inbound.handle)
     wh.after_inbound = timed("8 after_inbound (on the event loop)", wh.after_inbound)
-    inbound.store_inbound = timed("6b store_inbound", inbound.store_inbound)  # type: ignore[assignment]
-    contacts.resolve = timed("6c contacts.resolve", contacts.resolve)  # type: ignore[assignment]
-    contacts.conversation_for = timed("6d contacts.conversation_for",  # type: ignore[assignment]
-                                      contacts.conversation_for)
-    journey.record = timed("6e journey.record", journey.record)  # type: ignore[assignment]
-    inbound._file = timed("6f inbound._file", inbound._file)  # type: ignore[assignment]
+    inbound.store_inbound = timed("6b store_inbound", inbound.store_inbound)
+    contacts.resolve = timed("6c contacts.resolve", contacts.resolve)
+    contacts.conversation_for = timed("6d contacts.conversation_for", contacts.conversation_for)
+    journey.record = timed("6e journey.record", journey.record)
+    inbound._file = timed("6f inbound._file", inbound._file)
     queue.Task.schedule = timed("8b huey enqueue (Task.schedule)",  # type: ignore[method-assign]
                                 queue.Task.schedule)
+    QueuePool._do_get = timed("9b pool checkout (any thread)",  # type: ignore[method-assign]
+                              QueuePool._do_get)
     SessionTransaction.commit = timed("9 COMMIT incl. flush (any thread)",  # type: ignore[method-assign]
                                       SessionTransaction.commit)
-    inbound.handle = profiled(handle) if cprofile_out else handle  # type: ignore[assignment]
+    inbound.handle = profiled(handle) if cprofile_out else handle
 
     @event.listens_for(Engine, "before_cursor_execute")
     def _before(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
@@ -472,12 +498,49 @@ def serve_instrumented(port: int, cprofile_out: str) -> None:
     runtime.start(settings)
     app = create_app(settings)
 
+    main = cProfile.Profile() if cprofile_out else None
+
+    def dump() -> None:
+        """cProfile's figures as files (uvicorn ends the process on SIGTERM itself, so they
+        are asked for over HTTP before the server is stopped)."""
+        import pstats
+
+        if main is None:
+            return
+        main.disable()
+        folder = Path(cprofile_out)
+        folder.mkdir(parents=True, exist_ok=True)
+        main.dump_stats(folder / "event-loop.prof")
+        with lock:
+            for i, p in enumerate(profiles):
+                p.dump_stats(folder / f"handler-{i}.prof")
+        for name, files in (("event-loop", [folder / "event-loop.prof"]),
+                            ("handlers", sorted(folder.glob("handler-*.prof")))):
+            with (folder / f"{name}.txt").open("w") as out:
+                st: pstats.Stats | None = None
+                for f in files:
+                    try:
+                        one = pstats.Stats(str(f), stream=out)
+                    except TypeError:  # a thread that handled nothing since the reset
+                        continue
+                    st = one if st is None else st.add(one)
+                if st is not None:
+                    st.sort_stats("cumulative").print_stats(60)
+                    st.sort_stats("tottime").print_stats(40)
+
     async def timing(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/_bench/phases":
             out = {k: {"n": int(v[0]), "wall_s": v[1], "cpu_s": v[2]} for k, v in stats.items()}
-            if b"reset=1" in scope.get("query_string", b""):
+            query = scope.get("query_string", b"")
+            if b"dump=1" in query:
+                dump()
+            if b"reset=1" in query:
                 with lock:
                     stats.clear()
+                    for p in profiles:
+                        p.clear()
+                if main is not None:
+                    main.enable()  # profile from here on
             raw = json.dumps(out).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
@@ -492,27 +555,7 @@ def serve_instrumented(port: int, cprofile_out: str) -> None:
             return
         await app(scope, receive, send)
 
-    main = cProfile.Profile() if cprofile_out else None
-    if main is not None:
-        main.enable()
     uvicorn.run(timing, host="127.0.0.1", port=port, log_level="warning")
-    if main is not None:
-        import pstats
-
-        main.disable()
-        folder = Path(cprofile_out)
-        folder.mkdir(parents=True, exist_ok=True)
-        main.dump_stats(folder / "event-loop.prof")
-        for i, p in enumerate(profiles):
-            p.dump_stats(folder / f"handler-{i}.prof")
-        for name, files in (("event-loop", [folder / "event-loop.prof"]),
-                            ("handlers", sorted(folder.glob("handler-*.prof")))):
-            if not files:
-                continue
-            with (folder / f"{name}.txt").open("w") as out:
-                st = pstats.Stats(*map(str, files), stream=out)
-                st.sort_stats("cumulative").print_stats(45)
-                st.sort_stats("tottime").print_stats(30)
 
 
 # -- the report ----------------------------------------------------------------------------------
@@ -556,7 +599,7 @@ def main() -> None:
 
     import tests.conftest  # noqa: F401  (sets the tests' ATENDE_SECRET_KEY, to read secrets)
 
-    console = Console()
+    console = Console(width=170)
     folder = Path(tempfile.mkdtemp(prefix="webhooks-bench-"))
     result: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "load_before": load()},
                               "requests": args.requests, "rounds": args.rounds, "db": args.db,
@@ -583,6 +626,7 @@ def main() -> None:
                         # both sides alike.
                         for r in range(args.rounds):
                             posts = make_posts(target, chunk, args.customers, f"c{c}r{r}")
+                            quiet(a.srv.proc.pid)
                             theirs.append(drive(bare_posts(bare_url, posts), c))
                             mine.append(drive(posts, c))
                         run, base = merge(mine), merge(theirs)
@@ -634,7 +678,7 @@ def main() -> None:
                 drive(make_posts(target, args.warmup, args.customers, "warm"), 8)
                 phases(a.srv.url, reset=True)
                 run = drive(make_posts(target, args.requests, args.customers, "ph"), c)
-                ph = phases(a.srv.url, reset=True)
+                ph = phases(a.srv.url, reset=True, dump=bool(args.cprofile))
             finally:
                 target.stop()
         n = len(run.acked)

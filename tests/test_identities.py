@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -75,7 +76,7 @@ PAIRS = list(itertools.combinations(IDENTITIES, 2))
 @pytest.fixture
 def numbers(sessions: sessionmaker[Session]) -> dict[str, Instance]:
     """One number per gateway, in the test database."""
-    made = {
+    made: dict[str, dict[str, Any]] = {
         "evolution": {"api_url": "http://127.0.0.1:9", "api_key": "k",
                       "webhook_secret": "evo-secret", "options": {"instance": fe.INSTANCE}},
         "waha": {"api_url": "http://127.0.0.1:9", "api_key": "k",
@@ -217,7 +218,8 @@ def test_an_image_and_an_audio_10ms_apart_from_a_new_contact_are_one_contact(
         errors: list[BaseException] = []
         gate = threading.Barrier(2)
 
-        def post(evs: list[Event], delay: float) -> None:
+        def post(evs: list[Event], delay: float, gate: threading.Barrier,
+                 errors: list[BaseException]) -> None:
             try:
                 gate.wait()
                 time.sleep(delay)
@@ -225,8 +227,8 @@ def test_an_image_and_an_audio_10ms_apart_from_a_new_contact_are_one_contact(
             except BaseException as exc:  # reported below, in the test's thread
                 errors.append(exc)
 
-        threads = [threading.Thread(target=post, args=(events[0], 0.0)),
-                   threading.Thread(target=post, args=(events[1], 0.01))]
+        threads = [threading.Thread(target=post, args=(events[0], 0.0, gate, errors)),
+                   threading.Thread(target=post, args=(events[1], 0.01, gate, errors))]
         for t in threads:
             t.start()
         for t in threads:
@@ -243,3 +245,33 @@ def test_an_image_and_an_audio_10ms_apart_from_a_new_contact_are_one_contact(
                 Conversation, Conversation.id == Message.conversation_id).where(
                 Conversation.contact_id == contact_id)))
             assert types == {"image", "voice"}
+
+
+@pytest.mark.parametrize("provider", ["evolution", "waha"])
+def test_a_lid_contact_and_a_phone_contact_become_one_when_a_message_links_them(
+        sessions: sessionmaker[Session], numbers: dict[str, Instance], tmp_path: Path,
+        provider: str) -> None:
+    """WhatsApp tells the @lid first (no phone), the customer also wrote from the phone
+    (another contact, nothing linked them yet), then a message tells both: it is stored (not
+    refused forever), and the two contacts are one, with every message in one conversation."""
+    c = Customer(4)
+    rules, inst = _rules(tmp_path), numbers[provider]
+    if provider == "evolution":
+        bodies = [fe.message(_id(), c.lid, "oi"),
+                  fe.message(_id(), f"{c.phone13}@s.whatsapp.net", "pelo telefone"),
+                  fe.message(_id(), c.lid, "os dois", remoteJidAlt=f"{c.phone12}@s.whatsapp.net")]
+    else:
+        bodies = [fw.message(_id(), c.lid, "oi"),
+                  fw.message(_id(), f"{c.phone13}@c.us", "pelo telefone"),
+                  fw.message(_id(), c.lid, "os dois", _data={
+                      "key": {"remoteJid": c.lid, "remoteJidAlt": f"{c.phone13}@s.whatsapp.net",
+                              "fromMe": False, "id": "X"},
+                      "message": {"conversation": "os dois"}})]
+    for body in bodies:
+        assert inbound.handle(sessions, inst, _events(provider, body, inst), rules).stored == 1
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 3
+        assert s.scalar(select(func.count()).select_from(Contact)) == 1
+        assert s.scalar(select(func.count()).select_from(Conversation)) == 1
+        assert _all_messages_on_one_contact(s) == _contact_ids(s, c)
+        assert s.scalar(select(Contact.phone)) == c.phone13

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import ConnectionUpdate, NotOffered, adapter_for
 from server.schema import Instance, Message, Outbox, UnsupportedPayload, utcnow
-from server.services.instances import config
+from server.services.instances import config, redact
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +29,13 @@ def apply(sessions: sessionmaker[Session], instance_id: int, ev: ConnectionUpdat
     Returns True when the state changed."""
     with sessions.begin() as s:
         inst = s.get_one(Instance, instance_id)
+        detail = redact(ev.detail or "", config(inst))  # the gateway's words may echo a key
         changed = inst.connection_state != ev.state
         if changed:
             inst.connection_since = utcnow()
-            log.warning("instance %s is now %s (%s)", inst.name, ev.state, ev.detail or "-")
+            log.warning("instance %s is now %s (%s)", inst.name, ev.state, detail or "-")
         inst.connection_state = ev.state
-        inst.connection_detail = (ev.detail or "")[:200] or None
+        inst.connection_detail = detail[:200] or None
         if ev.state == "pairing" and ev.qr:
             inst.qr = ev.qr
         elif ev.state == "connected":
@@ -82,7 +83,7 @@ def qr(http: httpx.Client, sessions: sessionmaker[Session], name: str) -> str | 
     except NotOffered:
         raise
     except Exception as exc:
-        log.warning("QR code of %s not fetched: %s", name, exc)
+        log.warning("QR code of %s not fetched: %s", name, redact(str(exc), cfg))
         return kept
 
 

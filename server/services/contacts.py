@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.schema import Contact, ContactIdentity, Conversation
+from server.schema import Contact, ContactIdentity, Conversation, Message
 
 
 def normalize_phone(digits: str) -> str:
@@ -32,13 +32,46 @@ def _identities(phone: str | None, lid: str | None) -> list[tuple[str, str]]:
     return out
 
 
-def _find(session: Session, identities: list[tuple[str, str]]) -> int | None:
+def _owners(session: Session, identities: list[tuple[str, str]]) -> list[int]:
+    """The contacts these identities already belong to, oldest first."""
+    owners = set()
     for kind, value in identities:
         found = session.scalar(select(ContactIdentity.contact_id).where(
             ContactIdentity.kind == kind, ContactIdentity.value == value))
         if found is not None:
-            return found
-    return None
+            owners.add(found)
+    return sorted(owners)
+
+
+def _merge(session: Session, other: int, into: int) -> None:
+    """Make contact ``other`` part of ``into``: one message told both an @lid and a phone that
+    had been two contacts (the @lid written from first, the phone later, nothing linking them
+    yet). Its identities and conversations move; where both wrote to one number, the messages
+    join the older conversation. Nothing is lost; the emptied rows go."""
+    session.execute(update(ContactIdentity).where(ContactIdentity.contact_id == other)
+                    .values(contact_id=into))
+    for conv in list(session.scalars(select(Conversation).where(
+            Conversation.contact_id == other))):
+        kept = session.scalar(select(Conversation).where(
+            Conversation.contact_id == into, Conversation.instance_id == conv.instance_id))
+        if kept is None:
+            conv.contact_id = into
+            continue
+        session.execute(update(Message).where(Message.conversation_id == conv.id)
+                        .values(conversation_id=kept.id))
+        if conv.last_inbound_at and (kept.last_inbound_at is None
+                                     or kept.last_inbound_at < conv.last_inbound_at):
+            kept.last_inbound_at = conv.last_inbound_at
+        if conv.mode == "human":  # an agent had taken over: the bot stays quiet
+            kept.mode = "human"
+        session.flush()
+        session.delete(conv)
+    gone, contact = session.get(Contact, other), session.get(Contact, into)
+    if gone is not None and contact is not None:
+        contact.name = contact.name or gone.name
+        contact.phone = contact.phone or gone.phone
+        session.flush()
+        session.delete(gone)
 
 
 def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | None,
@@ -48,13 +81,17 @@ def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | No
     for _ in range(3):
         try:
             with sessions.begin() as s:
-                contact_id = _find(s, identities)
+                owners = _owners(s, identities)
                 phone_id = next((v for k, v in identities if k == "phone"), None)
-                if contact_id is None:
+                if owners:
+                    contact_id = owners[0]
+                else:
                     contact = Contact(name=name, phone=phone_id)
                     s.add(contact)
                     s.flush()
                     contact_id = contact.id
+                for other in owners[1:]:
+                    _merge(s, other, into=contact_id)
                 known = set(s.execute(select(ContactIdentity.kind, ContactIdentity.value).where(
                     ContactIdentity.contact_id == contact_id)).tuples())
                 for kind, value in identities:

@@ -134,9 +134,10 @@ def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: Inbou
             existing = s.scalar(select(Message.id).where(
                 Message.instance_id == instance.id,
                 Message.provider_message_id == ev.provider_message_id))
-            if existing is not None:
-                journey.record(s, existing, "duplicate", detail="delivered again",
-                               **({"found_by": via} if via else {}))
+            if existing is None:  # not a duplicate: the gateway must deliver it again
+                raise
+            journey.record(s, existing, "duplicate", detail="delivered again",
+                           **({"found_by": via} if via else {}))
         return conv_id, None
     if file is not None and file["state"] == "waiting" and fetch is not None:
         fetch.append(msg_id)

@@ -47,6 +47,15 @@ def config(inst: Instance) -> InstanceConfig:
                           api_key=inst.api_key, options=options)
 
 
+def redact(text: str, cfg: InstanceConfig) -> str:
+    """``text`` (a gateway's words) with the instance's credentials blanked out: a gateway or a
+    proxy may echo what we sent it in an error, and those words are kept and shown."""
+    for secret in (cfg.api_key, cfg.webhook_secret, cfg.options.get("verify_token")):
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
 @dataclass(frozen=True)
 class Created:
     instance: Instance

@@ -23,11 +23,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway_bridge import Media, NotOffered, SendError, adapter_for
 from server.schema import Instance, Message
 from server.services import journey
-from server.services.instances import config
+from server.services.instances import config, redact
 
 log = logging.getLogger(__name__)
 EXECUTABLE = ("application/x-dosexec", "application/x-msdownload", "application/x-executable",
-              "application/x-sharedlib", "application/x-mach-binary", "application/x-elf")
+              "application/x-sharedlib", "application/x-mach-binary", "application/x-elf",
+              "application/vnd.microsoft.portable-executable")
+# Programs puremagic does not name: ELF (Linux, Android) and Mach-O (macOS, iOS) by their magic.
+PROGRAM_MAGIC = ((b"\x7fELF", "application/x-elf"),
+                 *((m, "application/x-mach-binary") for m in (
+                     b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+                     b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")))
 # What a sniffed container may hold: an Ogg file is a voice note or a video, an MP4 the same,
 # a ZIP is every Office document.
 CONTAINERS = {"application/ogg": {"audio", "video"}, "video/mp4": {"video", "audio"},
@@ -42,6 +48,9 @@ class Refused(ValueError):
 def sniff(data: bytes) -> str | None:
     """The file's MIME type as its bytes tell it, or None when they tell nothing (plain text,
     CSV, a format puremagic does not know)."""
+    for magic, mime in PROGRAM_MAGIC:
+        if data.startswith(magic):
+            return mime
     try:
         return str(puremagic.from_string(data, mime=True)) or None
     except (puremagic.PureError, ValueError):
@@ -106,13 +115,13 @@ def fetch(http: httpx.Client, sessions: sessionmaker[Session], data_dir: Path,
         kept = keep(data_dir, data, ref.mime or given, max_bytes=max_bytes,
                     filename=ref.filename)
     except (Refused, ValueError) as exc:
-        return _settle(sessions, message_id, media, "refused", str(exc))
+        return _settle(sessions, message_id, media, "refused", redact(str(exc), cfg))
     except NotOffered as exc:
-        return _settle(sessions, message_id, media, "failed", str(exc))
+        return _settle(sessions, message_id, media, "failed", redact(str(exc), cfg))
     except SendError as exc:
         if exc.retryable:
             raise
-        return _settle(sessions, message_id, media, "failed", str(exc))
+        return _settle(sessions, message_id, media, "failed", redact(str(exc), cfg))
     with sessions.begin() as s:
         s.get_one(Message, message_id).media = {**_public(media), **kept}
         journey.record(s, message_id, "media_stored", sha256=kept["sha256"], size=kept["size"],

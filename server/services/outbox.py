@@ -13,11 +13,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from gateway_bridge import SendError, adapter_for
 from server.schema import Conversation, Instance, Message, Outbox
 from server.services import journey, policy, sendslots, statuses
-from server.services.instances import config
+from server.services.instances import config, redact
 
 # Waits between tries of one send: 2, 4, 8 ... seconds, at most 5 minutes, so a gateway that is
 # down for minutes (a restart, a reconnect) loses nothing, and one that is up is not flooded.
 FIRST_WAIT, LONGEST_WAIT = 2.0, 300.0
+SLEEP_AT_MOST = 2.0  # a wait for a send slot this short is slept in the worker
 LOOK_AGAIN = 10.0  # the longest a reply waiting behind a retrying one goes without looking
 
 
@@ -70,15 +71,19 @@ def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
             # counter already counts a send in flight, which may well go through.
             after = min(wait_before(earlier.attempts), LOOK_AGAIN) if earlier.attempts > 1 else 1.0
             raise Waiting(f"reply {earlier.id} of the same conversation goes first", after)
+        offline = None
         if inst.connection_state in ("disconnected", "pairing"):
             _note(s, box, f"waiting: the number is {inst.connection_state}")
-            raise Waiting(f"number {inst.name} is {inst.connection_state}", LOOK_AGAIN)
-        refusal = policy.refusal(inst.provider, msg, conv)
-        if refusal:
-            box.status, msg.status, box.last_error = "failed", "failed", refusal
-            journey.record(s, msg.id, "failed", reason=refusal)
-            return "failed"
+            offline = Waiting(f"number {inst.name} is {inst.connection_state}", LOOK_AGAIN)
+        else:
+            refusal = policy.refusal(inst.provider, msg, conv)
+            if refusal:
+                box.status, msg.status, box.last_error = "failed", "failed", refusal
+                journey.record(s, msg.id, "failed", reason=refusal)
+                return "failed"
         slot, instance_id = box.slot_at, inst.id
+    if offline is not None:
+        raise offline  # once committed: raised inside, it would roll back the journey's why
     if slot is None:
         try:
             slot = sendslots.reserve(sessions, instance_id, time.time())
@@ -88,8 +93,13 @@ def deliver(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int,
             raise Waiting(str(exc), exc.after) from None
         with sessions.begin() as s:
             s.get_one(Outbox, outbox_id).slot_at = slot
-    if slot > time.time() + 0.01:
-        raise Waiting("the number's next send slot is to come", slot - time.time())
+    wait = slot - time.time()
+    if wait > SLEEP_AT_MOST:  # woken a little early, to sleep the rest below
+        raise Waiting("the number's next send slot is to come", wait - SLEEP_AT_MOST / 2)
+    if wait > 0:
+        # The queue wakes a task to about the second: a send scheduled for its slot could run
+        # late, right beside the next one. A short wait is slept here, so sends keep the pace.
+        time.sleep(wait)
     return _send(http, sessions, outbox_id, max_attempts=max_attempts, data_dir=data_dir)
 
 
@@ -113,19 +123,20 @@ def _send(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int, *
     except (SendError, OSError) as exc:
         retryable = exc.retryable if isinstance(exc, SendError) else False
         final = not retryable or attempt >= max_attempts
+        error = redact(str(exc), cfg)
         with sessions.begin() as s:
             box = s.get_one(Outbox, outbox_id)
-            box.last_error, box.slot_at = str(exc), None
+            box.last_error, box.slot_at = error, None
             after = wait_before(attempt, getattr(exc, "retry_after", None))
-            journey.record(s, box.message_id, "send_error", attempt=attempt, error=str(exc),
+            journey.record(s, box.message_id, "send_error", attempt=attempt, error=error,
                            **({} if final else {"retry_in_s": after}))
             if final:
                 box.status = "failed"
                 s.get_one(Message, box.message_id).status = "failed"
-                journey.record(s, box.message_id, "failed", reason=str(exc))
+                journey.record(s, box.message_id, "failed", reason=error)
         if final:
             return "failed"
-        raise RetryLater(str(exc), after) from None
+        raise RetryLater(error, after) from None
     try:
         with sessions.begin() as s:
             box = s.get_one(Outbox, outbox_id)
