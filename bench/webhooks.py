@@ -286,17 +286,19 @@ def merge(runs: list[Run]) -> Run:
 
 
 async def _drive(posts: list[Post], concurrency: int) -> Run:
+    """``concurrency`` workers, each with its own client and connection (kept alive): one
+    client's pool shared by all of them costs the driver more than the bare server takes to
+    answer (httpcore scans its connections per request: 300 vs 660-940 bare acks/s at 16)."""
     import httpx
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     todo = iter(posts)
     lat: list[float] = []
     statuses: dict[int, int] = {}
     acked: list[str] = []
     answers: dict[str, dict[str, int]] = {}
 
-    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
-        async def worker() -> None:
+    async def worker() -> None:
+        async with httpx.AsyncClient(timeout=120) as client:
             for p in todo:
                 t = time.perf_counter()
                 try:
@@ -310,9 +312,9 @@ async def _drive(posts: list[Post], concurrency: int) -> Run:
                     acked.append(p.mid)
                     answers[p.mid] = r.json()
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
     return Run(concurrency, len(posts), wall, lat, statuses, acked, answers)
 
 

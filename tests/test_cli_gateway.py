@@ -66,6 +66,7 @@ def test_an_unreadable_file_is_named_with_its_reason_and_exits_2(tmp_path: Path)
 
 
 def test_unknown_provider_is_refused() -> None:
-    out = subprocess.run([*ATENDE, "gateway", "parse", "telegram", str(SHARED / "waha-message.json")],
+    out = subprocess.run([*ATENDE, "gateway", "parse", "telegram",
+                          str(SHARED / "waha-message.json")],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "unknown provider" in out.stdout + out.stderr
