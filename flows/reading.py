@@ -1,0 +1,61 @@
+"""Reading what comes back: which menu option an answer names, a value at a JSON path."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flows.events import Matcher
+from flows.nodes import MenuNode
+from flows.text import normalize
+
+_NUMBER = re.compile(r"^(?:opcao |numero |n )?(\d{1,2})$")
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def menu_text(node: MenuNode) -> str:
+    """The menu's text, followed by its numbered options unless ``list_options`` is off."""
+    if not node.list_options:
+        return node.text
+    lines = [f"{i}. {o.text}" for i, o in enumerate(node.options, 1)]
+    return "\n".join([node.text, *lines]) if node.text else "\n".join(lines)
+
+
+def pick_option(node: MenuNode, text: str, options: list[str], match: Matcher | None
+                ) -> tuple[int | None, dict[str, Any]]:
+    """The option an answer names (``options`` are the texts the customer saw), by number, by
+    text, then by meaning through ``match``; and how, for the journey."""
+    said = normalize(text)
+    number = _NUMBER.match(said)
+    if number and 1 <= int(number.group(1)) <= len(options):
+        return int(number.group(1)) - 1, {"matched": "number"}
+    for i, option in enumerate(options):
+        if said and normalize(option) == said:
+            return i, {"matched": "text"}
+    if match is None or not said:
+        return None, {"why": "no_match"}
+    found = match(text, options)
+    if found is None:
+        return None, {"why": "no_match"}
+    index, score = found
+    if not 0 <= index < len(options) or score < node.min_score:
+        return None, {"why": "no_match", "score": round(float(score), 4)}
+    return index, {"matched": "by_meaning", "score": round(float(score), 4)}
+
+
+def lookup(data: Any, path: str) -> tuple[bool, str]:
+    """A JSON path ("pedido.status", "$.itens[0].nome") in the answer: (found, as text)."""
+    path = path[1:] if path.startswith("$") else path
+    for key, index in _PATH_PART.findall(path.lstrip(".")):
+        if key and isinstance(data, Mapping) and key in data:
+            data = data[key]
+        elif index and isinstance(data, list) and int(index) < len(data):
+            data = data[int(index)]
+        else:
+            return False, ""
+    if data is None:
+        return True, ""
+    return True, data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+

@@ -1,0 +1,303 @@
+"""The step: a pure function of (flow, session state, incoming event) to a Result.
+
+It consumes the event at the node the session waits on (a menu's answer, a question's, an HTTP
+or AI result, a timer), then runs automatic nodes (messages, tags, fields, conditions) until it
+enters one that pauses: it waits for the customer (menu, question, AI mode), needs the caller's
+result (http, ai, wait) or finishes the session (handoff, end). Nothing here touches a database
+or the network: the caller carries out the actions and feeds back what came of them. A cap on
+nodes entered per call is the safety net behind validation, which already refuses any flow that
+could reach it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from flows import answers
+from flows.conditions import holds
+from flows.events import (
+    Action,
+    AiResult,
+    AskAi,
+    Context,
+    EndSession,
+    Handoff,
+    HttpRequest,
+    HttpResult,
+    Incoming,
+    Matcher,
+    Message,
+    RemoveTag,
+    Result,
+    SendMedia,
+    SendText,
+    SetField,
+    SetTag,
+    State,
+    TimerFired,
+    Wait,
+)
+from flows.nodes import (
+    AiNode,
+    ConditionNode,
+    EndNode,
+    Flow,
+    HandoffNode,
+    HttpNode,
+    MenuNode,
+    MessageNode,
+    Node,
+    QuestionNode,
+    RemoveTagNode,
+    SetFieldNode,
+    SetTagNode,
+    WaitNode,
+)
+from flows.reading import lookup, menu_text, pick_option
+from flows.text import normalize, render
+
+MAX_AUTO_STEPS = 50
+
+
+@dataclass
+class _Run:
+    """One call's work in progress (private, never returned: the Result is frozen)."""
+
+    flow: Flow
+    state: State
+    context: Context
+    incoming: Incoming
+    cap: int
+    actions: list[Action] = field(default_factory=list)
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    steps: int = 0
+
+    def values(self) -> dict[str, str]:
+        out = {"contact.name": self.context.contact_name,
+               "contact.phone": self.context.contact_phone,
+               "instance.name": self.context.instance_name}
+        out.update({f"fields.{k}": v for k, v in self.state.fields.items()})
+        out.update({f"vars.{k}": v for k, v in self.state.vars.items()})
+        return out
+
+    def fill(self, template: str) -> str:
+        return render(template, self.values())
+
+    def say(self, template: str) -> None:
+        text = self.fill(template)
+        if text.strip():
+            self.actions.append(SendText(text))
+
+    def store(self, target: str, value: str) -> None:
+        space, key = target.split(".", 1)
+        if space == "fields":
+            self.state = replace(self.state, fields={**self.state.fields, key: value})
+            self.actions.append(SetField(key, value))
+        else:
+            self.state = replace(self.state, vars={**self.state.vars, key: value})
+
+    def pause(self, node: Node, waiting_for: str) -> None:
+        self.state = replace(self.state, node=node.id, waiting_for=waiting_for, tries=0, turns=0)
+
+    def finish(self, status: str) -> None:
+        self.state = replace(self.state, status=status, waiting_for="customer")
+
+    def goto(self, target: str | None) -> None:
+        """Enter ``target`` and run on through automatic nodes until one pauses."""
+        while target is not None:
+            if self.steps >= self.cap:
+                self.trace.append({"node": target, "error": "step_cap", "cap": self.cap})
+                self.actions.append(EndSession("step_cap"))
+                self.finish("ended")
+                return
+            if target not in self.flow.nodes:  # only an unvalidated flow gets here
+                self.trace.append({"node": target, "error": "node_gone"})
+                self.actions.append(EndSession("flow_changed"))
+                self.finish("ended")
+                return
+            self.steps += 1
+            node = self.flow.nodes[target]
+            self.trace.append({"node": node.id, "entered": node.kind})
+            target = self.enter(node)
+
+    def enter(self, node: Node) -> str | None:
+        """Do what entering ``node`` does; the next node to enter, or None when it pauses."""
+        if isinstance(node, MessageNode):
+            self.say(node.text)
+            if node.media is not None:
+                m = node.media
+                self.actions.append(SendMedia(self.fill(m.ref), self.fill(m.caption), m.mime,
+                                              m.filename))
+            return node.next
+        if isinstance(node, SetTagNode | RemoveTagNode):
+            adding = isinstance(node, SetTagNode)
+            tags = set(self.state.tags)
+            for tag in node.tags:
+                (tags.add if adding else tags.discard)(tag)
+                self.actions.append(SetTag(tag) if adding else RemoveTag(tag))
+            self.state = replace(self.state, tags=frozenset(tags))
+            return node.next
+        if isinstance(node, SetFieldNode):
+            self.store(node.field, self.fill(node.value))
+            return node.next
+        if isinstance(node, ConditionNode):
+            return self.choose(node)
+        if isinstance(node, MenuNode):
+            self.say(menu_text(node))
+            self.pause(node, "customer")
+        elif isinstance(node, QuestionNode):
+            self.say(node.text)
+            self.pause(node, "customer")
+        elif isinstance(node, HttpNode):
+            self.actions.append(HttpRequest(
+                node.method, self.fill(node.url), node.timeout,
+                {k: self.fill(v) for k, v in node.headers.items()}, self.body(node.body),
+                dict(node.save)))
+            self.pause(node, "http")
+        elif isinstance(node, AiNode):
+            self.say(node.text)
+            self.pause(node, "customer")
+        elif isinstance(node, WaitNode):
+            self.actions.append(Wait(node.seconds))
+            self.pause(node, "timer")
+        elif isinstance(node, HandoffNode):
+            self.say(node.text)
+            self.actions.append(Handoff(node.team, self.fill(node.note)))
+            self.state = replace(self.state, node=node.id)
+            self.finish("handed_off")
+        elif isinstance(node, EndNode):
+            self.say(node.text)
+            self.actions.append(EndSession("end"))
+            self.state = replace(self.state, node=node.id)
+            self.finish("ended")
+        return None
+
+    def body(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.fill(value)
+        if isinstance(value, Mapping):
+            return {k: self.body(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.body(v) for v in value]
+        return value
+
+    def choose(self, node: ConditionNode) -> str:
+        values = self.values()
+        for i, branch in enumerate(node.branches):
+            if all(holds(c, tags=self.state.tags, values=values,
+                         instance=self.context.instance_name,
+                         schedules=self.context.schedules, now=self.incoming.now)
+                   for c in branch.when):
+                self.trace.append({"node": node.id, "branch": i})
+                return branch.next
+        self.trace.append({"node": node.id, "branch": "otherwise"})
+        return node.otherwise
+
+    def refuse(self, node: MenuNode | QuestionNode, why: str, **detail: Any) -> str | None:
+        """A refused answer: ask again, or after ``max_retries`` re-asks, ``on_fail``."""
+        tries = self.state.tries + 1
+        if tries > node.max_retries:
+            self.trace.append({"node": node.id, "invalid": why, **detail, "tries": tries,
+                               "next": "on_fail"})
+            return node.on_fail
+        self.trace.append({"node": node.id, "invalid": why, **detail, "tries": tries})
+        self.state = replace(self.state, tries=tries)
+        if isinstance(node, MenuNode):
+            self.say(node.error_text)
+            self.say(menu_text(node))
+        else:
+            self.say(node.error_text or answers.ERROR_TEXTS[node.validate])
+        return None
+
+
+def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -> str | None:
+    """What the event does at the node the session waits on; the node to enter next, if any."""
+    state, waiting = run.state, run.state.waiting_for
+    if waiting == "customer" and isinstance(incoming, Message):
+        if isinstance(node, MenuNode):
+            index, how = pick_option(node, incoming.text,
+                                     [run.fill(o.text) for o in node.options], match)
+            if index is None:
+                return run.refuse(node, **how)
+            run.trace.append({"node": node.id, **how, "option": index})
+            return node.options[index].next
+        if isinstance(node, QuestionNode):
+            value = answers.check(node.validate, incoming.text, node.compiled())
+            if value is None:
+                return run.refuse(node, node.validate)
+            run.store(node.save_as, value)
+            run.trace.append({"node": node.id, "captured": node.save_as})
+            return node.next
+        if isinstance(node, AiNode):
+            said = normalize(incoming.text)
+            if said and said in {normalize(w) for w in node.exit_words}:
+                run.trace.append({"node": node.id, "exit": "exit_word", "word": said})
+                return node.next
+            run.actions.append(AskAi(incoming.text, run.fill(node.persona), node.knowledge_base,
+                                     node.model, node.max_tokens))
+            run.state = replace(state, waiting_for="ai")
+            run.trace.append({"node": node.id, "ai": "asked", "turn": state.turns + 1})
+            return None
+    if waiting == "ai" and isinstance(incoming, AiResult) and isinstance(node, AiNode):
+        run.trace.append({"node": node.id, "ai": incoming.outcome})
+        if incoming.outcome == "handed_off":
+            run.finish("handed_off")
+            return None
+        if incoming.outcome != "answered":
+            run.state = replace(state, waiting_for="customer")
+            return node.on_error or None
+        turns = state.turns + 1
+        if turns >= node.max_turns:
+            run.trace.append({"node": node.id, "exit": "max_turns", "turns": turns})
+            return node.next
+        run.state = replace(state, waiting_for="customer", turns=turns)
+        return None
+    if waiting == "http" and isinstance(incoming, HttpResult) and isinstance(node, HttpNode):
+        if not incoming.ok:
+            run.trace.append({"node": node.id, "http": "failed", "status": incoming.status,
+                              "error": incoming.error[:200]})
+            return node.on_error
+        found = {target: lookup(incoming.data, path) for target, path in node.save.items()}
+        missing = [node.save[t] for t, (ok, _) in found.items() if not ok]
+        if missing:
+            run.trace.append({"node": node.id, "http": "missing", "paths": missing})
+            return node.on_error
+        for target, (_, value) in found.items():
+            run.store(target, value)
+        run.trace.append({"node": node.id, "http": "ok", "saved": sorted(node.save)})
+        return node.next
+    if waiting == "timer" and isinstance(incoming, TimerFired) and isinstance(node, WaitNode):
+        run.trace.append({"node": node.id, "waited": node.seconds})
+        return node.next
+    run.trace.append({"node": node.id, "ignored": type(incoming).__name__,
+                      "waiting_for": waiting})
+    return None
+
+
+def step(flow: Flow, state: State, incoming: Incoming, *, context: Context | None = None,
+         match: Matcher | None = None, max_steps: int = MAX_AUTO_STEPS) -> Result:
+    """The session's next state, the actions to carry out in order, and the journey.
+
+    ``flow`` should be validated (``flows.validate``); ``context`` holds the contact's name and
+    phone, the instance's name and the schedules conditions name; ``match`` finds a menu option
+    by meaning. An event the session does not wait for (a message while an HTTP result is due)
+    changes nothing and is traced as ignored; a finished session ignores everything.
+    """
+    if state.flow_id != flow.id:
+        raise ValueError(f"the state belongs to flow {state.flow_id!r}, not {flow.id!r}")
+    run = _Run(flow, state, context or Context(), incoming, max_steps)
+    if state.status != "active":
+        run.trace.append({"node": state.node, "ignored": type(incoming).__name__,
+                          "finished": state.status})
+    elif state.waiting_for == "start":
+        run.trace.append({"flow": flow.id, "started": flow.start})
+        run.goto(flow.start)
+    elif state.node not in flow.nodes:  # the flow was edited under a live session
+        run.trace.append({"node": state.node, "error": "node_gone"})
+        run.actions.append(EndSession("flow_changed"))
+        run.finish("ended")
+    else:
+        run.goto(_consume(run, flow.nodes[state.node], incoming, match))
+    return Result(run.state, tuple(run.actions), tuple(run.trace), run.steps)

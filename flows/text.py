@@ -1,0 +1,52 @@
+"""Text as flows compare and fill it: customer text normalized for matching, and ``{{...}}``
+templates, both rendered and read for the variables they use (validation needs the latter)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping
+
+# A variable a template or a condition names: a namespace and a key.
+NAMESPACES = ("contact", "instance", "fields", "vars")
+VARIABLE = re.compile(r"^(contact|instance|fields|vars)\.[A-Za-z0-9_-]+$")
+# What the caller always knows; ``fields.<key>`` and ``vars.<key>`` are checked per flow.
+BUILTIN = frozenset({"contact.name", "contact.phone", "instance.name"})
+# Where a flow may store a value: custom fields (kept on the contact) or the session's own vars.
+CAPTURE = re.compile(r"^(fields|vars)\.[A-Za-z0-9_-]+$")
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, accents dropped, punctuation and emoji as single spaces: "Olá, TROCAS!" and
+    "ola trocas" compare equal, as a customer typing on a phone expects."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return _NOT_WORD.sub(" ", bare).strip()
+
+
+def template_problem(template: str) -> str | None:
+    """Why a template cannot be read (an unclosed ``{{``, a badly named variable), or None."""
+    for name in _PLACEHOLDER.findall(template):
+        if not VARIABLE.match(name):
+            return (f"{{{{{name}}}}} is not a variable: write namespace.key, the namespace one "
+                    f"of {', '.join(NAMESPACES)}")
+    rest = _PLACEHOLDER.sub("", template)
+    if "{{" in rest or "}}" in rest:
+        return "has a '{{' or '}}' that does not enclose a variable"
+    return None
+
+
+def variables(template: str) -> list[str]:
+    """The variables a template uses, in order of appearance (the well-formed ones)."""
+    return [n for n in _PLACEHOLDER.findall(template) if VARIABLE.match(n)]
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """The template with each ``{{name}}`` replaced by its value; a variable without a value is
+    the empty string (validation has already rejected names no one can set)."""
+    if "{{" not in template:
+        return template
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template)
