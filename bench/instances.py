@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -242,6 +243,7 @@ def main() -> None:
     result["machine"]["load_after"] = load()
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
+    shutil.rmtree(folder, ignore_errors=True)  # kept, with the servers' logs, on failure
 
 
 if __name__ == "__main__":
