@@ -8,6 +8,7 @@ ignored. The Cloud API first checks the URL with a GET (``hub.challenge``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -50,20 +51,27 @@ def _instance(sessions: SessionsDep, provider: str, name: str) -> Instance:
 async def receive(provider: str, instance: str, request: Request, sessions: SessionsDep,
                   settings: SettingsDep) -> dict[str, int]:
     """Check, normalize and store the webhook's events once; the answer comes later."""
-    inst = _instance(sessions, provider, instance)
     body = await read_body(request, body_limit(provider, settings))
+    # All the blocking work in one thread: the event loop stays free to take the next webhook.
+    return await run_in_threadpool(accept, sessions, settings, provider, instance, body,
+                                   request.headers, request.query_params)
+
+
+def accept(sessions: SessionsDep, settings: Settings, provider: str, name: str, body: bytes,
+           headers: Mapping[str, str], query: Mapping[str, str]) -> dict[str, int]:
+    """The webhook's work, off the event loop: find the instance, check, store, schedule."""
+    inst = _instance(sessions, provider, name)
     cfg = instances.config(inst)
     adapter = adapter_for(provider)
     try:
-        adapter.verify(body, request.headers, request.query_params, cfg)
+        adapter.verify(body, headers, query, cfg)
         events = adapter.parse(body, cfg)
     except AuthError as exc:
-        log.warning("webhook for %s refused: %s", instance, exc)
+        log.warning("webhook for %s refused: %s", name, exc)
         raise HTTPException(401, str(exc)) from None
     except PayloadError as exc:
         raise HTTPException(400, f"malformed webhook: {exc}") from None
-    out = await run_in_threadpool(inbound.handle, sessions, inst, events, rules(settings),
-                                  body=body)
+    out = inbound.handle(sessions, inst, events, rules(settings), body=body)
     after_inbound(settings, out.turns, out.fetch)
     return {"stored": out.stored, "duplicates": out.duplicates, "ignored": out.ignored,
             "statuses": out.statuses}

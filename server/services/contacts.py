@@ -74,6 +74,26 @@ def _merge(session: Session, other: int, into: int) -> None:
         session.delete(gone)
 
 
+def known_conversation(s: Session, *, phone: str | None, lid: str | None, instance_id: int,
+                       address: str) -> int | None:
+    """The conversation on this number of the one contact that already owns every one of
+    these identities, in the caller's transaction; None when anything is new (then ``resolve``
+    and ``conversation_for`` do the work, concurrent-safe)."""
+    identities = _identities(phone, lid)
+    owners = {s.scalar(select(ContactIdentity.contact_id).where(
+        ContactIdentity.kind == kind, ContactIdentity.value == value))
+        for kind, value in identities}
+    if len(owners) != 1 or None in owners:
+        return None
+    conv = s.scalar(select(Conversation).where(Conversation.contact_id == owners.pop(),
+                                               Conversation.instance_id == instance_id))
+    if conv is None:
+        return None
+    if conv.address != address:
+        conv.address = address
+    return conv.id
+
+
 def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | None,
             name: str | None) -> int:
     """The contact id for these identities, created once even under concurrent webhooks."""

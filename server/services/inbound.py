@@ -98,51 +98,79 @@ def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: Inbou
                   rules: Rules, *, via: str | None = None, fetch: list[int] | None = None
                   ) -> tuple[int, bool | None]:
     """Store a customer message once. Returns (conversation, needs a turn), None for the
-    second if it is a duplicate; a message whose file is to be downloaded joins ``fetch``."""
-    contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid, name=ev.sender_name)
-    conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
+    second if it is a duplicate; a message whose file is to be downloaded joins ``fetch``.
+
+    A customer already known on this number (the common case) costs one transaction: the
+    conversation is found and the message written together. A new one is resolved first."""
     stale = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
     silent = ev.type in SILENT or not (ev.text.strip() or ev.type in MEDIA_TYPES)
     file, reason = _file(ev, rules)
     status = "stale" if stale else "ignored" if silent else "pending"
+    conv_id = None
     try:
         with sessions.begin() as s:
-            msg = Message(instance_id=instance.id, conversation_id=conv_id, direction="in",
-                          author="customer", provider_message_id=ev.provider_message_id,
-                          text=ev.text, type=ev.type, media=file, via=via, status=status,
-                          sent_at=ev.timestamp)
-            s.add(msg)
-            s.flush()
-            journey.record(s, msg.id, "received", provider_id=ev.provider_message_id,
-                           type=ev.type, **({"found_by": via} if via else {}))
-            if file is not None and file["state"] != "waiting":
-                journey.record(s, msg.id, f"media_{file['state']}",
-                               **({"reason": reason} if reason else {"sha256": file["sha256"]}))
-            if stale:
-                journey.record(s, msg.id, "stale", reason="history the gateway sent after a "
-                               "reconnect" if ev.backlog else "arrived late; left for a human")
-            elif silent:
-                journey.record(s, msg.id, "not_answered", reason=f"a {ev.type}: nothing to "
-                               "answer; left for a human")
-            conv = s.get(Conversation, conv_id)
-            if conv is not None and (conv.last_inbound_at is None
-                                     or conv.last_inbound_at < ev.timestamp):
-                conv.last_inbound_at = ev.timestamp
-            msg_id = msg.id
+            conv_id = contacts.known_conversation(s, phone=ev.phone, lid=ev.lid,
+                                                  instance_id=instance.id, address=ev.sender)
+            if conv_id is not None:
+                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via)
+        if conv_id is None:
+            contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid,
+                                          name=ev.sender_name)
+            conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
+            with sessions.begin() as s:
+                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via)
     except IntegrityError:
         with sessions.begin() as s:
-            existing = s.scalar(select(Message.id).where(
+            existing = s.execute(select(Message.id, Message.conversation_id).where(
                 Message.instance_id == instance.id,
-                Message.provider_message_id == ev.provider_message_id))
+                Message.provider_message_id == ev.provider_message_id)).first()
             if existing is None:  # not a duplicate: the gateway must deliver it again
                 raise
-            journey.record(s, existing, "duplicate", detail="delivered again",
+            journey.record(s, existing.id, "duplicate", detail="delivered again",
                            **({"found_by": via} if via else {}))
-        return conv_id, None
+        return existing.conversation_id, None
     if file is not None and file["state"] == "waiting" and fetch is not None:
         fetch.append(msg_id)
     # A photo without a caption waits for a human too, but its file is still fetched.
     return conv_id, status == "pending" and bool(ev.text.strip())
+
+
+def _insert(s: Session, instance: Instance, conv_id: int, ev: InboundMessage, status: str,
+            file: dict[str, object] | None, reason: str | None, via: str | None
+            ) -> tuple[int, str]:
+    """The message, its first journey steps, and its conversation's last customer message;
+    returns the message's id and status.
+
+    A message no bot will answer (a person has the conversation, or the assistant is off on
+    the number) goes to the humans here, as its turn would have sent it, without one."""
+    conv = s.get_one(Conversation, conv_id)
+    for_humans = status == "pending" and (conv.mode == "human" or
+                                          (conv.mode == "ai" and not instance.ai_enabled))
+    if for_humans:
+        status = "handed_off"
+    msg = Message(instance_id=instance.id, conversation_id=conv_id, direction="in",
+                  author="customer", provider_message_id=ev.provider_message_id,
+                  text=ev.text, type=ev.type, media=file, via=via, status=status,
+                  sent_at=ev.timestamp)
+    s.add(msg)
+    s.flush()
+    journey.record(s, msg.id, "received", provider_id=ev.provider_message_id,
+                   type=ev.type, **({"found_by": via} if via else {}))
+    if file is not None and file["state"] != "waiting":
+        journey.record(s, msg.id, f"media_{file['state']}",
+                       **({"reason": reason} if reason else {"sha256": file["sha256"]}))
+    if status == "stale":
+        journey.record(s, msg.id, "stale", reason="history the gateway sent after a "
+                       "reconnect" if ev.backlog else "arrived late; left for a human")
+    elif status == "ignored":
+        journey.record(s, msg.id, "not_answered", reason=f"a {ev.type}: nothing to "
+                       "answer; left for a human")
+    elif for_humans:
+        journey.record(s, msg.id, "for_human", mode=conv.mode if instance.ai_enabled
+                       else "ai_off")
+    if conv.last_inbound_at is None or conv.last_inbound_at < ev.timestamp:
+        conv.last_inbound_at = ev.timestamp
+    return msg.id, status
 
 
 def from_phone(sessions: sessionmaker[Session], instance: Instance, ev: InboundMessage,
