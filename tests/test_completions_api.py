@@ -110,7 +110,9 @@ def test_instance_settings_are_validated(server: Server) -> None:
         assert httpx.patch(f"{server.url}/api/instances/nope", json={},
                            headers=ADMIN).status_code == 404
     finally:  # the server is shared: the demo number works as it did
-        restore = {k: v for k, v in before.items() if k not in ("name", "provider")}
+        restore = {k: before[k] for k in ("ai_enabled", "kb_collection", "model",
+                                          "fallback_models", "max_tokens", "temperature",
+                                          "persona", "budget_daily_usd", "budget_monthly_usd")}
         httpx.patch(url, json=restore, headers=ADMIN).raise_for_status()
     assert demo() == before
 
