@@ -9,6 +9,7 @@ whose body is not the JSON promised is the gateway's fault and may pass.
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,23 @@ def raw(client: httpx.Client, gateway: str, url: str, *, max_bytes: int,
         raise SendError(f"{gateway} did not send the file in time") from None
     except httpx.HTTPError as exc:
         raise SendError(f"{gateway} unreachable: {type(exc).__name__}") from None
+
+
+def inline(data: str, *, max_bytes: int, gateway: str) -> bytes:
+    """A file a gateway carried inline in base64 (or as a data: URL), refused past
+    ``max_bytes`` before decoding a huge string and after (ValueError); SendError, not
+    retryable, when it is not base64."""
+    if data.startswith("data:") and "," in data:  # a data URL: the part after the comma
+        data = data.split(",", 1)[1]
+    if len(data) * 3 // 4 > max_bytes + 3:
+        raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
+    try:
+        content = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise SendError(f"{gateway} gave a file that is not base64", retryable=False) from None
+    if len(content) > max_bytes:
+        raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
+    return content
 
 
 def _error_of(resp: httpx.Response) -> tuple[str | None, str | None]:

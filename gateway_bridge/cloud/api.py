@@ -15,8 +15,6 @@ status, decides here whether trying again may help.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
 import re
 from datetime import UTC, datetime
@@ -33,7 +31,7 @@ from gateway_bridge.events import (
     NotOffered,
     SendError,
 )
-from gateway_bridge.http import Outgoing, call, raw
+from gateway_bridge.http import Outgoing, call, inline, raw
 
 GATEWAY = "Cloud API"
 GRAPH = "https://graph.facebook.com"
@@ -204,13 +202,7 @@ def download(client: httpx.Client, instance: InstanceConfig, media: Media, *,
     (refused at once when over ``max_bytes``); the URL is fetched with the token, streamed and
     cut off past ``max_bytes`` (ValueError)."""
     if media.data is not None:  # not what Meta sends, but a Media may carry its bytes
-        try:
-            data = base64.b64decode(media.data, validate=True)
-        except (binascii.Error, ValueError):
-            raise SendError("media data is not base64", retryable=False) from None
-        if len(data) > max_bytes:
-            raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
-        return data, media.mime
+        return inline(media.data, max_bytes=max_bytes, gateway=GATEWAY), media.mime
     if media.size is not None and media.size > max_bytes:
         raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
     headers = _auth(instance)

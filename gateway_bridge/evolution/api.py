@@ -21,8 +21,6 @@ later statuses name. Errors come as ``{"status", "error", "response": {"message"
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +38,7 @@ from gateway_bridge.events import (
 )
 from gateway_bridge.evolution.message import message_of
 from gateway_bridge.evolution.parse import STATES, instance_name
-from gateway_bridge.http import Outgoing, call, raw
+from gateway_bridge.http import Outgoing, call, inline, raw
 
 GATEWAY = "evolution"
 KEY_HEADER = "apikey"
@@ -148,17 +146,7 @@ def qr(client: httpx.Client, instance: InstanceConfig) -> str | None:
 
 
 def _decoded(data: str, max_bytes: int) -> bytes:
-    if data.startswith("data:") and "," in data:  # a data URL: the part after the comma
-        data = data.split(",", 1)[1]
-    if len(data) * 3 // 4 > max_bytes + 3:  # refused before decoding a huge string
-        raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
-    try:
-        content = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise SendError(f"{GATEWAY} gave a file that is not base64", retryable=False) from None
-    if len(content) > max_bytes:
-        raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
-    return content
+    return inline(data, max_bytes=max_bytes, gateway=GATEWAY)
 
 
 def _same_host(url: str, base: str) -> bool:

@@ -21,8 +21,6 @@ plain digits too. Errors come from ``http.call``: they name WAHA's answer, never
 
 from __future__ import annotations
 
-import base64
-import binascii
 import mimetypes
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +36,7 @@ from gateway_bridge.events import (
     PayloadError,
     SendError,
 )
-from gateway_bridge.http import Outgoing, call, raw
+from gateway_bridge.http import Outgoing, call, inline, raw
 from gateway_bridge.waha.content import obj
 from gateway_bridge.waha.ids import cus, key_id
 from gateway_bridge.waha.message import message
@@ -185,15 +183,7 @@ def download(client: httpx.Client, instance: InstanceConfig, media: Media, *,
     WAHA (same scheme, host and port as ``api_url``): a ``media.url`` elsewhere (a forged
     webhook, a WAHA_BASE_URL other than ``api_url``) is refused, not fetched."""
     if media.data:
-        if len(media.data) * 3 // 4 > max_bytes + 3:  # refuse before decoding it
-            raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
-        try:
-            data = base64.b64decode(media.data, validate=True)
-        except (binascii.Error, ValueError):
-            raise SendError("the message's inline file is not base64", retryable=False) from None
-        if len(data) > max_bytes:
-            raise ValueError(f"file is larger than the limit of {max_bytes} bytes")
-        return data, media.mime
+        return inline(media.data, max_bytes=max_bytes, gateway=GATEWAY), media.mime
     where = media.url or media.ref
     if not where:
         raise SendError("WAHA did not keep this message's file (no media.url)", retryable=False)

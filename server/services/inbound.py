@@ -13,7 +13,6 @@ Every adapter's events come here, so the rules hold for every gateway alike:
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import ConnectionUpdate, Event, Ignored, InboundMessage, StatusUpdate
-from gateway_bridge.events import MEDIA_TYPES
+from gateway_bridge.events import MEDIA_TYPES, SendError
+from gateway_bridge.http import inline
 from server.schema import Conversation, Instance, Message, Outbox, UnsupportedPayload
 from server.services import connection, contacts, journey, media, statuses
 
@@ -233,9 +233,9 @@ def _file(ev: InboundMessage, rules: Rules) -> tuple[dict[str, object] | None, s
         return {**base, "state": "waiting", **{k: v for k, v in (("ref", m.ref), ("url", m.url))
                                                if v is not None}}, None
     try:
-        data = base64.b64decode(m.data, validate=False)
+        data = inline(m.data, max_bytes=rules.media_max_bytes, gateway="the gateway")
         return {**base, **media.keep(rules.data_dir, data, m.mime,
                                      max_bytes=rules.media_max_bytes,
                                      filename=m.filename)}, None
-    except (media.Refused, ValueError) as exc:
+    except (media.Refused, ValueError, SendError) as exc:
         return {**base, "state": "refused", "reason": str(exc)}, str(exc)
