@@ -151,6 +151,8 @@ def sweep_overdue() -> None:
     """Requeue unfinished work whose task was lost with a worker (see services/recovery.py)."""
     convs, boxes = recovery.overdue(_sessions(), after=OVERDUE)
     requeue(convs, boxes)
+    for msg_id in recovery.unfetched(_sessions(), older_than=OVERDUE):
+        fetch_media(msg_id)
     if convs or boxes:
         log.warning("requeued overdue work: %d conversations, %d replies", len(convs), len(boxes))
 

@@ -51,3 +51,15 @@ def overdue(sessions: sessionmaker[Session], *, after: timedelta) -> tuple[list[
                            [f"outbox-{b}" for b in boxes])
     return ([c for c in convs if f"conversation-{c}" not in held],
             [b for b in boxes if f"outbox-{b}" not in held])
+
+
+def unfetched(sessions: sessionmaker[Session], *, older_than: timedelta) -> list[int]:
+    """Inbound messages whose file still waits to be downloaded ``older_than`` after they came:
+    its task was lost with a worker (downloading again is safe: the file is kept by its hash and
+    a message's file is fetched only while it waits)."""
+    cutoff = utcnow() - older_than
+    with sessions() as s:
+        return list(s.scalars(select(Message.id).where(
+            Message.direction == "in", Message.media.is_not(None),
+            Message.media["state"].as_string() == "waiting",
+            Message.created_at < cutoff).order_by(Message.id)))
