@@ -27,5 +27,5 @@ class ContactIdentity(Base):
     __table_args__ = (UniqueConstraint("kind", "value", name="uq_identity_kind_value"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # phone | lid
+    kind: Mapped[str] = mapped_column(String(16))  # phone | lid | address (no phone, no lid)
     value: Mapped[str] = mapped_column(String(128))

@@ -21,14 +21,20 @@ def normalize_phone(digits: str) -> str:
     return digits
 
 
-def _identities(phone: str | None, lid: str | None) -> list[tuple[str, str]]:
+def _identities(phone: str | None, lid: str | None,
+                address: str | None = None) -> list[tuple[str, str]]:
+    """The identities to find a contact by. With neither phone nor @lid (a Cloud API user who
+    hides the number behind a username writes under a business-scoped id), the address the
+    gateway gave is the identity."""
     out = []
     if phone:
         out.append(("phone", normalize_phone(phone)))
     if lid:
         out.append(("lid", lid))
+    if not out and address:
+        out.append(("address", address))
     if not out:
-        raise ValueError("a contact needs a phone or a lid")
+        raise ValueError("a contact needs a phone, a lid or an address")
     return out
 
 
@@ -79,7 +85,7 @@ def known_conversation(s: Session, *, phone: str | None, lid: str | None, instan
     """The conversation on this number of the one contact that already owns every one of
     these identities, in the caller's transaction; None when anything is new (then ``resolve``
     and ``conversation_for`` do the work, concurrent-safe)."""
-    identities = _identities(phone, lid)
+    identities = _identities(phone, lid, address)
     owners = {s.scalar(select(ContactIdentity.contact_id).where(
         ContactIdentity.kind == kind, ContactIdentity.value == value))
         for kind, value in identities}
@@ -95,9 +101,9 @@ def known_conversation(s: Session, *, phone: str | None, lid: str | None, instan
 
 
 def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | None,
-            name: str | None) -> int:
+            name: str | None, address: str | None = None) -> int:
     """The contact id for these identities, created once even under concurrent webhooks."""
-    identities = _identities(phone, lid)
+    identities = _identities(phone, lid, address)
     for _ in range(3):
         try:
             with sessions.begin() as s:

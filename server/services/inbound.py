@@ -115,7 +115,7 @@ def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: Inbou
                 msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via)
         if conv_id is None:
             contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid,
-                                          name=ev.sender_name)
+                                          name=ev.sender_name, address=ev.sender)
             conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
             with sessions.begin() as s:
                 msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via)
@@ -183,7 +183,8 @@ def from_phone(sessions: sessionmaker[Session], instance: Instance, ev: InboundM
         if ours is not None:
             journey.record(s, ours, "echo", provider_id=ev.provider_message_id)
             return False
-    contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid, name=None)
+    contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid, name=None,
+                                  address=ev.sender)
     conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
     file, _ = _file(ev, rules)
     try:
@@ -196,7 +197,8 @@ def from_phone(sessions: sessionmaker[Session], instance: Instance, ev: InboundM
             s.flush()
             journey.record(s, msg.id, "sent_from_phone", provider_id=ev.provider_message_id)
             conv = s.get_one(Conversation, conv_id)
-            if conv.mode != "human":
+            old = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
+            if conv.mode != "human" and not old:  # history from the phone pauses nothing now
                 conv.mode = "human"
                 journey.record(s, msg.id, "bot_paused",
                                reason="an agent answered from the phone")
