@@ -18,20 +18,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway_bridge.cloud.content import content_of, dicts, part_of, str_of
 from gateway_bridge.events import (
     AuthError,
     Event,
     Ignored,
     InboundMessage,
     InstanceConfig,
-    Media,
     PayloadError,
     StatusUpdate,
     load_json,
 )
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 STATUSES = {"sent", "delivered", "read", "played", "failed", "deleted"}
 # Fields a WABA webhook may be subscribed to that tell us nothing to act on (templates, quality,
 # account and billing news); any other field is stored raw as unknown.
@@ -148,8 +147,8 @@ def _list(value: dict[str, Any], key: str) -> list[dict[str, Any]]:
 def _names(contacts: Any) -> dict[str, str]:
     """Display names by every id the contact is known by (``wa_id`` and ``user_id``)."""
     names: dict[str, str] = {}
-    for c in _dicts(contacts):
-        name = _str(_part(c, "profile"), "name")
+    for c in dicts(contacts):
+        name = str_of(part_of(c, "profile"), "name")
         if name.strip():
             for key in ("wa_id", "user_id"):
                 if isinstance(c.get(key), str):
@@ -217,13 +216,13 @@ def _message(msg: dict[str, Any], names: dict[str, str], *, from_me: bool) -> Ev
     phone = party if DIGITS.fullmatch(party) else None
     group = msg.get("group_id")
     content = msg
-    reply_to = _str(_part(msg, "context"), "id") or None  # the message quoted
+    reply_to = str_of(part_of(msg, "context"), "id") or None  # the message quoted
     if kind == "edit":  # the customer edited a message: the new text, pointing at the old one
-        edit = _part(msg, "edit")
-        content = _part(edit, "message")
+        edit = part_of(msg, "edit")
+        content = part_of(edit, "message")
         kind = content.get("type")
-        reply_to = _str(edit, "original_message_id") or reply_to
-    mtype, text, media, extra_reply = _content(content, str(kind))
+        reply_to = str_of(edit, "original_message_id") or reply_to
+    mtype, text, media, extra_reply = content_of(content, str(kind))
     return InboundMessage(
         provider_message_id=mid,
         sender=group if isinstance(group, str) and group else party,
@@ -239,79 +238,3 @@ def _message(msg: dict[str, Any], names: dict[str, str], *, from_me: bool) -> Ev
         reply_to=extra_reply or reply_to,
         raw=msg if mtype in ("unsupported", "interactive", "button", "system") else None,
     )
-
-
-def _part(content: dict[str, Any], key: str) -> dict[str, Any]:
-    part = content.get(key)
-    return part if isinstance(part, dict) else {}
-
-
-def _str(part: dict[str, Any], key: str) -> str:
-    value = part.get(key)
-    return value if isinstance(value, str) else ""
-
-
-def _dicts(items: Any) -> list[dict[str, Any]]:
-    return [x for x in items if isinstance(x, dict)] if isinstance(items, list) else []
-
-
-def _content(content: dict[str, Any], kind: str
-             ) -> tuple[str, str, Media | None, str | None]:
-    """(our type, text, media, id it points at) of one message's content."""
-    part = _part(content, kind)
-    if kind == "text":
-        return "text", _str(part, "body"), None, None
-    if kind in MEDIA_KINDS:
-        if not part:
-            return "unsupported", "", None, None
-        size = part.get("file_size")
-        media = Media(mime=_str(part, "mime_type") or None, ref=_str(part, "id") or None,
-                      url=_str(part, "url") or None, filename=_str(part, "filename") or None,
-                      size=size if isinstance(size, int) else None,
-                      sha256=_str(part, "sha256") or None)
-        ours = "voice" if kind == "audio" and part.get("voice") is True else kind
-        return ours, _str(part, "caption"), media, None
-    if kind == "location":
-        return "location", _location(part), None, None
-    if kind == "contacts":
-        return "contact", _contacts(content.get("contacts")), None, None
-    if kind == "reaction":  # an empty emoji takes a reaction back
-        return "reaction", _str(part, "emoji"), None, _str(part, "message_id") or None
-    if kind == "interactive":
-        reply = _part(part, str(part.get("type")))
-        if part.get("type") in ("button_reply", "list_reply"):
-            return "interactive", _str(reply, "title"), None, None
-        if part.get("type") == "nfm_reply":  # a WhatsApp Flow's answers, kept in raw
-            return "interactive", _str(reply, "body"), None, None
-        return "unsupported", "", None, None  # e.g. with errors[]: Meta could not read it
-    if kind == "button":  # a template's quick reply; its payload stays in raw
-        return "button", _str(part, "text"), None, None
-    if kind == "system":  # e.g. user_changed_number
-        return "system", _str(part, "body"), None, None
-    if kind == "request_welcome":  # the customer opened the chat for the first time
-        return "system", "", None, None
-    if kind == "order":  # a cart from the catalog: for a person, readable here and in raw
-        return "unsupported", _order(part), None, None
-    return "unsupported", "", None, None
-
-
-def _location(loc: dict[str, Any]) -> str:
-    where = " ".join(x for x in (_str(loc, "name"), _str(loc, "address")) if x)
-    lat, lon = loc.get("latitude"), loc.get("longitude")
-    return f"{where} ({lat}, {lon})".strip()
-
-
-def _contacts(cards: Any) -> str:
-    out = []
-    for card in _dicts(cards):
-        name = _str(_part(card, "name"), "formatted_name")
-        phones = [_str(p, "phone") for p in _dicts(card.get("phones"))]
-        out.append(" ".join(x for x in (name, ", ".join(p for p in phones if p)) if x))
-    return "; ".join(x for x in out if x)
-
-
-def _order(order: dict[str, Any]) -> str:
-    items = [f"{i.get('quantity')} x {i.get('product_retailer_id')} "
-             f"({i.get('item_price')} {i.get('currency')})"
-             for i in _dicts(order.get("product_items"))]
-    return " ".join(x for x in ("Order:", "; ".join(items), _str(order, "text")) if x)
