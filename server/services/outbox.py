@@ -115,8 +115,8 @@ def _send(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int, *
         conv = s.get_one(Conversation, msg.conversation_id)
         inst = s.get_one(Instance, msg.instance_id)
         cfg, provider, to, msg_id = config(inst), inst.provider, conv.address, msg.id
-        out = policy.outgoing(msg, data_dir)
     try:
+        out = policy.outgoing(msg, data_dir)  # OSError: its file is gone from the store
         # The same key on every try: a gateway that takes one sends a reply once even when a
         # crash cut off its answer to the try before.
         provider_id = adapter_for(provider).send(http, cfg, to, out, ref=f"out-{msg_id}")
