@@ -22,7 +22,7 @@ from server.deps import (
     errors,
     require_admin,
 )
-from server.schema import UnsupportedPayload
+from server.schema import Instance, UnsupportedPayload
 from server.services import connection, instances, media, outbox, sending
 from server.tasks import deliver
 
@@ -157,7 +157,7 @@ def send_template(conversation_id: RowId, body: Template, sessions: SessionsDep)
     return Queued(outbox_id=box)
 
 
-def _instance(s: SessionDep, name: str) -> Any:
+def _instance(s: SessionDep, name: str) -> Instance:
     try:
         return instances.get(s, name)
     except LookupError as exc:

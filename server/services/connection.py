@@ -10,6 +10,7 @@ replies wait in the outbox (server.services.outbox) instead of failing, and ``al
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ from server.schema import Instance, Message, Outbox, UnsupportedPayload, utcnow
 from server.services.instances import config, redact
 
 log = logging.getLogger(__name__)
+CHECKS_AT_ONCE = 64
 
 
 def apply(sessions: sessionmaker[Session], instance_id: int, ev: ConnectionUpdate, *,
@@ -60,13 +62,18 @@ def check_all(http: httpx.Client, sessions: sessionmaker[Session]) -> dict[str, 
     with sessions() as s:
         ids = list(s.execute(select(Instance.id, Instance.name).where(
             Instance.deleted_at.is_(None), Instance.provider != "simulator")).tuples())
-    states = {}
-    for instance_id, name in ids:
+    def one(instance_id: int, name: str) -> tuple[str, str | None]:
         try:
-            states[name] = check(http, sessions, instance_id)
+            return name, check(http, sessions, instance_id)
         except Exception:  # a bug in one adapter must not blind us to the others
             log.exception("connection check of %s failed", name)
-    return states
+            return name, None
+
+    # All at once: one hung gateway (often the same Evolution server for every number) costs
+    # one timeout, not one per number, so a dead socket is still seen within a minute.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(ids), CHECKS_AT_ONCE))) as pool:
+        done = list(pool.map(lambda row: one(*row), ids))
+    return {name: state for name, state in done if state is not None}
 
 
 def qr(http: httpx.Client, sessions: sessionmaker[Session], name: str) -> str | None:
