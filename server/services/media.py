@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,11 @@ def keep(data_dir: Path, data: bytes, declared: str | None, *, max_bytes: int,
     path = path_of(data_dir, sha)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        # A name of its own per write: two threads keeping the same photo at once must not
+        # move each other's half-written file.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
         os.replace(tmp, path)  # whole or absent: never a half-written file under its hash
     return {"state": "stored", "sha256": sha, "size": len(data), "mime": mime,
             **({"filename": filename} if filename else {})}
