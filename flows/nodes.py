@@ -57,16 +57,22 @@ class _Node:
         return []
 
 
+class _Onward(_Node):
+    """A node that always goes on to its ``next``."""
+
+    next: str
+
+    def edges(self) -> list[Edge]:
+        return [("next", self.next)]
+
+
 @dataclass(frozen=True)
-class MessageNode(_Node):
+class MessageNode(_Onward):
     kind: ClassVar[str] = "message"
     id: str
     next: str
     text: str = ""
     media: Media | None = None
-
-    def edges(self) -> list[Edge]:
-        return [("next", self.next)]
 
     def templates(self) -> list[tuple[str, str]]:
         out = [("text", self.text)]
@@ -148,37 +154,28 @@ class ConditionNode(_Node):
 
 
 @dataclass(frozen=True)
-class SetTagNode(_Node):
+class SetTagNode(_Onward):
     kind: ClassVar[str] = "set_tag"
     id: str
     tags: tuple[str, ...]
     next: str
 
-    def edges(self) -> list[Edge]:
-        return [("next", self.next)]
-
 
 @dataclass(frozen=True)
-class RemoveTagNode(_Node):
+class RemoveTagNode(_Onward):
     kind: ClassVar[str] = "remove_tag"
     id: str
     tags: tuple[str, ...]
     next: str
 
-    def edges(self) -> list[Edge]:
-        return [("next", self.next)]
-
 
 @dataclass(frozen=True)
-class SetFieldNode(_Node):
+class SetFieldNode(_Onward):
     kind: ClassVar[str] = "set_field"
     id: str
     field: str
     value: str
     next: str
-
-    def edges(self) -> list[Edge]:
-        return [("next", self.next)]
 
     def templates(self) -> list[tuple[str, str]]:
         return [("value", self.value)]
@@ -253,14 +250,11 @@ class HandoffNode(_Node):
 
 
 @dataclass(frozen=True)
-class WaitNode(_Node):
+class WaitNode(_Onward):
     kind: ClassVar[str] = "wait"
     id: str
     seconds: float
     next: str
-
-    def edges(self) -> list[Edge]:
-        return [("next", self.next)]
 
 
 @dataclass(frozen=True)
