@@ -112,5 +112,14 @@ def check(kind: str, answer: str, pattern: re.Pattern[str] | None = None) -> str
     if kind == "regex":
         if pattern is None:
             raise ValueError("a regex question needs its pattern")
-        return answer if pattern.fullmatch(answer) else None
+        if pattern.fullmatch(answer):
+            return answer
+        # "meu pedido é AU20250417": customers wrap the value in a sentence; the first part
+        # that matches, standing as whole words, is the answer.
+        for found in pattern.finditer(answer):
+            start, end = found.span()
+            if (end > start and (start == 0 or not answer[start - 1].isalnum())
+                    and (end == len(answer) or not answer[end].isalnum())):
+                return found.group(0)
+        return None
     return CHECKS[kind](answer)

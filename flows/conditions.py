@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -92,6 +92,21 @@ class Schedule:
             return False
         moment = local.time().replace(tzinfo=None)
         return any(start <= moment < end for start, end in self.hours.get(local.weekday(), ()))
+
+    def next_opening(self, now: datetime) -> datetime | None:
+        """When it next opens after ``now`` (in its own time zone), within two weeks; None if
+        it never does (no hours at all)."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone) if now.tzinfo else now.replace(tzinfo=zone)
+        for ahead in range(15):
+            day = local.date() + timedelta(days=ahead)
+            if day in self.closed:
+                continue
+            for start, _ in self.hours.get(day.weekday(), ()):
+                at = datetime.combine(day, start, zone)
+                if at > local:
+                    return at
+        return None
 
 
 def _as_list(value: object) -> list[object]:

@@ -96,6 +96,7 @@ def _message(data: dict[str, Any]) -> InboundMessage:
     if not isinstance(text, str):
         raise PayloadError("field 'text' must be a string")
     name = data.get("name")
+    kind, media = _media(data)
     return InboundMessage(
         provider_message_id=_field(data, "id", str),
         sender=digits,
@@ -104,7 +105,25 @@ def _message(data: dict[str, Any]) -> InboundMessage:
         sender_name=name if isinstance(name, str) and name.strip() else None,
         text=text,
         timestamp=_timestamp(data),
+        type=kind,
+        media=media,
     )
+
+
+def _media(data: dict[str, Any]) -> tuple[str, Media | None]:
+    """A file the phone sent, inline: ``"type": "voice"`` with ``"media": {"data": base64,
+    "mime": "audio/ogg", "filename": ...}``."""
+    kind = data.get("type", "text")
+    if kind == "text":
+        return "text", None
+    if kind not in ("voice", "audio", "image", "document"):
+        raise PayloadError("field 'type' must be text, voice, audio, image or document")
+    media = data.get("media")
+    if not isinstance(media, dict) or not isinstance(media.get("data"), str):
+        raise PayloadError(f"a {kind} message needs 'media' with base64 'data'")
+    mime, filename = media.get("mime"), media.get("filename")
+    return kind, Media(mime=mime if isinstance(mime, str) else None, data=media["data"],
+                       filename=filename if isinstance(filename, str) else None)
 
 
 def _status(data: dict[str, Any]) -> StatusUpdate:

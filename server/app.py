@@ -16,12 +16,16 @@ from server import runtime
 from server.db import migrate, sessions_for
 from server.routes import (
     api,
+    contact_data,
+    conversations,
+    flows,
     gateway,
     health,
     instances,
     kb,
     model_versions,
     openai_compat,
+    people,
     reports,
     simulator,
     webhooks,
@@ -105,6 +109,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(openai_compat.router)
     app.include_router(instances.router)
+    app.include_router(flows.router)
+    app.include_router(conversations.router)
+    app.include_router(contact_data.router)
+    app.include_router(people.router)
     app.include_router(gateway.router)
     app.include_router(reports.router)
     app.include_router(kb.router)

@@ -203,6 +203,51 @@ class Settings(BaseSettings):
     loop_window_seconds: int = Field(
         120, ge=1, description="The window in which ATENDE_LOOP_REPLIES replies mean a loop."
     )
+    session_idle_minutes: int = Field(
+        720, ge=1,
+        description="A conversation's session closes after this long without a message either "
+        "way; the next message opens a new one (the flow starts over).",
+    )
+    session_retention: Literal["delete", "keep"] = Field(
+        "delete",
+        description="What a closed session leaves: 'delete' clears its variables, its flow "
+        "state and its AI memory (the messages stay, as the conversation's record); 'keep' "
+        "keeps them for reports.",
+    )
+    answer_while_queued: bool = Field(
+        True,
+        description="While a conversation waits in a team's queue and no agent has answered "
+        "yet, the assistant still answers the questions its documents answer; the rest wait "
+        "for the agent.",
+    )
+    handoff_message: str = Field(
+        "Certo! Vou te passar para a equipe {team}. Uma pessoa vai te responder em breve.",
+        description="What a customer handed to a team is told, once, unless the team says "
+        "otherwise; {team} and {agent} are filled in.",
+    )
+    closed_message: str = Field(
+        "Nosso atendimento está fechado agora. Sua mensagem ficou registrada e a equipe {team} "
+        "responde assim que abrir{opens}.",
+        description="What a customer handed to a team outside its business hours is told, at "
+        "most once per the team's window, unless the team says otherwise; {team} and {opens} "
+        "(', segunda às 08:00') are filled in.",
+    )
+    menu_match_threshold: float = Field(
+        0.6, ge=0.0, le=1.0,
+        description="Default least score (0 to 1) for free text to pick a menu option by "
+        "meaning with the bundled embedder; a menu node's own min_score wins.",
+    )
+    transcribe_url: str | None = Field(
+        None,
+        description="An OpenAI-compatible transcription endpoint's base URL (OpenAI's "
+        "https://api.openai.com/v1, or a self-hosted Whisper server); its "
+        "/audio/transcriptions turns voice notes into text for flows and the assistant. "
+        "Unset: a voice note goes to a person, and the customer is told so once.",
+    )
+    transcribe_api_key: SecretStr | None = Field(None, description="Its API key, if any.")
+    transcribe_model: str = Field("whisper-1", description="The transcription model's name.")
+    transcribe_timeout_seconds: float = Field(
+        60.0, gt=0, description="How long one transcription may take.")
     public_url: str = Field(
         "",
         description="Address at which this server is reached (the simulator posts webhooks "

@@ -18,6 +18,7 @@ from server.db import sessions_for
 from server.engine import turns
 from server.queue import Task, periodic, task
 from server.services import (
+    chat_sessions,
     connection,
     inbound,
     leases,
@@ -51,6 +52,28 @@ def run_turn(conversation_id: int) -> None:
         return
     if box is not None:
         deliver(box)
+    _schedule_timer(sessions, conversation_id)
+
+
+def _schedule_timer(sessions: sessionmaker[Session], conversation_id: int) -> None:
+    """A flow that waits (a wait node) is stepped again when its timer is due."""
+    due = turns.timer_due(sessions, conversation_id)
+    if due is not None:
+        flow_timer.schedule(args=(conversation_id, due[0]), delay=due[1])
+
+
+@task(retries=120, retry_delay=1)
+def flow_timer(conversation_id: int, token: str) -> None:
+    rt, sessions = runtime.current(), _sessions()
+    try:
+        with leases.hold(sessions, f"conversation-{conversation_id}", rt.settings.lease_seconds):
+            box = turns.timer(rt, sessions, conversation_id, token)
+    except leases.Busy:
+        flow_timer.schedule(args=(conversation_id, token), delay=BUSY_RETRY)
+        return
+    if box is not None:
+        deliver(box)
+    _schedule_timer(sessions, conversation_id)
 
 
 @task(retries=8, retry_delay=2)
@@ -84,7 +107,8 @@ def rules(settings: Settings) -> inbound.Rules:
     """The inbound rules as configured."""
     return inbound.Rules(stale_after=timedelta(seconds=settings.stale_after_seconds),
                          data_dir=settings.data_dir, media_max_bytes=settings.media_max_bytes,
-                         answer_groups=settings.answer_groups)
+                         answer_groups=settings.answer_groups,
+                         answer_while_queued=settings.answer_while_queued)
 
 
 def after_inbound(settings: Settings, turns_: list[int], fetch: list[int]) -> None:
@@ -155,6 +179,19 @@ def sweep_overdue() -> None:
         fetch_media(msg_id)
     if convs or boxes:
         log.warning("requeued overdue work: %d conversations, %d replies", len(convs), len(boxes))
+
+
+@periodic(crontab(minute="*"))
+def sweep_sessions() -> None:
+    """Close sessions a bot holds that went idle, and fire wait timers whose task was lost."""
+    settings, sessions = runtime.current().settings, _sessions()
+    with sessions.begin() as s:
+        closed = chat_sessions.close_idle(s, settings, datetime.now(UTC))
+        late = chat_sessions.timers_due(s, datetime.now(UTC) - timedelta(minutes=1))
+    for conv_id, token in late:
+        flow_timer(conv_id, token)
+    if closed:
+        log.info("closed %d idle sessions", closed)
 
 
 @periodic(crontab(minute="17"))

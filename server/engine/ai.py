@@ -1,8 +1,15 @@
-"""AI mode's turn: the grounded assistant answers, unless another bot is talking with ours."""
+"""AI mode: the grounded assistant answers, unless another bot is talking with ours.
+
+``reply`` is the one AI answer, for a conversation in AI mode, a flow's AI node and a
+conversation waiting in a queue alike: it asks the assistant, writes the reply and its usage,
+and, when the assistant hands off, puts the conversation in a team's queue with the one message
+that says what happens next (``server.services.queues``).
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -13,64 +20,142 @@ from server.engine import replies
 from server.engine.handoff import leave_to_humans
 from server.engine.turn import Turn
 from server.runtime import Runtime
-from server.schema import Conversation, LlmUsage, Message, utcnow
-from server.services import assistant, budget, journey
+from server.schema import ChatSession, Conversation, LlmUsage, Message, utcnow
+from server.services import assistant, budget, followups, journey, queues
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Replied:
+    outcome: str  # answered | handed_off | failed | silent (queued: left to the agent)
+    outbox_id: int | None
+
+
 def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
-    """Answer the turn; returns the reply's outbox id, or None when nothing is sent."""
-    window = rt.settings.loop_window_seconds
-    with sessions() as s:
-        recent = _recent_replies(s, turn.conversation_id, window)
-    if recent >= rt.settings.loop_replies:
-        # Another bot answers every reply of ours: silence, and a human, end the loop.
-        leave_to_humans(sessions, turn.pending, "loop_guard", conversation_too=True,
-                        replies=recent, window_s=window)
-        log.warning("conversation %s: %s automatic replies in %ss, handed to a human",
-                    turn.conversation_id, recent, window)
+    """AI mode's turn; returns the reply's outbox id, or None when nothing is sent."""
+    if _looping(rt, sessions, turn):
         return None
-    question = "\n".join(m.text for m in turn.pending)
-    ans = assistant.answer(rt, sessions, question, turn.history,
-                           assistant.use_for(rt.settings, turn.instance))
+    return reply(rt, sessions, turn, assistant.use_for(rt.settings, turn.instance)).outbox_id
+
+
+def queued(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
+    """A conversation waits in a team's queue and no agent has answered: the assistant still
+    answers what its documents answer; anything else waits for the agent, in silence (the
+    customer was already told a person is coming)."""
+    if _looping(rt, sessions, turn):
+        return None
+    return reply(rt, sessions, turn, assistant.use_for(rt.settings, turn.instance),
+                 quiet_handoff=True).outbox_id
+
+
+def reply(rt: Runtime, sessions: sessionmaker[Session], turn: Turn, use: assistant.Use, *,
+          team: str | None = None, quiet_handoff: bool = False, close_out: bool = True
+          ) -> Replied:
+    """Answer the turn's text with ``use``; a handoff goes to ``team`` (none: the only team,
+    or any agent). ``quiet_handoff``: a handoff sends nothing and leaves the messages to
+    people. ``close_out``: mark the turn's messages answered or handed off (a flow marks its
+    own)."""
+    question = followups.standalone(turn.text, turn.history)
     last = turn.pending[-1]
+    cached = _remembered(sessions, turn, question)
+    ans = cached or assistant.answer(rt, sessions, question, turn.history, use)
+    if ans.handoff and quiet_handoff:
+        leave_to_humans(sessions, turn.pending, "for_human", reason=ans.reason, queued=True)
+        return Replied("silent", None)
     c = ans.completion
     try:
         with sessions.begin() as s:
-            reply, box = replies.write(
+            text, detail = ans.text, {}
+            if ans.handoff:
+                conv = s.get_one(Conversation, turn.conversation_id)
+                handed = queues.hand_off(s, rt.settings, conv, team=team, now=utcnow())
+                text = assistant.handoff_text(ans.reason, handed.notice)
+                detail = {"team": handed.team, "agent": handed.agent,
+                          "outside_hours": handed.outside_hours}
+            if not text:
+                for m in turn.pending:
+                    s.get_one(Message, m.id).status = "handed_off"
+                    journey.record(s, m.id, "handed_off", reason=ans.reason, **detail)
+                return Replied("handed_off", None)
+            replied = s.scalar(select(Message.id).where(Message.reply_to_id == last.id))
+            reply_, box = replies.write(
                 s, instance_id=last.instance_id, conversation_id=turn.conversation_id,
-                text=ans.text, author="assistant" if c else "system", reply_to_id=last.id,
+                text=text, author="assistant" if c or cached else "system",
+                reply_to_id=None if replied else last.id,
                 grounding=ans.passage_ids or None, model=c.model if c else None,
                 prompt_tokens=c.prompt_tokens if c else None,
                 completion_tokens=c.completion_tokens if c else None)
-            _record_usage(s, ans, turn.instance.id, reply)
+            _record_usage(s, ans, turn.instance.id, reply_)
             outcome = "handed_off" if ans.handoff else "answered"
             for m in turn.pending:
-                s.get_one(Message, m.id).status = outcome
-                journey.record(s, m.id, outcome, reply_id=reply.id, reason=ans.reason)
-            replies.queued(s, reply, reason=ans.reason, passages=len(ans.passage_ids))
-            if ans.handoff:
-                s.get_one(Conversation, turn.conversation_id).mode = "human"
-            return box.id
+                if close_out:
+                    s.get_one(Message, m.id).status = outcome
+                journey.record(s, m.id, outcome, reply_id=reply_.id, reason=ans.reason,
+                               **({"from_memory": True} if cached else {}),
+                               **({"asked": question} if question != turn.text else {}),
+                               **detail)
+            replies.queued(s, reply_, reason=ans.reason, passages=len(ans.passage_ids))
+            if not ans.handoff and not cached and c is not None:
+                _remember(s, turn.session_id, question, reply_.id)
+            return Replied(outcome, box.id)
     except IntegrityError:
         log.warning("conversation %s: message %s already has a reply", turn.conversation_id,
                     last.id)
-        return None
+        return Replied("answered", None)
+
+
+def _looping(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> bool:
+    """Another bot answers every reply of ours: silence, and a human, end the loop."""
+    window = rt.settings.loop_window_seconds
+    with sessions() as s:
+        recent = _recent_replies(s, turn.conversation_id, window)
+    if recent < rt.settings.loop_replies:
+        return False
+    leave_to_humans(sessions, turn.pending, "loop_guard", conversation_too=True,
+                    replies=recent, window_s=window)
+    log.warning("conversation %s: %s automatic replies in %ss, handed to a human",
+                turn.conversation_id, recent, window)
+    return True
 
 
 def _recent_replies(s: Session, conversation_id: int, window_s: int) -> int:
-    """Replies no agent wrote (the assistant's, the system's) in the last ``window_s``."""
+    """Replies no agent wrote (the assistant's, a flow's, the system's) in the last
+    ``window_s``."""
     return s.scalar(select(func.count()).select_from(Message).where(
         Message.conversation_id == conversation_id, Message.direction == "out",
         Message.author != "agent",
         Message.created_at >= utcnow() - timedelta(seconds=window_s))) or 0
 
 
+def _remembered(sessions: sessionmaker[Session], turn: Turn,
+                question: str) -> assistant.Answer | None:
+    """The same question asked again in this session: the stored answer, no model call."""
+    key = followups.key(question)
+    with sessions() as s:
+        sess = s.get(ChatSession, turn.session_id)
+        reply_id = (sess.answers or {}).get(key) if sess is not None and key else None
+        earlier = s.get(Message, reply_id) if reply_id else None
+        if earlier is None or not earlier.text:
+            return None
+        return assistant.Answer(earlier.text, reason="repeated",
+                                passage_ids=list(earlier.grounding or []))
+
+
+def _remember(s: Session, session_id: int, question: str, reply_id: int) -> None:
+    sess = s.get(ChatSession, session_id)
+    key = followups.key(question)
+    if sess is not None and key:
+        sess.answers = {**(sess.answers or {}), key: reply_id}
+
+
 def _record_usage(s: Session, ans: assistant.Answer, instance_id: int, reply: Message) -> None:
     for model, error in ans.failures:
         s.add(LlmUsage(instance_id=instance_id, message_id=reply.id, purpose="reply",
                        model=model, error=error))
+    if ans.reason == "repeated":  # answered from the session's memory: counted, costs nothing
+        s.add(LlmUsage(instance_id=instance_id, message_id=reply.id, purpose="memory",
+                       model="memory"))
     if ans.completion and ans.spec:
         row = budget.record(s, spec=ans.spec, done=ans.completion, purpose="reply",
                             instance_id=instance_id, message_id=reply.id)

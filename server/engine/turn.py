@@ -14,4 +14,11 @@ class Turn:
     pending: list[Message]  # claimed, in order; the turn answers them as one
     instance: Instance
     mode: str  # ai | flow | human, as the conversation was when the turn began
-    history: list[ChatMessage]  # the conversation before the turn, oldest first
+    history: list[ChatMessage]  # the session before the turn, oldest first
+    session_id: int  # the conversation's open session (server.services.chat_sessions)
+    queued: bool = False  # handed to a team, no agent has answered yet
+
+    @property
+    def text(self) -> str:
+        """What the customer said in this turn: each message's text, a voice note's transcript."""
+        return "\n".join(t for m in self.pending if (t := (m.transcript or m.text).strip()))

@@ -1,6 +1,8 @@
-"""One turn of a conversation: take the contact's pending messages in order, and let the
-conversation's mode answer them once (``HANDLERS``: ``ai`` now, ``flow`` next; ``human`` leaves
-them to the agents)."""
+"""One turn of a conversation: take the contact's pending messages in order, find the
+conversation's session (a new one on the first message, or after the last closed), and let the
+mode answer them once (``HANDLERS``): ``flow`` runs the session's flow, ``ai`` the assistant,
+``queued`` the assistant for what it can answer while the customer waits for a team, ``human``
+leaves them to the agents. A keyword that triggers a flow starts it from AI mode too."""
 
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ from collections.abc import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+import flows
 from models.base import ChatMessage
-from server.engine import ai
+from server.engine import ai, flow, voice
 from server.engine.handoff import leave_to_humans
 from server.engine.turn import Turn
 from server.runtime import Runtime
-from server.schema import Conversation, Instance, Message
-from server.services import journey
+from server.schema import ChatSession, Conversation, Instance, Message, utcnow
+from server.services import chat_sessions, flow_store, journey
 
 log = logging.getLogger(__name__)
 HISTORY_MESSAGES = 12
@@ -41,13 +44,17 @@ def claim(sessions: sessionmaker[Session], conversation_id: int) -> list[Message
         return pending
 
 
-def _history(s: Session, conversation_id: int, before_id: int) -> list[ChatMessage]:
+def _history(s: Session, sess: ChatSession, before_id: int) -> list[ChatMessage]:
+    """The session's messages before the turn: what the assistant reads as context. An earlier
+    session's are not shown (it ended; with the default retention it is forgotten)."""
     rows = list(s.scalars(select(Message).where(
-        Message.conversation_id == conversation_id, Message.id < before_id,
+        Message.conversation_id == sess.conversation_id, Message.id < before_id,
+        Message.created_at >= sess.started_at,
         Message.status.not_in(["failed", "stale"])).order_by(Message.id.desc())
         .limit(HISTORY_MESSAGES)))
-    return [{"role": "user" if m.direction == "in" else "assistant", "content": m.text}
-            for m in reversed(rows) if m.text.strip()]
+    return [{"role": "user" if m.direction == "in" else "assistant",
+             "content": m.transcript or m.text}
+            for m in reversed(rows) if (m.transcript or m.text).strip()]
 
 
 def requeue_cut(sessions: sessionmaker[Session], conversation_id: int) -> int:
@@ -92,16 +99,15 @@ def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> i
 
 
 def _for_humans(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
-    """A human answers this conversation (or AI is off on its number): the turn's messages wait
-    for an agent."""
+    """A human answers this conversation (or AI is off on its number, or a team has it and the
+    assistant does not answer while queued): the turn's messages wait for an agent."""
     leave_to_humans(sessions, turn.pending, "for_human", mode=turn.mode)
     return None
 
 
 Handler = Callable[[Runtime, sessionmaker[Session], Turn], "int | None"]
-# Who answers a turn, by the conversation's mode. A flow is left to the humans until the flow
-# engine handles it.
-HANDLERS: dict[str, Handler] = {"ai": ai.handle, "human": _for_humans, "flow": _for_humans}
+HANDLERS: dict[str, Handler] = {"ai": ai.handle, "flow": flow.handle, "queued": ai.queued,
+                                "human": _for_humans}
 
 
 def _dispatch(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int,
@@ -109,7 +115,52 @@ def _dispatch(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int
     with sessions.begin() as s:
         conv = s.get_one(Conversation, conversation_id)
         inst = s.get_one(Instance, conv.instance_id)
+        sess, new = chat_sessions.current(s, conv, inst, rt.settings, utcnow())
+        if new:
+            for m in pending:
+                journey.record(s, m.id, "session_opened", session_id=sess.id, mode=conv.mode)
         turn = Turn(conversation_id, pending, inst, conv.mode,
-                    _history(s, conversation_id, pending[0].id))
-    mode = turn.mode if turn.mode != "ai" or inst.ai_enabled else "human"
+                    _history(s, sess, pending[0].id), sess.id)
+        mode = _mode(s, rt, conv, inst, turn)
+    if mode != "human":  # a flow or the assistant reads voice notes as text
+        turn, notice = voice.hear(rt, sessions, turn)
+        if not turn.pending:
+            return notice
     return HANDLERS.get(mode, _for_humans)(rt, sessions, turn)
+
+
+def _mode(s: Session, rt: Runtime, conv: Conversation, inst: Instance, turn: Turn) -> str:
+    """Who answers this turn. In AI mode a flow's keyword ("menu") starts that flow."""
+    if conv.mode == "human":
+        waiting = conv.status == "queued" and conv.agent_replied_at is None
+        return "queued" if waiting and rt.settings.answer_while_queued and inst.ai_enabled \
+            else "human"
+    if conv.mode == "ai" and flows.pick_flow(turn.text, flow_store.enabled_flows(s)):
+        conv.mode = "flow"
+    if conv.mode == "ai" and not inst.ai_enabled:
+        return "human"
+    return conv.mode
+
+
+def timer_due(sessions: sessionmaker[Session], conversation_id: int) -> tuple[str, float] | None:
+    """The open session's wait timer, as (token, seconds from now), if it has one."""
+    with sessions() as s:
+        sess = s.scalar(select(ChatSession).where(ChatSession.conversation_id == conversation_id,
+                                                  ChatSession.status == "open"))
+        if sess is None or sess.timer_at is None or sess.timer_token is None:
+            return None
+        return sess.timer_token, max(0.0, (sess.timer_at - utcnow()).total_seconds())
+
+
+def timer(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int,
+          token: str) -> int | None:
+    """A flow's wait is over: step its session (the caller holds the conversation's lease)."""
+    with sessions.begin() as s:
+        conv = s.get_one(Conversation, conversation_id)
+        inst = s.get_one(Instance, conv.instance_id)
+        sess = s.scalar(select(ChatSession).where(ChatSession.conversation_id == conversation_id,
+                                                  ChatSession.status == "open"))
+        if sess is None or conv.mode != "flow":
+            return None
+        turn = Turn(conversation_id, [], inst, conv.mode, [], sess.id)
+    return flow.fire_timer(rt, sessions, turn, token, utcnow())

@@ -29,6 +29,8 @@ class MessageOut(BaseModel):
     direction: str
     author: str
     text: str
+    type: str
+    transcript: str | None = None  # a voice note's words, as transcribed
     status: str
     provider_message_id: str | None
     reply_to_id: int | None

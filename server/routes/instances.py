@@ -13,11 +13,12 @@ from rag.index import COLLECTION_NAME
 from server import runtime
 from server.deps import ADMIN_ERRORS, SessionDep, SessionsDep, SettingsDep, errors, require_admin
 from server.schema import Instance
-from server.services import connection, instances
+from server.services import connection, flow_store, instances
 
 router = APIRouter(prefix="/api/instances", tags=["admin"], dependencies=[Depends(require_admin)],
                    responses=ADMIN_ERRORS)
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+FLOW_KEY = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 class Connection(BaseModel):
@@ -50,6 +51,8 @@ class InstanceOut(BaseModel):
     persona: str | None
     budget_daily_usd: float | None
     budget_monthly_usd: float | None
+    default_flow: str | None = Field(description="The flow a message no keyword picks "
+                                     "starts; none: the assistant answers (AI mode)")
 
 
 class InstanceCreated(InstanceOut):
@@ -78,6 +81,7 @@ class InstanceIn(GatewayFields):
     provider: Literal["evolution", "waha", "cloud"]
     ai_enabled: bool = True
     kb_collection: str | None = Field(None, pattern=COLLECTION_NAME)
+    default_flow: str | None = Field(None, pattern=FLOW_KEY, description="A stored flow's key")
 
 
 class InstancePatch(GatewayFields):
@@ -92,6 +96,8 @@ class InstancePatch(GatewayFields):
     persona: str | None = Field(None, max_length=4000)
     budget_daily_usd: float | None = Field(None, ge=0)
     budget_monthly_usd: float | None = Field(None, ge=0)
+    default_flow: str | None = Field(None, pattern=FLOW_KEY,
+                                     description="A stored flow's key; null: AI mode")
 
 
 def _base(request: Request, settings: SettingsDep) -> str:
@@ -126,6 +132,8 @@ def create_instance(body: InstanceIn, sessions: SessionsDep, request: Request,
                     settings: SettingsDep) -> InstanceCreated:
     try:
         made = instances.create(sessions, body.model_dump())
+    except flow_store.UnknownFlow as exc:
+        raise HTTPException(409, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(409 if "exists" in str(exc) else 400, str(exc)) from None
     return InstanceCreated(**_out(made.instance, _base(request, settings), made.webhook_secret),
@@ -139,7 +147,7 @@ def get_instance(name: str, s: SessionDep, request: Request,
 
 
 @router.patch("/{name}", summary="Change a number's gateway or how the assistant works on it",
-              responses=errors(400, 404))
+              responses=errors(400, 404, 409))
 def patch_instance(name: str, patch: InstancePatch, sessions: SessionsDep, request: Request,
                    settings: SettingsDep) -> InstanceOut:
     try:
@@ -147,6 +155,8 @@ def patch_instance(name: str, patch: InstancePatch, sessions: SessionsDep, reque
                                 models=set(runtime.current().models))
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
+    except flow_store.UnknownFlow as exc:
+        raise HTTPException(409, str(exc)) from None
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
     return InstanceOut(**_out(inst, _base(request, settings)))

@@ -3,10 +3,12 @@
 
 - ``base``: the declarative ``Base``, its type map, and ``utcnow``, the one clock;
 - ``instances``: the connected numbers (``Instance``);
-- ``contacts``: customers and the identities they write under;
+- ``contacts``: customers, the identities they write under, their tags and custom fields;
 - ``messaging``: conversations, messages, their journey, and delivery (outbox, early statuses);
 - ``leases``: which worker holds which piece of work;
 - ``llm``: model calls and budgets, API tokens, local model versions and promotions;
+- ``people``: users (agents, managers, admins) and teams;
+- ``flows``: flows as data and the sessions that run them;
 - ``simulator``: what the built-in WhatsApp simulator's phones show.
 
 A new table goes in its subject's module (a new subject, a new module) and is re-exported
@@ -18,7 +20,15 @@ Nothing is deleted to recover from an error; every message keeps a journey of wh
 """
 
 from server.schema.base import Base, utcnow
-from server.schema.contacts import Contact, ContactIdentity
+from server.schema.contacts import (
+    Contact,
+    ContactField,
+    ContactIdentity,
+    ContactTag,
+    CustomField,
+    Tag,
+)
+from server.schema.flows import ChatSession, StoredFlow
 from server.schema.instances import Instance
 from server.schema.leases import Lease
 from server.schema.llm import ApiToken, BudgetAlert, LlmUsage, ModelPromotion, ModelVersion
@@ -30,15 +40,20 @@ from server.schema.messaging import (
     Outbox,
     UnsupportedPayload,
 )
+from server.schema.people import Team, TeamMember, User
 from server.schema.simulator import SimulatorMessage
 
 __all__ = [
     "ApiToken",
     "Base",
     "BudgetAlert",
+    "ChatSession",
     "Contact",
+    "ContactField",
     "ContactIdentity",
+    "ContactTag",
     "Conversation",
+    "CustomField",
     "EarlyStatus",
     "Instance",
     "Lease",
@@ -49,6 +64,11 @@ __all__ = [
     "ModelVersion",
     "Outbox",
     "SimulatorMessage",
+    "StoredFlow",
+    "Tag",
+    "Team",
+    "TeamMember",
     "UnsupportedPayload",
+    "User",
     "utcnow",
 ]

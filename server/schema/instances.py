@@ -52,5 +52,6 @@ class Instance(Base):
     connection_since: Mapped[datetime | None] = mapped_column()
     connection_checked_at: Mapped[datetime | None] = mapped_column()
     qr: Mapped[str | None] = mapped_column(Text)
+    default_flow: Mapped[str | None] = mapped_column(String(64))  # a flow's key; none: AI mode
     deleted_at: Mapped[datetime | None] = mapped_column()  # removed; its history stays
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -23,6 +23,14 @@ class Conversation(Base):
     address: Mapped[str] = mapped_column(String(128))  # where replies go, as the gateway wants it
     mode: Mapped[str] = mapped_column(String(16), default="ai")  # ai | flow | human
     last_inbound_at: Mapped[datetime | None] = mapped_column()
+    # Where people stand with it: open (a bot or nobody), queued (handed to a team, no agent
+    # has answered yet), assigned (an agent has it), closed.
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    handed_off_at: Mapped[datetime | None] = mapped_column()
+    agent_replied_at: Mapped[datetime | None] = mapped_column()  # first agent reply since
+    closed_notice_at: Mapped[datetime | None] = mapped_column()  # "we are closed", last told
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -57,6 +65,7 @@ class Message(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     cost: Mapped[float | None] = mapped_column(Float)
     sent_at: Mapped[datetime | None] = mapped_column()  # the gateway's timestamp
+    transcript: Mapped[str | None] = mapped_column(Text)  # a voice note's words, as transcribed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -30,6 +30,13 @@ HUMAN_ASKED = "Claro! Vou chamar um atendente humano para continuar o seu atendi
 EMPTY = "Não recebi nenhum texto. Pode escrever sua dúvida?"
 GREETING = "Olá! Sou o assistente virtual. Como posso ajudar?"
 MAX_QUESTION_CHARS = 2000
+# What a handoff's reply says before the team's message (server.services.queues): why the
+# assistant stops. The team's message then says who answers and when.
+HANDOFF_LEADS = {
+    "no_passages": "Não encontrei essa informação nos nossos materiais.",
+    "refused": "Não encontrei essa informação nos nossos materiais.",
+    "model_error": "Estou com dificuldade para responder agora.",
+}
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,12 @@ class Prepared:
     def grounds(self) -> str:
         """What a reply may state facts from: the passages and the customer's own words."""
         return "\n".join([self.question, *(x.text for x in self.passages)])
+
+
+def handoff_text(reason: str, notice: str | None) -> str:
+    """The reply of a handoff: why the assistant stops, then what happens next (``notice``,
+    None when the customer was told already: then only the reason, or nothing)."""
+    return " ".join(t for t in (HANDOFF_LEADS.get(reason, ""), notice or "") if t)
 
 
 def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,

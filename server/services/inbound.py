@@ -26,11 +26,12 @@ from gateway_bridge import ConnectionUpdate, Event, Ignored, InboundMessage, Sta
 from gateway_bridge.events import MEDIA_TYPES, SendError
 from gateway_bridge.http import inline
 from server.schema import Conversation, Instance, Message, Outbox, UnsupportedPayload
-from server.services import connection, contacts, journey, media, statuses
+from server.services import connection, contacts, journey, media, sending, statuses
 
 log = logging.getLogger(__name__)
 # Types nobody expects an answer to: stored for the agents, no turn.
 SILENT = {"reaction", "sticker", "system", "unsupported"}
+VOICE = ("audio", "voice")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Rules:
     data_dir: Path
     media_max_bytes: int
     answer_groups: bool = False
+    answer_while_queued: bool = True  # see Settings.answer_while_queued
 
 
 @dataclass
@@ -112,13 +114,13 @@ def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: Inbou
             conv_id = contacts.known_conversation(s, phone=ev.phone, lid=ev.lid,
                                                   instance_id=instance.id, address=ev.sender)
             if conv_id is not None:
-                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via)
+                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via, rules)
         if conv_id is None:
             contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid,
                                           name=ev.sender_name, address=ev.sender)
             conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
             with sessions.begin() as s:
-                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via)
+                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via, rules)
     except IntegrityError:
         with sessions.begin() as s:
             existing = s.execute(select(Message.id, Message.conversation_id).where(
@@ -131,20 +133,24 @@ def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: Inbou
         return existing.conversation_id, None
     if file is not None and file["state"] == "waiting" and fetch is not None:
         fetch.append(msg_id)
-    # A photo without a caption waits for a human too, but its file is still fetched.
-    return conv_id, status == "pending" and bool(ev.text.strip())
+    # A photo without a caption waits for a human too, but its file is still fetched; a voice
+    # note has its turn, which transcribes it (server.engine.voice).
+    return conv_id, status == "pending" and (bool(ev.text.strip()) or ev.type in VOICE)
 
 
 def _insert(s: Session, instance: Instance, conv_id: int, ev: InboundMessage, status: str,
-            file: dict[str, object] | None, reason: str | None, via: str | None
-            ) -> tuple[int, str]:
+            file: dict[str, object] | None, reason: str | None, via: str | None,
+            rules: Rules) -> tuple[int, str]:
     """The message, its first journey steps, and its conversation's last customer message;
     returns the message's id and status.
 
     A message no bot will answer (a person has the conversation, or the assistant is off on
     the number) goes to the humans here, as its turn would have sent it, without one."""
     conv = s.get_one(Conversation, conv_id)
-    for_humans = status == "pending" and (conv.mode == "human" or
+    # While a team's queue holds it and no agent has answered, the assistant may still answer.
+    waiting = (conv.status == "queued" and conv.agent_replied_at is None
+               and rules.answer_while_queued and instance.ai_enabled)
+    for_humans = status == "pending" and ((conv.mode == "human" and not waiting) or
                                           (conv.mode == "ai" and not instance.ai_enabled))
     if for_humans:
         status = "handed_off"
@@ -198,7 +204,9 @@ def from_phone(sessions: sessionmaker[Session], instance: Instance, ev: InboundM
             journey.record(s, msg.id, "sent_from_phone", provider_id=ev.provider_message_id)
             conv = s.get_one(Conversation, conv_id)
             old = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
-            if conv.mode != "human" and not old:  # history from the phone pauses nothing now
+            if not old:  # history from the phone pauses nothing now
+                sending.agent_answered(conv, ev.timestamp)
+            if conv.mode != "human" and not old:
                 conv.mode = "human"
                 journey.record(s, msg.id, "bot_paused",
                                reason="an agent answered from the phone")

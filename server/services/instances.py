@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import PROVIDERS, InstanceConfig
 from server.schema import Conversation, Instance, utcnow
+from server.services import flow_store
 
 CLOUD_API = "https://graph.facebook.com"
 # What each provider needs before it can work, beyond a name.
@@ -83,7 +84,7 @@ def ensure_simulator(sessions: sessionmaker[Session], name: str, public_url: str
 
 def create(sessions: sessionmaker[Session], fields: dict[str, Any]) -> Created:
     """A new instance from validated fields; a ValueError says what is missing or wrong (a
-    taken name too)."""
+    taken name too; ``flow_store.UnknownFlow`` for a default flow that is not stored)."""
     provider = fields.get("provider")
     if provider not in PROVIDERS or provider == "simulator":
         raise ValueError(f"provider must be one of {sorted(set(PROVIDERS) - {'simulator'})}")
@@ -95,6 +96,7 @@ def create(sessions: sessionmaker[Session], fields: dict[str, Any]) -> Created:
     _check(provider, fields)
     try:
         with sessions.begin() as s:
+            flow_store.require(s, fields.get("default_flow"))
             inst = Instance(**{k: v for k, v in fields.items() if v is not None})
             s.add(inst)
             s.flush()
@@ -106,13 +108,16 @@ def create(sessions: sessionmaker[Session], fields: dict[str, Any]) -> Created:
 def update(sessions: sessionmaker[Session], name: str, changes: dict[str, Any], *,
            models: set[str]) -> Instance:
     """Change a number: how the assistant works on it, or its gateway settings; ``models`` are
-    the configured ones (an unknown model is a ValueError, an unknown instance a LookupError).
+    the configured ones (an unknown model is a ValueError, an unknown instance a LookupError,
+    an unknown ``default_flow`` a ``flow_store.UnknownFlow``; null returns it to AI mode).
     ``ai_enabled: null`` leaves it as it is: it has no default to return to."""
     for model in [changes.get("model")] + (changes.get("fallback_models") or []):
         if model is not None and model not in models:
             raise ValueError(f"unknown model {model!r}; configured: {sorted(models)}")
     with sessions.begin() as s:
         inst = _get(s, name)
+        if "default_flow" in changes:
+            flow_store.require(s, changes["default_flow"])
         for key in ("ai_enabled", "send_interval_s", "daily_cap", "webhook_secret"):
             if key in changes and changes[key] is None:
                 changes.pop(key)  # no default to return to

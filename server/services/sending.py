@@ -7,13 +7,14 @@ bot for that conversation: the customer is talking with a person now.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.engine import replies
-from server.schema import Conversation
+from server.schema import Conversation, utcnow
 from server.services import journey, media
 
 FILE_KINDS = {"image": "image", "audio": "audio", "video": "video"}
@@ -39,10 +40,20 @@ def agent_message(sessions: sessionmaker[Session], conversation_id: int, *, text
         reply, box = replies.write(s, instance_id=conv.instance_id, conversation_id=conv.id,
                                    text=text, author="agent", **fields)
         replies.queued(s, reply, by="agent")
+        agent_answered(conv, utcnow())
         if conv.mode != "human":
             conv.mode = "human"
             journey.record(s, reply.id, "bot_paused", reason="an agent answered")
         return box.id
+
+
+def agent_answered(conv: Conversation, now: datetime) -> None:
+    """An agent wrote (here or on the phone): the bot stops, and a queued conversation is the
+    agent's now, so the assistant no longer answers while it waits."""
+    if conv.agent_replied_at is None:
+        conv.agent_replied_at = now
+    if conv.status in ("queued", "open", "closed"):
+        conv.status = "assigned"
 
 
 def template_message(sessions: sessionmaker[Session], conversation_id: int,

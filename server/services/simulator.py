@@ -18,8 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+import flows
 from gateway_bridge import simulator as wire
-from server.schema import Instance, SimulatorMessage
+from server.schema import Conversation, Instance, SimulatorMessage, utcnow
+from server.services import chat_sessions, contact_data, contacts, flow_store, handling
+from server.settings import Settings
 
 
 def find(s: Session, name: str) -> Instance | None:
@@ -43,16 +46,19 @@ async def post_webhook(public_url: str, inst: Instance, payload: dict[str, Any])
 
 
 async def customer_writes(sessions: sessionmaker[Session], public_url: str, inst: Instance,
-                          phone: str, name: str | None, text: str) -> tuple[str, int]:
-    """The phone sends a message: kept on the phone, then delivered as a webhook. Returns its
-    id and the webhook's HTTP status."""
+                          phone: str, name: str | None, text: str,
+                          voice: tuple[str, str] | None = None) -> tuple[str, int]:
+    """The phone sends a message (``voice``: a voice note, as base64 and its MIME type): kept
+    on the phone, then delivered as a webhook. Returns its id and the webhook's HTTP status."""
     mid = f"sim-{secrets.token_hex(8)}"
     with sessions.begin() as s:
         s.add(SimulatorMessage(instance=inst.name, phone=phone, direction="in",
-                               provider_message_id=mid, text=text))
-    status = await post_webhook(public_url, inst, {"event": "message", "id": mid, "from": phone,
-                                                   "name": name, "text": text,
-                                                   "timestamp": int(time.time())})
+                               provider_message_id=mid, text=text or ("[áudio]" if voice else "")))
+    payload: dict[str, Any] = {"event": "message", "id": mid, "from": phone, "name": name,
+                               "text": text, "timestamp": int(time.time())}
+    if voice is not None:
+        payload.update(type="voice", media={"data": voice[0], "mime": voice[1]})
+    status = await post_webhook(public_url, inst, payload)
     return mid, status
 
 
@@ -87,3 +93,38 @@ async def report_delivered(public_url: str, inst: Instance, mid: str) -> None:
     await asyncio.sleep(0.5)  # like a phone: the receipt comes a moment after the send
     await post_webhook(public_url, inst, {"event": "status", "id": mid, "status": "delivered",
                                           "timestamp": int(time.time())})
+
+
+def session_of(s: Session, inst: Instance, phone: str) -> dict[str, object]:
+    """What the simulator shows beside a test contact's chat: who answers, and the open
+    session's flow, stage and variables."""
+    conv = s.scalar(select(Conversation).where(Conversation.instance_id == inst.id,
+                                               Conversation.address == phone.lstrip("+")))
+    if conv is None:
+        return {"mode": None, "status": None, "session": None}
+    sess = chat_sessions.open_session(s, conv)
+    return {"mode": conv.mode, "status": conv.status,
+            "session": None if sess is None else chat_sessions.describe(sess)}
+
+
+def start_flow(sessions: sessionmaker[Session], settings: Settings, inst: Instance, phone: str,
+               name: str | None, flow_key: str | None) -> None:
+    """Run a flow against a test contact: its open session ends, and a new one waits to start
+    ``flow_key`` (none: the number's default) with the contact's next message."""
+    phone = phone.lstrip("+")
+    contact_id = contacts.resolve(sessions, phone=phone, lid=None, name=name, address=phone)
+    conv_id = contacts.conversation_for(sessions, contact_id, inst.id, phone)
+    with sessions.begin() as s:
+        key = flow_key or inst.default_flow
+        if key is None:
+            raise LookupError("this number has no default flow: choose one")
+        stored = flow_store.get(s, key)
+        if stored is None or not stored.enabled:
+            raise LookupError(f"no enabled flow {key!r}")
+        conv = s.get_one(Conversation, conv_id)
+        handling.close(s, settings, conv.id)
+        sess, _ = chat_sessions.current(s, conv, inst, settings, utcnow())
+        conv.mode = "flow"
+        sess.flow_key, sess.state = key, flows.state_to_dict(flows.new_state(
+            key, tags=frozenset(contact_data.tags_of(s, contact_id)),
+            fields=contact_data.fields_of(s, contact_id)))

@@ -1,0 +1,200 @@
+"""People: the company's users and the teams they answer in, with each team's business hours.
+
+Users are never deleted: a conversation keeps who answered it, so leaving is ``active=False``
+(and offline). An e-mail is checked and normalized by ``email-validator`` (no DNS look-up: a
+person notices a typo'd domain) and kept in lower case, so "Ana@Loja.com" and "ana@loja.com"
+are one user. A team's hours are checked by ``flows.Schedule.from_dict`` when saved, so a
+mistake is told to the admin who made it, not met at a customer's message; they are kept as
+given, and ``schedules`` hands them to the conversation engine as ``Schedule`` objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+from zoneinfo import ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.orm import Session
+
+from flows.conditions import Schedule
+from server.schema import Team, TeamMember, User
+from server.services.contact_data import Conflict, flush_or_conflict, insert_new
+
+LEVELS = ("admin", "manager", "agent")
+HOURS_KEYS = frozenset({"timezone", "hours", "closed"})
+
+
+def email_address(text: str) -> str:
+    """The address as kept, or a ValueError saying what is wrong with it."""
+    try:
+        return validate_email(text, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError(f"email {text!r}: {exc}") from None
+
+
+def list_users(s: Session) -> list[User]:
+    return list(s.scalars(select(User).order_by(User.name, User.id)))
+
+
+def get_user(s: Session, user_id: int) -> User:
+    user = s.get(User, user_id)
+    if user is None:
+        raise LookupError(f"no user {user_id}")
+    return user
+
+
+def create_user(s: Session, name: str, email: str, level: str = "agent") -> User:
+    """A new active user, offline until they log in; a taken e-mail is a Conflict."""
+    user = User(name=_name(name, 120, "user"), email=email_address(email), level=_level(level),
+                active=True, online=False)
+    s.add(user)
+    flush_or_conflict(s, f"a user with e-mail {user.email!r} exists")
+    return user
+
+
+def update_user(s: Session, user_id: int, changes: dict[str, Any]) -> User:
+    """Change a user's name, e-mail, level or ``active``. Deactivating takes them offline and
+    keeps everything they did, and their teams, for when they come back."""
+    user = get_user(s, user_id)
+    if changes.get("name") is not None:
+        user.name = _name(changes["name"], 120, "user")
+    if changes.get("email") is not None:
+        user.email = email_address(changes["email"])
+    if changes.get("level") is not None:
+        user.level = _level(changes["level"])
+    if changes.get("active") is not None:
+        user.active = bool(changes["active"])
+        user.online = user.online and user.active
+    flush_or_conflict(s, f"a user with e-mail {user.email!r} exists")
+    return user
+
+
+def set_online(s: Session, user_id: int, online: bool) -> User:
+    """Whether the user takes conversations now; an inactive user cannot (a Conflict)."""
+    user = get_user(s, user_id)
+    if online and not user.active:
+        raise Conflict(f"user {user_id} is inactive: activate them first")
+    user.online = online
+    s.flush()
+    return user
+
+
+def check_hours(hours: Mapping[str, Any]) -> Schedule:
+    """A team's hours as a ``Schedule``, or a ValueError naming what is wrong with them."""
+    unknown = set(hours) - HOURS_KEYS
+    if unknown:
+        raise ValueError(f"hours: unknown keys {sorted(unknown)}; known: {sorted(HOURS_KEYS)}")
+    try:
+        schedule = Schedule.from_dict(hours)
+    except ZoneInfoNotFoundError:
+        raise ValueError(f"hours: no time zone {hours.get('timezone')!r}; write one like "
+                         "America/Sao_Paulo") from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"hours: {exc}") from None
+    if not any(schedule.hours.values()):
+        raise ValueError("hours: no day has an interval, so the team would never be open; "
+                         "leave hours null for always open")
+    return schedule
+
+
+def schedules(s: Session) -> dict[str, Schedule]:
+    """Each team's hours by team name, for teams that have them (the others are always open)."""
+    rows = s.execute(select(Team.name, Team.hours)).tuples()  # None may be JSON null: not SQL's
+    return {name: Schedule.from_dict(hours) for name, hours in rows if hours is not None}
+
+
+def list_teams(s: Session) -> list[Team]:
+    return list(s.scalars(select(Team).order_by(Team.name)))
+
+
+def get_team(s: Session, team_id: int) -> Team:
+    team = s.get(Team, team_id)
+    if team is None:
+        raise LookupError(f"no team {team_id}")
+    return team
+
+
+def get_team_by_name(s: Session, name: str) -> Team | None:
+    """The team of this exact name, or None."""
+    return s.scalar(select(Team).where(Team.name == name))
+
+
+def create_team(s: Session, name: str, hours: Mapping[str, Any] | None = None,
+                handoff_message: str | None = None, closed_message: str | None = None,
+                closed_window_minutes: int = 720) -> Team:
+    """A new team, without members; a taken name is a Conflict."""
+    team = Team(name=_name(name, 64, "team"), closed_window_minutes=720)
+    _apply(team, {"hours": hours, "handoff_message": handoff_message,
+                  "closed_message": closed_message,
+                  "closed_window_minutes": closed_window_minutes})
+    s.add(team)
+    flush_or_conflict(s, f"a team {team.name!r} exists")
+    return team
+
+
+def update_team(s: Session, team_id: int, changes: dict[str, Any]) -> Team:
+    """Change a team's name, hours (None: always open), messages (None: the settings' default)
+    or ``closed_window_minutes``."""
+    team = get_team(s, team_id)
+    if changes.get("name") is not None:
+        team.name = _name(changes["name"], 64, "team")
+    _apply(team, {k: v for k, v in changes.items() if k != "name"})
+    flush_or_conflict(s, f"a team {team.name!r} exists")
+    return team
+
+
+def members(s: Session, team_ids: list[int]) -> dict[int, list[User]]:
+    """The members of each of these teams, by name."""
+    out: dict[int, list[User]] = {t: [] for t in team_ids}
+    rows = s.execute(select(TeamMember.team_id, User).join(User, User.id == TeamMember.user_id)
+                     .where(TeamMember.team_id.in_(team_ids)).order_by(User.name, User.id))
+    for team_id, user in rows.tuples():
+        out[team_id].append(user)
+    return out
+
+
+def add_member(s: Session, team_id: int, user_id: int) -> bool:
+    """Put a user in a team; True if they were not in it."""
+    get_team(s, team_id)
+    get_user(s, user_id)
+    return insert_new(s, TeamMember, {"team_id": team_id, "user_id": user_id},
+                      ["team_id", "user_id"])
+
+
+def remove_member(s: Session, team_id: int, user_id: int) -> bool:
+    """Take a user out of a team; True if they were in it. Their conversations stay theirs."""
+    get_team(s, team_id)
+    gone = s.execute(delete(TeamMember).where(TeamMember.team_id == team_id,
+                                              TeamMember.user_id == user_id))
+    return bool(cast(CursorResult[Any], gone).rowcount)
+
+
+def _apply(team: Team, changes: Mapping[str, Any]) -> None:
+    if "hours" in changes:
+        hours = changes["hours"]
+        if hours is not None:
+            check_hours(hours)
+        team.hours = dict(hours) if hours is not None else None
+    for key in ("handoff_message", "closed_message"):
+        if key in changes:
+            setattr(team, key, (changes[key] or "").strip() or None)
+    if changes.get("closed_window_minutes") is not None:
+        minutes = changes["closed_window_minutes"]
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+            raise ValueError("closed_window_minutes must be a whole number, 1 or more")
+        team.closed_window_minutes = minutes
+
+
+def _name(name: str, longest: int, what: str) -> str:
+    name = " ".join(name.split())
+    if not name or len(name) > longest:
+        raise ValueError(f"a {what}'s name has 1 to {longest} characters")
+    return name
+
+
+def _level(level: str) -> str:
+    if level not in LEVELS:
+        raise ValueError(f"level {level!r} is not one of {', '.join(LEVELS)}")
+    return level

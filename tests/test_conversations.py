@@ -1,0 +1,320 @@
+"""Whole conversations through the simulator, against a real server running flows: a menu
+answered by number, by its text, by meaning and wrongly; a question refusing a bad CPF; an
+outside API looked up and timing out; handoff to a team with the one message that says what
+happens next (and, outside business hours, the closed message once); the assistant still
+answering while the customer waits in the queue; a burst answered once.
+
+Every wait is on a condition with a deadline (see tests/test_message_path.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from tests.conftest import ATENDE, DEMO_DOCS, ROOT, Server, fresh_database, server_env
+from tests.fake_whisper import KEY as WHISPER_KEY
+from tests.fake_whisper import FakeWhisper
+from tests.test_message_path import ADMIN, _rows, _settled, _wait
+
+FLOWS = ROOT / "tests" / "fixtures" / "flows"
+AURORA = ROOT / "demo" / "loja-aurora" / "flow.yaml"
+YAML = {**ADMIN, "Content-Type": "application/yaml"}
+BURST_WINDOW = 1.5  # the server waits this long after a message before its turn
+# Open every day but closed (a holiday) yesterday, today and tomorrow, whatever the zone.
+VOICE_NOTE = b"OggS\x00\x02" + bytes(range(256)) * 8  # an Ogg page's start: sniffed as audio
+CLOSED_NOW = {"timezone": "America/Sao_Paulo", "hours": {"seg-dom": ["08:00-18:00"]},
+              "closed": [str(date.today() + timedelta(days=d)) for d in (-1, 0, 1)]}
+
+
+class OrdersApi:
+    """An outside order API: order 123 is "em separação", 999 never answers in time."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path.endswith("/999"):
+                    time.sleep(4)
+                body = json.dumps({"status": "em separação", "id": self.path}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def orders() -> Iterator[OrdersApi]:
+    api = OrdersApi()
+    yield api
+    api.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def whisper() -> Iterator[FakeWhisper]:
+    fake = FakeWhisper(texts={hashlib.sha256(VOICE_NOTE).hexdigest(): "vcs aceitam pix?"})
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+         orders: OrdersApi, whisper: FakeWhisper,
+         llm) -> Iterator[Server]:  # type: ignore[no-untyped-def]
+    """The demo shop with its flow as the number's default, the order-lookup flow, and three
+    teams: "atendimento" (one agent, offline), "trocas" (one agent, online) and "noturno"
+    (never open)."""
+    data = tmp_path_factory.mktemp("shop")
+    with fresh_database(request.param, data) as url:
+        srv = Server(data, server_env(data, ATENDE_DATABASE_URL=url,
+                                      ATENDE_TURN_DEBOUNCE_SECONDS=str(BURST_WINDOW),
+                                      ATENDE_TRANSCRIBE_URL=whisper.url,
+                                      ATENDE_TRANSCRIBE_API_KEY=WHISPER_KEY), url)
+        subprocess.run([*ATENDE, "kb", "ingest", str(DEMO_DOCS)], env=srv.env, cwd=ROOT,
+                       check=True, capture_output=True)
+        srv.start()
+        try:
+            _setup(srv, orders)
+            yield srv
+        finally:
+            srv.stop()
+
+
+def _api(srv: Server, method: str, path: str, **kw: object) -> httpx.Response:
+    resp = httpx.request(method, f"{srv.url}{path}", headers=kw.pop("headers", ADMIN),
+                         timeout=30, **kw)  # type: ignore[arg-type]
+    assert resp.status_code < 300, f"{method} {path}: {resp.status_code} {resp.text}"
+    return resp
+
+
+def _setup(srv: Server, orders: OrdersApi) -> None:
+    for key in ("pedido", "cpf", "email"):
+        _api(srv, "POST", "/api/fields", json={"key": key, "label": key, "type": "text"})
+    ana = _api(srv, "POST", "/api/users", json={"name": "Ana Souza", "email": "ana@aurora.com",
+                                                "level": "agent"}).json()
+    bia = _api(srv, "POST", "/api/users", json={"name": "Bia Lima", "email": "bia@aurora.com",
+                                                "level": "agent"}).json()
+    _api(srv, "PATCH", f"/api/users/{bia['id']}", json={"online": True})
+    teams = {}
+    for name, hours in (("atendimento", None), ("trocas", None), ("noturno", CLOSED_NOW)):
+        teams[name] = _api(srv, "POST", "/api/teams", json={"name": name, "hours": hours}).json()
+    _api(srv, "PUT", f"/api/teams/{teams['atendimento']['id']}/members/{ana['id']}")
+    _api(srv, "PUT", f"/api/teams/{teams['trocas']['id']}/members/{bia['id']}")
+    _api(srv, "POST", "/api/flows/import", content=AURORA.read_bytes(), headers=YAML)
+    pedidos = (FLOWS / "pedidos.yaml").read_text().replace("API_URL", orders.url)
+    _api(srv, "POST", "/api/flows/import", content=pedidos.encode(), headers=YAML)
+    _api(srv, "PATCH", "/api/instances/demo", json={"default_flow": "loja-aurora"})
+
+
+def _say(srv: Server, phone: str, text: str, name: str = "Carla", **more: str) -> None:
+    sent = httpx.post(f"{srv.url}/simulator/api/demo/messages",
+                      json={"phone": phone, "name": name, "text": text, **more}, timeout=30)
+    assert sent.status_code == 200 and sent.json()["webhook_status"] == 200, sent.text
+
+
+def _heard(srv: Server, phone: str) -> list[str]:
+    chat = httpx.get(f"{srv.url}/simulator/api/demo/messages", params={"phone": phone}).json()
+    return [m["text"] for m in chat if m["direction"] == "out"]
+
+
+def _turn(srv: Server, phone: str, text: str, timeout: float = 90) -> list[str]:
+    """Say ``text`` and return what the customer is told back, once the conversation settled."""
+    before = len(_heard(srv, phone))
+    _say(srv, phone, text)
+    _wait(f"the turn of {text!r} to settle", lambda: _settled(srv, phone), timeout)
+    return _heard(srv, phone)[before:]
+
+
+def _conversation(srv: Server, phone: str) -> dict:
+    (conv_id,) = _rows(srv, "SELECT id FROM conversations WHERE address=?", phone)[0]
+    return _api(srv, "GET", f"/api/conversations/{conv_id}/session").json()
+
+
+def test_a_menu_takes_the_number_the_text_and_the_meaning(shop: Server) -> None:
+    menu = _turn(shop, "5511955550001", "oi")
+    assert len(menu) == 1 and "Digite 1 para dúvidas" in menu[0] and "Carla" in menu[0]
+    assert _turn(shop, "5511955550001", "2")[0].startswith("Vamos cuidar da sua troca")
+    assert _conversation(shop, "5511955550001")["session"]["node"] == "pedido"
+
+    _turn(shop, "5511955550002", "bom dia")
+    assert _turn(shop, "5511955550002", "Trocas")[0].startswith("Vamos cuidar da sua troca")
+
+    _turn(shop, "5511955550003", "olá")
+    by_meaning = _turn(shop, "5511955550003", "quero devolver uma mesa que comprei")
+    assert by_meaning[0].startswith("Vamos cuidar da sua troca")
+    (msg_id,) = _rows(shop, "SELECT m.id FROM messages m JOIN conversations c ON "
+                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?",
+                      "5511955550003", "quero devolver uma mesa que comprei")[0]
+    journey = _api(shop, "GET", f"/api/messages/{msg_id}").json()["journey"]
+    trace = next(s["detail"]["trace"] for s in journey if s["event"] == "flow")
+    matched = next(t for t in trace if t.get("matched"))
+    assert matched["matched"] == "by_meaning" and matched["score"] >= 0.6
+
+
+def test_a_menu_asks_again_then_hands_off_when_retries_run_out(shop: Server) -> None:
+    phone = "5511955550004"
+    _turn(shop, phone, "oi")
+    for _ in range(2):
+        again = _turn(shop, phone, "xyzzy")
+        assert again[0].startswith("Não entendi sua resposta") and "Digite 1" in again[-1]
+    last = _turn(shop, phone, "xyzzy")
+    assert last == ["Certo! Vou chamar uma pessoa da nossa equipe. Aguarde um instante, "
+                    "por favor."]
+    conv = _conversation(shop, phone)
+    assert conv["mode"] == "human" and conv["status"] == "queued"  # Ana, its agent, is offline
+    rows = _rows(shop, "SELECT name FROM teams WHERE id=?", conv["team_id"])
+    assert rows == [("atendimento",)]
+
+
+def test_a_question_refuses_a_bad_cpf_and_keeps_a_good_one(shop: Server) -> None:
+    phone = "5511955550005"
+    _turn(shop, phone, "oi")
+    _turn(shop, phone, "2")
+    assert _turn(shop, phone, "meu pedido é AU20250417")[0].startswith("Agora, o CPF")
+    refused = _turn(shop, phone, "111.111.111-11")
+    assert refused and "CPF" in refused[0] and not refused[0].startswith("E qual e-mail")
+    assert _turn(shop, phone, "529.982.247-25")[0].startswith("E qual e-mail")
+    done = _turn(shop, phone, "carla@example.com")
+    assert "AU20250417" in done[0]
+    conv = _conversation(shop, phone)
+    assert conv["mode"] == "human" and conv["status"] == "assigned"  # Bia is online in trocas
+    (contact_id,) = _rows(shop, "SELECT contact_id FROM conversations WHERE address=?",
+                          phone)[0]
+    fields = _api(shop, "GET", f"/api/contacts/{contact_id}/fields").json()
+    assert {k: v for k, v in _as_dict(fields).items() if v} == {
+        "pedido": "AU20250417", "cpf": "52998224725", "email": "carla@example.com"}
+
+
+def _as_dict(fields: object) -> dict[str, str]:
+    if isinstance(fields, dict):
+        return {k: (v["value"] if isinstance(v, dict) else v) for k, v in fields.items()}
+    return {f["key"]: f["value"] for f in fields}  # type: ignore[union-attr]
+
+
+def test_an_outside_api_answers_and_its_timeout_takes_the_error_branch(shop: Server) -> None:
+    assert _turn(shop, "5511955550006", "quero rastrear") == ["Qual o número do pedido?"]
+    assert _turn(shop, "5511955550006", "123") == ["Seu pedido 123 está: em separação."]
+    _turn(shop, "5511955550007", "rastreio")
+    slow = _turn(shop, "5511955550007", "999")
+    assert slow == ["Nosso sistema de pedidos não respondeu agora. Tente de novo mais tarde."]
+
+
+def test_asking_for_a_person_is_answered_with_what_happens_next(shop: Server) -> None:
+    phone = "5511955550008"
+    _turn(shop, phone, "oi")
+    _turn(shop, phone, "1")  # dúvidas: AI mode
+    told = _turn(shop, phone, "quero falar com um atendente")
+    assert len(told) == 1 and "atendimento" in told[0], told
+    # Waiting in the queue, no agent has answered: the assistant still answers what it can.
+    answered = _turn(shop, phone, "vcs aceitam pix?")
+    assert len(answered) == 1 and "pix" in answered[0].lower()
+    # Once an agent writes, the bot stays out.
+    (conv_id,) = _rows(shop, "SELECT id FROM conversations WHERE address=?", phone)[0]
+    _api(shop, "POST", f"/api/conversations/{conv_id}/messages", data={"text": "Oi, sou a Ana"})
+    _wait("the agent's message to go out", lambda: _settled(shop, phone))
+    assert _turn(shop, phone, "qual o prazo de entrega pro sul?") == []
+
+
+def test_outside_business_hours_the_closed_message_goes_once(shop: Server) -> None:
+    phone = "5511955550009"
+    _turn(shop, phone, "oi")
+    (conv_id,) = _rows(shop, "SELECT id FROM conversations WHERE address=?", phone)[0]
+    handed = _api(shop, "POST", f"/api/conversations/{conv_id}/handoff",
+                  json={"team": "noturno"}).json()
+    assert handed["outside_hours"] is True and handed["notice_box"]
+    _wait("the closed message to go out", lambda: _settled(shop, phone))
+    closed = [t for t in _heard(shop, phone) if "fechado" in t]
+    assert len(closed) == 1 and "noturno" in closed[0] and " às 08:00" in closed[0]
+    handed = _api(shop, "POST", f"/api/conversations/{conv_id}/handoff",
+                  json={"team": "noturno"}).json()
+    assert handed["notice"] is None  # told already within the team's window
+    assert len([t for t in _heard(shop, phone) if "fechado" in t]) == 1
+
+
+def test_closing_ends_the_session_and_the_next_message_starts_over(shop: Server) -> None:
+    phone = "5511955550010"
+    _turn(shop, phone, "oi")
+    _turn(shop, phone, "3")
+    conv = _conversation(shop, phone)
+    assert conv["mode"] == "human"
+    (conv_id,) = _rows(shop, "SELECT id FROM conversations WHERE address=?", phone)[0]
+    _api(shop, "POST", f"/api/conversations/{conv_id}/close")
+    assert _conversation(shop, phone)["session"] is None
+    again = _turn(shop, phone, "oi de novo")
+    assert "Digite 1 para dúvidas" in again[0]
+    # Reopened by an agent: a person's again, with nothing sent and no new handoff.
+    before = _heard(shop, phone)
+    _api(shop, "POST", f"/api/conversations/{conv_id}/reopen", json={})
+    conv = _conversation(shop, phone)
+    assert conv["mode"] == "human" and conv["status"] == "assigned"
+    assert _heard(shop, phone) == before
+
+
+def test_a_burst_of_five_is_one_turn(shop: Server) -> None:
+    phone = "5511955550011"
+    _turn(shop, phone, "oi")
+    _turn(shop, phone, "1")  # dúvidas: AI mode
+    burst = ["oi", "uma pergunta", "sobre entrega", "vcs entregam em sp?", "obrigada"]
+    threads = [threading.Thread(target=_say, args=(shop, phone, t)) for t in burst]
+    before = len(_heard(shop, phone))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _wait("the burst to settle", lambda: _settled(shop, phone))
+    assert len(_heard(shop, phone)) - before == 1
+    merged = _rows(shop, "SELECT e.detail FROM message_events e JOIN messages m ON "
+                   "m.id=e.message_id JOIN conversations c ON c.id=m.conversation_id WHERE "
+                   "c.address=? AND e.event='turn_started' ORDER BY e.id DESC LIMIT 5", phone)
+    assert [json.loads(d) if isinstance(d, str) else d for (d,) in merged] == [
+        {"merged": 5}] * 5
+
+
+def _speak(srv: Server, phone: str) -> list[str]:
+    before = len(_heard(srv, phone))
+    _say(srv, phone, "", voice=base64.b64encode(VOICE_NOTE).decode(), voice_mime="audio/ogg")
+    _wait("the voice note's turn to settle", lambda: _settled(srv, phone), 90)
+    return _heard(srv, phone)[before:]
+
+
+def test_a_voice_note_is_transcribed_and_answered(shop: Server, whisper: FakeWhisper) -> None:
+    phone = "5511955550012"
+    _turn(shop, phone, "oi")
+    _turn(shop, phone, "1")  # dúvidas: AI mode
+    answered = _speak(shop, phone)
+    assert len(answered) == 1 and "pix" in answered[0].lower()
+    (conv_id,) = _rows(shop, "SELECT id FROM conversations WHERE address=?", phone)[0]
+    notes = [m for m in _api(shop, "GET", f"/api/conversations/{conv_id}/messages").json()
+             if m["type"] == "voice"]
+    assert [n["transcript"] for n in notes] == ["vcs aceitam pix?"]
+    assert notes[0]["status"] == "answered"
+    sent = whisper.requests[-1]
+    assert sent.fields["model"] == "whisper-1" and sent.sha256 == hashlib.sha256(
+        VOICE_NOTE).hexdigest()
+
+
+def test_without_transcription_a_voice_note_goes_to_a_person_said_once(server: Server) -> None:
+    phone = "5511955550013"
+    told = _speak(server, phone)
+    assert len(told) == 1 and "áudio" in told[0]
+    assert _speak(server, phone) == []  # told once; the second note waits for the person
+    rows = _rows(server, "SELECT m.status FROM messages m JOIN conversations c ON "
+                 "c.id=m.conversation_id WHERE c.address=? AND m.direction='in'", phone)
+    assert rows == [("handed_off",), ("handed_off",)]
