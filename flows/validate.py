@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable
 
 from flows.conditions import FieldCond, HoursCond
 from flows.errors import FlowError, Problem
-from flows.nodes import PAUSING, ConditionNode, Flow
+from flows.nodes import PAUSING, ConditionNode, Flow, HandoffNode
 from flows.step import MAX_AUTO_STEPS
 from flows.text import BUILTIN, normalize, template_problem, variables
 
@@ -156,13 +156,30 @@ def _variable_problems(flow: Flow, known: set[str], schedules: Collection[str] |
 
 
 def check(flow: Flow, fields: Iterable[str] = (), *, schedules: Collection[str] | None = None,
+          teams: Collection[str] | None = None, declared_only: bool = False,
           max_steps: int = MAX_AUTO_STEPS) -> list[Problem]:
     """Every problem with ``flow``, given the company's declared custom field keys and, when
-    known, its schedule names (None skips that check); empty when it may run."""
+    known, its schedule and team names (None skips that check); empty when it may run. With
+    ``declared_only`` a flow may store only into declared fields (the company's data is
+    typed: a field is created on its page, not by a typo in a flow)."""
+    fields = set(fields)
     known = set(BUILTIN) | {f"fields.{k}" for k in fields}
-    known |= {target for node in flow.nodes.values() for target in node.captures()}
+    stored = {(node_id, target) for node_id, node in flow.nodes.items()
+              for target in node.captures()}
+    known |= {target for _, target in stored}
     problems = [Problem(f"triggers[{i}]", "is empty once punctuation is dropped")
                 for i, t in enumerate(flow.triggers) if not normalize(t)]
+    if declared_only:
+        problems += [Problem(f"nodes.{node_id}", f"stores into {target}, which is not one of "
+                             f"the company's custom fields ({', '.join(sorted(fields))})")
+                     for node_id, target in sorted(stored)
+                     if target.startswith("fields.") and target[7:] not in fields]
+    if teams is not None:
+        names = {t.lower() for t in teams}
+        problems += [Problem(f"nodes.{node_id}.team", f"names team {node.team!r}, which is "
+                             f"not one of the company's ({', '.join(sorted(teams))})")
+                     for node_id, node in flow.nodes.items()
+                     if isinstance(node, HandoffNode) and node.team.lower() not in names]
     return problems + _graph_problems(flow, max_steps) + _variable_problems(
         flow, known, schedules)
 

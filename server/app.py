@@ -30,13 +30,12 @@ from server.routes import (
     simulator,
     webhooks,
 )
+from server.services import demo, leases, recovery
 from server.services import instances as instance_service
-from server.services import leases, recovery
 from server.settings import Settings, get_settings
 from server.tasks import requeue, watch_gateways
 
 log = logging.getLogger(__name__)
-SIMULATOR_INSTANCE = "demo"
 
 
 def resume(settings: Settings) -> None:
@@ -68,8 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime.start(settings)
         own_runtime = True
     if settings.simulator_enabled:
-        instance_service.ensure_simulator(sessions_for(settings.sqlalchemy_url), SIMULATOR_INSTANCE,
-                                   settings.public_url)
+        instance_service.ensure_simulator(sessions_for(settings.sqlalchemy_url),
+                                          demo.SIMULATOR_INSTANCE, settings.public_url)
     consumer = None
     if settings.run_consumer:
         from server.queue import start_consumer

@@ -232,11 +232,6 @@ class Settings(BaseSettings):
         "most once per the team's window, unless the team says otherwise; {team} and {opens} "
         "(', segunda às 08:00') are filled in.",
     )
-    menu_match_threshold: float = Field(
-        0.6, ge=0.0, le=1.0,
-        description="Default least score (0 to 1) for free text to pick a menu option by "
-        "meaning with the bundled embedder; a menu node's own min_score wins.",
-    )
     transcribe_url: str | None = Field(
         None,
         description="An OpenAI-compatible transcription endpoint's base URL (OpenAI's "

@@ -30,7 +30,7 @@ from flows import (
     Wait,
 )
 
-DEMO = Path(__file__).parent / "fixtures" / "flows" / "loja-aurora.yaml"
+DEMO = Path(__file__).parent.parent / "demo" / "loja-aurora" / "flow.yaml"
 # Monday 6 January 2025, 14:00 in São Paulo (UTC-3).
 NOW = datetime(2025, 1, 6, 17, 0, tzinfo=UTC)
 ANA = Context(contact_name="Ana", contact_phone="+5511987654321", instance_name="loja-01")
@@ -144,7 +144,7 @@ def test_demo_ai_mode_exit_word_back_to_menu(demo: flows.Flow) -> None:
     assert rs[1].state.node == "duvidas" and "Pode perguntar" in texts(rs[1])[0]
     (ask,) = rs[2].actions
     assert isinstance(ask, AskAi) and ask.text == "vocês entregam em sp?"
-    assert ask.knowledge_base == "loja-aurora" and ask.max_tokens == 300
+    assert ask.knowledge_base == "" and ask.max_tokens == 300  # the number's own
     assert rs[2].state.waiting_for == "ai"
     answered = flows.step(demo, rs[2].state, AiResult(outcome="answered", now=NOW), context=ANA)
     assert answered.actions == () and answered.state.turns == 1

@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 YAML = {**ADMIN, "Content-Type": "application/yaml"}
-AURORA = ROOT / "tests" / "fixtures" / "flows" / "loja-aurora.yaml"
+AURORA = ROOT / "demo" / "loja-aurora" / "flow.yaml"
 URL = "/api/flows"
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -78,14 +78,26 @@ def client(db_url: str, tmp_path: Path) -> Iterator[TestClient]:
         use_settings(saved)
 
 
-def _paths(resp: httpx.Response) -> set[str]:
+@pytest.fixture
+def aurora_company(sessions: sessionmaker[Session]) -> None:
+    """What the demo flow stores into and hands off to: its custom fields and its teams."""
+    with sessions.begin() as s:
+        for key in ("pedido", "cpf", "email"):
+            s.add(CustomField(key=key, label=key, type="text"))
+        for name in ("trocas", "atendimento"):
+            s.add(Team(name=name))
+
+
+def _paths(resp: Any) -> set[str]:
+    """The paths a 422 names; each problem says what is wrong."""
     detail = resp.json()["detail"]
     assert all(set(p) == {"path", "problem"} and p["problem"] for p in detail), detail
     return {p["path"] for p in detail}
 
 
 def test_import_list_export_edit_and_switch_off(client: TestClient,
-                                                sessions: sessionmaker[Session]) -> None:
+                                                sessions: sessionmaker[Session],
+                                                aurora_company: None) -> None:
     original = AURORA.read_text(encoding="utf-8")
     made = client.post(f"{URL}/import", content=original.encode(), headers=YAML)
     assert made.status_code == 201, made.text
@@ -132,7 +144,8 @@ def test_import_list_export_edit_and_switch_off(client: TestClient,
     assert client.get(URL, headers=ADMIN).json() == []
 
 
-def test_a_broken_flow_is_refused_naming_each_bad_node(client: TestClient) -> None:
+def test_a_broken_flow_is_refused_naming_each_bad_node(client: TestClient,
+                                                       aurora_company: None) -> None:
     resp = client.post(f"{URL}/import", content=BROKEN.encode(), headers=YAML)
     assert resp.status_code == 422
     assert _paths(resp) == BROKEN_PATHS
@@ -156,6 +169,12 @@ def test_a_flow_reading_a_field_waits_for_the_field_and_hours_for_the_team(
     refused = client.post(f"{URL}/import", content=USES_CPF.encode(), headers=YAML)
     assert refused.status_code == 422 and _paths(refused) == {"nodes.fim.text"}
     assert "fields.cpf" in refused.text
+    # Storing into a field the company never declared is refused too, and so is a handoff to a
+    # team that does not exist: typos caught when the flow is saved, not by a customer.
+    stores = client.post(f"{URL}/import", content=AURORA.read_bytes(), headers=YAML)
+    assert stores.status_code == 422
+    assert {"nodes.pedido", "nodes.cpf", "nodes.email", "nodes.trocas.team",
+            "nodes.atendente.team"} <= _paths(stores)
     closed = client.post(f"{URL}/import", content=HOURS.encode(), headers=YAML)
     assert _paths(closed) == {"nodes.aberto.branches[0].when[0].business_hours"}
     with sessions.begin() as s:
@@ -178,8 +197,10 @@ def test_what_cannot_be_read_is_a_4xx_never_a_500(client: TestClient) -> None:
     bad = client.post(f"{URL}/import", content=b"id: [unclosed\nstart: a", headers=YAML)
     assert bad.status_code == 422 and _paths(bad) == {"yaml"}
     assert "not valid YAML" in bad.text and "line" in bad.text  # the parser's own words
-    deep = b"[" * 50_000 + b"]" * 50_000
-    for body in (b"- just\n- a list\n", b"", b"\xff\xfe not utf-8", b"[" * 100_000, deep):
+    deep = b"[" * 50_000 + b"]" * 50_000  # PyYAML alone takes minutes over these
+    stairs = b"".join(b"  " * i + b"k:\n" for i in range(200))
+    for body in (b"- just\n- a list\n", b"", b"\xff\xfe not utf-8", b"[" * 100_000, deep,
+                 stairs):
         resp = client.post(f"{URL}/import", content=body, headers=YAML)
         assert resp.status_code == 422, (body[:20], resp.text)
     laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -203,7 +224,7 @@ def test_what_cannot_be_read_is_a_4xx_never_a_500(client: TestClient) -> None:
 
 
 def test_a_numbers_default_flow_must_exist_and_stays_while_used(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+        client: TestClient, monkeypatch: pytest.MonkeyPatch, aurora_company: None) -> None:
     monkeypatch.setattr(runtime, "current", lambda: SimpleNamespace(models={"local": None}))
     number = {"name": "loja-01", "provider": "evolution", "api_url": "http://127.0.0.1:9",
               "api_key": "k" * 12, "default_flow": "loja-aurora"}
@@ -236,7 +257,8 @@ def cli_db(db_url: str, tmp_path: Path) -> Iterator[None]:
 
 
 @sqlite_only
-def test_cli_validates_imports_lists_and_exports(cli_db: None, tmp_path: Path) -> None:
+def test_cli_validates_imports_lists_and_exports(cli_db: None, tmp_path: Path,
+                                                 aurora_company: None) -> None:
     runner = CliRunner()
     broken = tmp_path / "quebrado.yaml"
     broken.write_text(BROKEN, encoding="utf-8")
@@ -265,3 +287,23 @@ def test_cli_validates_imports_lists_and_exports(cli_db: None, tmp_path: Path) -
     assert flows.from_yaml(exported.read_text(encoding="utf-8")) == flows.from_yaml(
         AURORA.read_text(encoding="utf-8"))
     assert runner.invoke(flows_cli.app, ["export", "sumiu"]).exit_code == 2
+
+
+@sqlite_only
+def test_demo_install_creates_the_shop_once_and_keeps_edits(cli_db: None,
+                                                           sessions: sessionmaker[Session]
+                                                           ) -> None:
+    from server.cli import app as atende
+
+    runner = CliRunner()
+    first = runner.invoke(atende, ["demo", "install", "--folder", str(AURORA.parent)])
+    assert first.exit_code == 0, first.output
+    assert "flow loja-aurora" in first.output and "team trocas" in first.output
+    with sessions.begin() as s:
+        flow_store.set_enabled(s, "loja-aurora", False)  # a manager's edit
+    again = runner.invoke(atende, ["demo", "install", "--folder", str(AURORA.parent)])
+    assert again.exit_code == 0 and "already installed" in again.output
+    with sessions() as s:
+        assert flow_store.get(s, "loja-aurora").enabled is False  # type: ignore[union-attr]
+        from server.schema import Instance
+        assert s.query(Instance).filter_by(name="demo").one().default_flow == "loja-aurora"

@@ -15,7 +15,7 @@ import yaml
 import flows
 from flows import AiResult, FlowError, HttpResult, Message, TimerFired
 
-DEMO = Path(__file__).parent / "fixtures" / "flows" / "loja-aurora.yaml"
+DEMO = Path(__file__).parent.parent / "demo" / "loja-aurora" / "flow.yaml"
 NOW = datetime(2025, 1, 6, 17, 0, tzinfo=UTC)
 
 

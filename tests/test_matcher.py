@@ -21,11 +21,10 @@ from flows import Context, Message
 from flows.nodes import MenuNode
 from server.services import matcher
 from server.services.matcher import for_runtime, menu_matcher
-from server.settings import Settings
 
 OPTIONS = ["Dúvidas sobre produtos", "Trocas e devoluções", "Falar com um atendente"]
-THRESHOLD = Settings.model_fields["menu_match_threshold"].default
-DEMO = Path(__file__).parent / "fixtures" / "flows" / "loja-aurora.yaml"
+THRESHOLD = MenuNode.__dataclass_fields__["min_score"].default  # a menu's default min_score
+DEMO = Path(__file__).parent.parent / "demo" / "loja-aurora" / "flow.yaml"
 NOW = datetime(2025, 1, 6, 17, 0, tzinfo=UTC)
 ANA = Context(contact_name="Ana", instance_name="loja-01")
 
@@ -84,15 +83,27 @@ def test_no_options_gives_none(match: flows.Matcher) -> None:
     assert match("quero trocar", []) is None
 
 
-def test_the_score_is_the_cosine_of_query_and_passage(e5: Any) -> None:
+def test_the_score_weighs_how_the_text_stands_out_against_everyday_messages(e5: Any) -> None:
     """The customer's text is a query (``query: ``) and each option a passage (``passage: ``),
-    as the knowledge base embeds questions and documents."""
+    as the knowledge base embeds questions and documents; each option's cosine is compared with
+    its cosines to everyday messages, and the best option's z-score with the runner-up's."""
     text = "quero devolver uma mesa que comprei"
     found = menu_matcher(e5)(text, OPTIONS)
-    expected = e5.passages(OPTIONS) @ e5.query(text)
+    options = np.stack(e5.passages(OPTIONS))
+    everyday = np.stack([e5.query(t) for t in matcher.EVERYDAY]) @ options.T
+    z = (options @ e5.query(text) - everyday.mean(0)) / everyday.std(0)
+    best, second = np.sort(z)[::-1][:2]
     assert found is not None
-    assert found[0] == int(np.argmax(expected))
-    assert found[1] == pytest.approx(float(expected.max()), abs=1e-6)
+    assert found[0] == int(np.argmax(z))
+    assert found[1] == pytest.approx(min(1.0, (2 * best - second) / matcher.SPREAD), abs=1e-5)
+
+
+@pytest.mark.parametrize("text", ["banana", "xyzzy", "qual a capital da França", "obrigado",
+                                  "bom dia", "não sei"])
+def test_text_that_chooses_nothing_scores_under_the_default_threshold(e5: Any, text: str
+                                                                      ) -> None:
+    found = menu_matcher(e5)(text, OPTIONS)
+    assert found is not None and found[1] < THRESHOLD
 
 
 def test_options_are_embedded_once_and_kept_by_text(e5: Any) -> None:
@@ -102,7 +113,9 @@ def test_options_are_embedded_once_and_kept_by_text(e5: Any) -> None:
     match("falar com alguém", OPTIONS)
     match("tenho uma dúvida", [OPTIONS[2], OPTIONS[0]])  # same texts, another order
     assert counting.passages_asked == OPTIONS
-    assert counting.queries_asked == ["quero trocar", "falar com alguém", "tenho uma dúvida"]
+    asked = [q for q in counting.queries_asked if q not in matcher.EVERYDAY]
+    assert asked == ["quero trocar", "falar com alguém", "tenho uma dúvida"]
+    assert len(counting.queries_asked) == len(matcher.EVERYDAY) + 3  # everyday ones once
     match("oi", ["Outra opção", "Mais uma"])  # 5 texts: the least recently used one goes
     match("oi", OPTIONS)
     assert counting.passages_asked == [*OPTIONS, "Outra opção", "Mais uma", OPTIONS[1]]
@@ -144,7 +157,7 @@ def answer(flow: flows.Flow, text: str, match: flows.Matcher | None) -> flows.Re
 
 @pytest.mark.parametrize("text, index, node", [
     ("preciso de um atendente humano", 2, "atendente"),
-    ("tenho uma dúvida", 0, "duvidas"),
+    ("tenho uma dúvida sobre o frete", 0, "duvidas"),
     ("troca de produto", 1, "pedido"),
 ])
 def test_step_free_text_at_the_main_menu_goes_to_the_option_meant(

@@ -109,7 +109,7 @@ def test_question_is_answered_from_the_knowledge_base(server: Server) -> None:
     msgs = httpx.get(f"{server.url}/api/messages/{msg_id}", headers=ADMIN).json()
     assert msgs["status"] == "answered" and msgs["text"] == "vcs entregam em sp?"
     events = [s["event"] for s in msgs["journey"]]
-    assert events[:3] == ["received", "turn_started", "answered"]
+    assert events[:4] == ["received", "turn_started", "session_opened", "answered"]
     conv = httpx.get(f"{server.url}/api/conversations/{msgs['conversation_id']}/messages",
                      headers=ADMIN).json()
     out = [m for m in conv if m["direction"] == "out"]

@@ -184,7 +184,7 @@ def test_a_customer_who_types_atendente_reaches_a_human(sessions, inst, rt) -> N
     with sessions() as s:
         reply = s.scalars(select(Message).where(Message.direction == "out")).one()
         assert reply.author == "system" and reply.prompt_tokens is None  # no model was asked
-        assert "atendente humano" in reply.text
+        assert "equipe" in reply.text  # what happens next: the team that will answer
         assert s.get_one(Conversation, conv_id).mode == "human"
         asked = s.scalars(select(Message).where(Message.provider_message_id == "a1")).one()
         steps = {e.event: e.detail for e in journey.of(s, asked.id)}
@@ -219,6 +219,7 @@ def test_a_failed_turn_puts_its_messages_back(sessions, inst, rt, tmp_path, e5) 
         msg = s.scalars(select(Message).where(Message.provider_message_id == "f1")).one()
         assert msg.status == "pending"
         steps = [(e.event, e.detail) for e in journey.of(s, msg.id)]
-        assert [event for event, _ in steps] == ["received", "turn_started", "turn_failed"]
+        assert [event for event, _ in steps] == ["received", "turn_started", "session_opened",
+                                                 "turn_failed"]
         assert steps[-1][1]["error"].startswith("RuntimeError: QdrantLocal instance is closed")
 

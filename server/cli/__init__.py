@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from models.base import ModelConfigError
+from server.cli import demo, finetune, flows, gateway, kb, models
 from server.cli import eval as eval_cli
-from server.cli import finetune, gateway, kb, models
 from server.cli import openai_ft as _openai_ft  # noqa: F401  (registers finetune openai-*)
 from server.cli.common import console, fail
 from server.settings import get_settings, use_settings
@@ -25,6 +25,8 @@ app.add_typer(models.tokens_app, name="tokens")
 app.add_typer(eval_cli.app, name="eval")
 app.add_typer(finetune.app, name="finetune")
 app.add_typer(gateway.app, name="gateway")
+app.add_typer(flows.app, name="flows")
+app.add_typer(demo.app, name="demo")
 
 
 @app.command()

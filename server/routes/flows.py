@@ -31,9 +31,11 @@ MAX_BODY = 1_000_000  # a flow of hundreds of nodes is a few tens of kB
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
                         "text/plain", ""})
 JSON_TYPES = frozenset({"application/json"})
-_UNSUPPORTED = {415: {"model": Problem, "description": "Not a content type this route reads"}}
-_REFUSED = {**errors(413), 422: {"model": Problem, "description": "The flow's problems: "
-                                 "[{path, problem}], or why the body could not be read"}}
+_UNSUPPORTED: dict[int | str, dict[str, Any]] = {
+    415: {"model": Problem, "description": "Not a content type this route reads"}}
+_REFUSED: dict[int | str, dict[str, Any]] = {
+    **errors(413), 422: {"model": Problem, "description": "The flow's problems: "
+                         "[{path, problem}], or why the body could not be read"}}
 
 
 _YAML = {"application/yaml": {"schema": {"type": "string"}, "example": (

@@ -25,6 +25,7 @@ from server.schema import CustomField, Instance, StoredFlow, Team, utcnow
 log = logging.getLogger(__name__)
 KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # in URLs and file names as it is
 NAME_MAX = 120  # StoredFlow.name
+MAX_NESTING = 32  # mappings and lists inside each other; a flow needs about eight
 
 
 class FlowInUse(ValueError):
@@ -37,33 +38,48 @@ class UnknownFlow(ValueError):
 
 
 class Company(NamedTuple):
-    """What a flow is checked against: the declared custom field keys and the teams' business
-    hours by team name (teams without hours are always open and name no schedule)."""
+    """What a flow is checked against: the declared custom field keys, the teams' business
+    hours by team name (teams without hours are always open and name no schedule), and the
+    team names a handoff may name."""
 
     fields: frozenset[str]
     schedules: dict[str, flows.Schedule]
+    teams: frozenset[str] = frozenset()
 
 
 def _problem(path: str, message: str) -> flows.FlowError:
     return flows.FlowError([flows.Problem(path, message)])
 
 
-def parse_yaml(text: str) -> flows.Flow:
-    """A flow from YAML, or a FlowError naming the bad path (``yaml`` for a syntax error).
+class _Loader(yaml.SafeLoader):
+    """YAML as ``yaml.safe_load`` reads it, but refusing two things a hostile body uses: aliases
+    (a few lines of them expand into millions of nodes, the "billion laughs", which checking
+    and storing would walk one by one) and flow collections nested deeper than any flow needs
+    (PyYAML's scanner takes time in the square of that depth: 100 kB of ``[`` took minutes)."""
 
-    Anchors and aliases are refused: a few lines of them expand into millions of nodes (the
-    "billion laughs"), which checking and storing would walk one by one."""
+    def fetch_flow_collection_start(self, token_class: Any) -> None:
+        if self.flow_level >= MAX_NESTING:
+            raise yaml.scanner.ScannerError(None, None, f"nested over {MAX_NESTING} levels "
+                                            "of [ ] or { }", self.get_mark())
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "uses an alias (*name): write each "
+                                              "part out in full", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str) -> flows.Flow:
+    """A flow from YAML, or a FlowError naming the bad path (``yaml`` for a syntax error, with
+    the parser's words and where)."""
     try:
-        if any(isinstance(ev, yaml.AliasEvent) for ev in yaml.parse(text, Loader=yaml.SafeLoader)):
-            raise _problem("yaml", "uses an alias (*name): write each part out in full")
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         raise _problem("yaml", f"is not valid YAML: {exc}") from None
     except RecursionError:
         raise _problem("yaml", "is nested too deeply") from None
-    try:
-        return flows.from_yaml(text)
-    except RecursionError:
-        raise _problem("yaml", "is nested too deeply") from None
+    return from_data(data)
 
 
 def parse_json(text: str) -> flows.Flow:
@@ -78,13 +94,20 @@ def parse_json(text: str) -> flows.Flow:
 
 
 def from_data(data: Any) -> flows.Flow:
-    """A flow from already parsed data (the dict form), or a FlowError."""
+    """A flow from already parsed data (the dict form), or a FlowError. Data nested deeper
+    than any flow is refused first: reading, checking and writing a flow walk it by recursion
+    (an HTTP node's ``body`` is free-form JSON)."""
     if not isinstance(data, dict):
         raise _problem("flow", "must be a mapping (id, name, triggers, start, nodes)")
-    try:
-        return flows.from_dict(data)
-    except RecursionError:
-        raise _problem("flow", "is nested too deeply") from None
+    todo: list[tuple[Any, int]] = [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_NESTING:
+            raise _problem("flow", f"is nested over {MAX_NESTING} levels deep")
+        inner = value.values() if isinstance(value, dict) else value if isinstance(
+            value, list) else ()
+        todo.extend((v, depth + 1) for v in inner if isinstance(v, dict | list))
+    return flows.from_dict(data)
 
 
 def context_for_validation(s: Session) -> Company:
@@ -92,7 +115,8 @@ def context_for_validation(s: Session) -> Company:
     names no schedule, so a flow leaning on it is refused rather than run on a guess."""
     fields = frozenset(s.scalars(select(CustomField.key)))
     schedules: dict[str, flows.Schedule] = {}
-    for team in s.scalars(select(Team).order_by(Team.name)):
+    teams = list(s.scalars(select(Team).order_by(Team.name)))
+    for team in teams:
         if not team.hours:  # SQL NULL or JSON null alike: always open
             continue
         try:
@@ -100,7 +124,7 @@ def context_for_validation(s: Session) -> Company:
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("team %r has unreadable hours, left out of flow checks: %s",
                         team.name, exc)
-    return Company(fields, schedules)
+    return Company(fields, schedules, frozenset(t.name for t in teams))
 
 
 def problems(s: Session, flow: flows.Flow) -> list[flows.Problem]:
@@ -111,7 +135,8 @@ def problems(s: Session, flow: flows.Flow) -> list[flows.Problem]:
     if len(flow.name) > NAME_MAX:
         found.append(flows.Problem("name", f"is over {NAME_MAX} characters"))
     company = context_for_validation(s)
-    return found + flows.check(flow, company.fields, schedules=company.schedules)
+    return found + flows.check(flow, company.fields, schedules=company.schedules,
+                               teams=company.teams, declared_only=True)
 
 
 def save(s: Session, flow: flows.Flow, *, enabled: bool | None = None) -> StoredFlow:

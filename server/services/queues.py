@@ -73,15 +73,23 @@ def hand_off(s: Session, settings: Settings, conv: Conversation, *, team: str | 
 
 
 def _next_agent(s: Session, team: Team, now: datetime) -> User | None:
-    """The team's active, online member assigned longest ago (never first); their turn moves."""
+    """The team's active, online member assigned longest ago (never first); their turn moves.
+    The team's row is locked first, so two handoffs at once take turns (PostgreSQL; SQLite
+    has one writer)."""
+    s.execute(select(Team.id).where(Team.id == team.id).with_for_update())
     row = s.execute(select(TeamMember, User).join(User, User.id == TeamMember.user_id).where(
         TeamMember.team_id == team.id, User.active.is_(True), User.online.is_(True))
         .order_by(TeamMember.last_assigned_at.asc().nulls_first(), User.id)
-        .limit(1).with_for_update(of=TeamMember)).first()
+        .limit(1)).first()
     if row is None:
         return None
     member, user = row
-    member.last_assigned_at = now
+    # Strictly after the team's latest assignment, so the order holds even for handoffs
+    # stamped with the same instant.
+    latest = s.scalar(select(func.max(TeamMember.last_assigned_at)).where(
+        TeamMember.team_id == team.id))
+    member.last_assigned_at = now if latest is None or now > latest else (
+        latest + timedelta(microseconds=1))
     return user
 
 
