@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,6 +33,7 @@ AURORA = ROOT / "demo" / "loja-aurora" / "flow.yaml"
 YAML = {**ADMIN, "Content-Type": "application/yaml"}
 BURST_WINDOW = 1.5  # the server waits this long after a message before its turn
 # Open every day but closed (a holiday) yesterday, today and tomorrow, whatever the zone.
+CATALOG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))  # a PNG's signature: sniffed as an image
 VOICE_NOTE = b"OggS\x00\x02" + bytes(range(256)) * 8  # an Ogg page's start: sniffed as audio
 CLOSED_NOW = {"timezone": "America/Sao_Paulo", "hours": {"seg-dom": ["08:00-18:00"]},
               "closed": [str(date.today() + timedelta(days=d)) for d in (-1, 0, 1)]}
@@ -43,6 +45,13 @@ class OrdersApi:
     def __init__(self) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
+                if self.path == "/catalogo.png":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "image/png")
+                    self.send_header("Content-Length", str(len(CATALOG)))
+                    self.end_headers()
+                    self.wfile.write(CATALOG)
+                    return
                 if self.path.endswith("/999"):
                     time.sleep(4)
                 body = json.dumps({"status": "em separação", "id": self.path}).encode()
@@ -86,7 +95,10 @@ def shop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         srv = Server(data, server_env(data, ATENDE_DATABASE_URL=url,
                                       ATENDE_TURN_DEBOUNCE_SECONDS=str(BURST_WINDOW),
                                       ATENDE_TRANSCRIBE_URL=whisper.url,
-                                      ATENDE_TRANSCRIBE_API_KEY=WHISPER_KEY), url)
+                                      ATENDE_TRANSCRIBE_API_KEY=WHISPER_KEY,
+                                      # the ordering test's customers write ten messages in a
+                                      # few seconds, as no person does: not a loop
+                                      ATENDE_LOOP_REPLIES="60"), url)
         subprocess.run([*ATENDE, "kb", "ingest", str(DEMO_DOCS)], env=srv.env, cwd=ROOT,
                        check=True, capture_output=True)
         srv.start()
@@ -122,6 +134,8 @@ def _setup(srv: Server, orders: OrdersApi) -> None:
     _api(srv, "POST", "/api/flows/import", content=pedidos.encode(), headers=YAML)
     _api(srv, "POST", "/api/flows/import", content=(FLOWS / "eco.yaml").read_bytes(),
          headers=YAML)
+    catalogo = (FLOWS / "catalogo.yaml").read_text().replace("API_URL", orders.url)
+    _api(srv, "POST", "/api/flows/import", content=catalogo.encode(), headers=YAML)
     _api(srv, "PATCH", "/api/instances/demo", json={"default_flow": "loja-aurora"})
 
 
@@ -396,3 +410,44 @@ def _post_image(srv: Server, phone: str, data: str) -> None:
                "text": "", "timestamp": int(time.time()), "type": "image",
                "media": {"data": data, "mime": "image/png"}}
     assert _signed_post(srv, payload).status_code == 200
+
+
+def test_the_simulator_runs_a_chosen_flow_and_shows_its_session(shop: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    if shop.db_url.startswith("postgresql"):
+        pytest.skip("the page is the same on either database")
+    page = browser.new_page(locale="pt-BR", viewport={"width": 1280, "height": 800})
+    page.goto(f"{shop.url}/simulator")
+    page.fill("#phone", "5511955550016")
+    page.select_option("#flow", "pedidos")
+    page.click("#start")
+    page.wait_for_function("document.querySelector('#status').textContent.includes('Sessão nova')")
+    page.fill("#text", "oi")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".msg.out", timeout=60_000)
+    assert page.locator(".msg.out").last.inner_text() == "Qual o número do pedido?"
+    page.wait_for_function("document.querySelector('#state').textContent.includes('numero')")
+    state = page.inner_text("#state")
+    assert "fluxo: pedidos" in state and "etapa: numero" in state
+    page.fill("#text", "123")
+    page.click("button[type=submit]")
+    page.wait_for_function("[...document.querySelectorAll('.msg.out')].some("
+                           "m => m.textContent.includes('em separação'))", timeout=60_000)
+    page.screenshot(path=str(Path(shop.data_dir) / "simulator-flow.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # an agent's phone
+    page.screenshot(path=str(Path(shop.data_dir) / "simulator-flow-phone.png"), full_page=True)
+    page.close()
+
+
+def test_a_flow_message_sends_a_file_from_a_url(shop: Server) -> None:
+    phone = "5511955550017"
+    told = _turn(shop, phone, "me manda o catálogo")
+    assert told == ["[image: image/png] Nosso catálogo de verão, Carla!",
+                    "Qualquer dúvida, é só chamar."]
+    (conv_id,) = _rows(shop, "SELECT id FROM conversations WHERE address=?", phone)[0]
+    sent = [m for m in _api(shop, "GET", f"/api/conversations/{conv_id}/messages").json()
+            if m["direction"] == "out"]
+    assert [m["type"] for m in sent] == ["image", "text"]
+    stored = _rows(shop, "SELECT media FROM messages WHERE id=?", sent[0]["id"])[0][0]
+    stored = json.loads(stored) if isinstance(stored, str) else stored
+    assert stored["sha256"] == hashlib.sha256(CATALOG).hexdigest() and stored["mime"] == \
+        "image/png"

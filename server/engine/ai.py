@@ -34,7 +34,7 @@ class Replied:
 
 def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
     """AI mode's turn; returns the reply's outbox id, or None when nothing is sent."""
-    if _looping(rt, sessions, turn):
+    if looping(rt, sessions, turn):
         return None
     return reply(rt, sessions, turn, assistant.use_for(rt.settings, turn.instance)).outbox_id
 
@@ -43,7 +43,7 @@ def queued(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
     """A conversation waits in a team's queue and no agent has answered: the assistant still
     answers what its documents answer; anything else waits for the agent, in silence (the
     customer was already told a person is coming)."""
-    if _looping(rt, sessions, turn):
+    if looping(rt, sessions, turn):
         return None
     return reply(rt, sessions, turn, assistant.use_for(rt.settings, turn.instance),
                  quiet_handoff=True).outbox_id
@@ -105,7 +105,7 @@ def reply(rt: Runtime, sessions: sessionmaker[Session], turn: Turn, use: assista
         return Replied("answered", None)
 
 
-def _looping(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> bool:
+def looping(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> bool:
     """Another bot answers every reply of ours: silence, and a human, end the loop."""
     window = rt.settings.loop_window_seconds
     with sessions() as s:

@@ -35,6 +35,7 @@ from server.services import (
     matcher,
     people,
     queues,
+    sending,
 )
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class _Turn:
 
 def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
     """Run the turn through the session's flow; returns the first reply's outbox id."""
+    if ai.looping(rt, sessions, turn):  # a bot on the other side: the limit holds for flows too
+        return None
     with sessions.begin() as s:
         started = _flow_and_state(s, turn)
         if started is None:  # nothing to run: the assistant answers, from now on too
@@ -82,8 +85,9 @@ def _run(rt: Runtime, sessions: sessionmaker[Session], t: _Turn, flow: flows.Flo
     match = matcher.for_runtime(rt)
     for _ in range(MAX_ROUNDS):
         result = flows.step(flow, state, event, context=context, match=match)
+        files = _files(rt, result.actions)  # fetched before the transaction, not inside it
         with sessions.begin() as s:
-            ask = _apply(rt, s, t, result)
+            ask = _apply(rt, s, t, result, files)
         state = result.state
         if ask is None:
             break
@@ -92,7 +96,22 @@ def _run(rt: Runtime, sessions: sessionmaker[Session], t: _Turn, flow: flows.Flo
         _close_out(sessions, t)
 
 
-def _apply(rt: Runtime, s: Session, t: _Turn, result: flows.Result) -> flows.Action | None:
+def _files(rt: Runtime, actions: tuple[flows.Action, ...]) -> dict[str, dict[str, Any] | str]:
+    """The files the step's messages send, kept in the media store, or why one could not be."""
+    out: dict[str, dict[str, Any] | str] = {}
+    for a in actions:
+        if isinstance(a, flows.SendMedia) and a.ref not in out:
+            try:
+                out[a.ref] = flow_http.fetch_file(a.ref, rt.settings.data_dir,
+                                                  max_bytes=rt.settings.media_max_bytes,
+                                                  mime=a.mime, filename=a.filename)
+            except ValueError as exc:
+                out[a.ref] = str(exc)
+    return out
+
+
+def _apply(rt: Runtime, s: Session, t: _Turn, result: flows.Result,
+           files: dict[str, dict[str, Any] | str]) -> flows.Action | None:
     """Do the step's actions that need no outside call, store the new state; return the HTTP
     request or AI question to carry out next, if the step asked for one."""
     turn = t.turn
@@ -100,9 +119,16 @@ def _apply(rt: Runtime, s: Session, t: _Turn, result: flows.Result) -> flows.Act
     sess = s.get_one(ChatSession, turn.session_id)
     ask: flows.Action | None = None
     for action in result.actions:
-        if isinstance(action, flows.SendText | flows.SendMedia):
-            text = action.text if isinstance(action, flows.SendText) else action.caption
-            _say(s, t, text)
+        if isinstance(action, flows.SendText):
+            _say(s, t, action.text)
+        elif isinstance(action, flows.SendMedia):
+            file = files.get(action.ref)
+            if isinstance(file, dict):
+                _say(s, t, action.caption, type=sending.kind_of(file["mime"]), media=file)
+            else:  # the file could not be had: its caption still goes, the reason is kept
+                for m in turn.pending:
+                    journey.record(s, m.id, "media_not_sent", ref=action.ref, reason=file)
+                _say(s, t, action.caption)
         elif isinstance(action, flows.SetTag | flows.RemoveTag | flows.SetField):
             _contact_data(s, turn, conv.contact_id, action)
         elif isinstance(action, flows.HttpRequest | flows.AskAi):
@@ -146,13 +172,14 @@ def _contact_data(s: Session, turn: Turn, contact_id: int,
             journey.record(s, m.id, "not_kept", action=action.kind, reason=str(exc))
 
 
-def _say(s: Session, t: _Turn, text: str) -> None:
-    if not text.strip():
+def _say(s: Session, t: _Turn, text: str, **fields: Any) -> None:
+    if not text.strip() and not fields:
         return
     last = t.turn.pending[-1] if t.turn.pending else None
     reply, box = replies.write(s, instance_id=t.turn.instance.id,
                                conversation_id=t.turn.conversation_id, text=text, author="flow",
-                               reply_to_id=None if t.replied or last is None else last.id)
+                               reply_to_id=None if t.replied or last is None else last.id,
+                               **fields)
     replies.queued(s, reply, by="flow")
     t.replied = True
     t.boxes.append(box.id)
