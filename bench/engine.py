@@ -159,7 +159,8 @@ def main() -> None:
     def by_meaning(match: flows.Matcher) -> Callable[[str], Any]:
         def run(text: str) -> Any:
             out = step(text, match)
-            assert out.trace[0].get("matched") == "by_meaning", out.trace
+            # the matcher ran whatever it decided (a text under min_score is asked again)
+            assert "score" in out.trace[0] or out.trace[0].get("matched"), out.trace
             return out
         return run
 
