@@ -104,3 +104,30 @@ def test_while_queued_the_assistant_answers_what_it_can_and_is_silent_otherwise(
     assert _events(sessions, "h3")["for_human"]["queued"] is True
     with sessions() as s:
         assert s.get_one(Conversation, conv_id).status == "queued"
+
+
+AI_FLOW = """\
+id: so-ia
+start: duvidas
+nodes:
+  duvidas: {kind: ai, text: "Pode perguntar!", next: fim}
+  fim: {kind: end}
+"""
+
+
+def test_a_flows_ai_node_on_a_number_with_ai_off_hands_to_a_person(sessions, inst,
+                                                                   remote) -> None:
+    import flows
+    from server.services import flow_store
+
+    rt, fake = remote
+    with sessions.begin() as s:
+        flow_store.save(s, flows.from_yaml(AI_FLOW))
+        number = s.get_one(Instance, inst.id)
+        number.default_flow, number.ai_enabled = "so-ia", False
+    assert _ask(sessions, inst, rt, "o1", "oi").text == "Pode perguntar!"
+    told = _ask(sessions, inst, rt, "o2", "qual o prazo para trocar um produto?")
+    assert "Uma pessoa vai te responder em breve" in told.text and fake.requests == []
+    assert _events(sessions, "o2")["handed_off"]["reason"] == "ai_off"
+    with sessions() as s:
+        assert s.get_one(Conversation, told.conversation_id).mode == "human"

@@ -191,6 +191,15 @@ def _carry_out(rt: Runtime, sessions: sessionmaker[Session], t: _Turn,
     if isinstance(ask, flows.HttpRequest):
         return flow_http.perform(ask)
     assert isinstance(ask, flows.AskAi)
+    if not t.turn.instance.ai_enabled:  # AI is off on this number: a person answers instead
+        with sessions.begin() as s:
+            conv = s.get_one(Conversation, t.turn.conversation_id)
+            handed = queues.hand_off(s, rt.settings, conv, team=None, now=utcnow())
+            if handed.notice:
+                _say(s, t, handed.notice)
+            for m in t.turn.pending:
+                journey.record(s, m.id, "handed_off", reason="ai_off", team=handed.team)
+        return flows.AiResult(outcome="handed_off", now=utcnow())
     use = assistant.use_for(rt.settings, t.turn.instance, collection=ask.knowledge_base or None,
                             model=ask.model or None)
     use = replace(use, max_tokens=ask.max_tokens or use.max_tokens,
