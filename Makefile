@@ -32,6 +32,7 @@ run: $(STAMP)
 	$(BIN)/atende db upgrade
 	$(BIN)/atende kb ingest demo/loja-aurora/docs
 	$(BIN)/atende demo install
+	@$(BIN)/atende demo logins
 	$(BIN)/atende serve
 
 test: $(STAMP) browser

@@ -12,10 +12,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 
-from server import runtime
+from server import runtime, secretbox
+from server.csrf import CSRF
 from server.db import migrate, sessions_for
 from server.routes import (
     api,
+    auth,
     contact_data,
     conversations,
     flows,
@@ -30,7 +32,8 @@ from server.routes import (
     simulator,
     webhooks,
 )
-from server.services import demo, leases, recovery
+from server.services import api_tokens, demo, leases, recovery
+from server.services import auth as auth_service
 from server.services import instances as instance_service
 from server.settings import Settings, get_settings
 from server.tasks import requeue, watch_gateways
@@ -60,6 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.ensure_dirs()
     migrate(settings.sqlalchemy_url)
+    if settings.admin_token:
+        api_tokens.ensure_setting(sessions_for(settings.sqlalchemy_url),
+                                  settings.admin_token.get_secret_value())
     own_runtime = False
     try:
         runtime.current()
@@ -101,8 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_middleware(CSRF, secret=secretbox.derived_key(settings, "csrf"),
+                       session_cookie=auth_service.COOKIE,
+                       secure=settings.public_url.startswith("https://"))
+    app.include_router(auth.router)
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(api.router)
@@ -116,11 +126,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(kb.router)
     app.include_router(model_versions.router)
-    if app.state.settings.simulator_enabled:
+    if settings.simulator_enabled:
         app.include_router(simulator.router)
+    home = "/simulator" if settings.simulator_enabled else "/docs"
 
-        @app.get("/", include_in_schema=False)
-        def root() -> RedirectResponse:
-            return RedirectResponse("/simulator")
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """Where a login lands until the web app's pages come: the simulator, or the API."""
+        return RedirectResponse(home)
 
     return app

@@ -9,6 +9,8 @@ Processes that share a database must share the key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlalchemy import String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from server.settings import get_settings
+from server.settings import Settings, get_settings
 
 PREFIX = "fernet:"
 
@@ -56,10 +58,21 @@ def _box(keys: str) -> MultiFernet:
                         "comma-separated): make one with `atende secret-key`") from None
 
 
-def box() -> MultiFernet:
-    settings = get_settings()
+def _keys(settings: Settings) -> str:
     given = settings.secret_key.get_secret_value() if settings.secret_key else ""
-    return _box(given or _own_key(settings.data_dir.resolve()))
+    return given or _own_key(settings.data_dir.resolve())
+
+
+def box() -> MultiFernet:
+    return _box(_keys(get_settings()))
+
+
+def derived_key(settings: Settings, purpose: str) -> str:
+    """A key for another purpose (signing the web app's CSRF tokens), derived from the sealing
+    key by HMAC-SHA256: still one secret to keep, shared by every process that needs it, and
+    knowing the derived key tells nothing of the one that seals."""
+    first = _keys(settings).split(",")[0].strip()
+    return hmac.new(first.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def seal(plain: str) -> str:

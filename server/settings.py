@@ -253,8 +253,20 @@ class Settings(BaseSettings):
         "beyond loopback asks for it to be set: whoever reaches it writes as any customer)."
     )
     admin_token: SecretStr | None = Field(
-        None, description="Bearer token of the admin API (/api); empty disables it."
+        None, description="A bearer token of level admin for the API (/api), kept hashed as the "
+        "API token named ATENDE_ADMIN_TOKEN (changing it replaces that token's hash); empty: "
+        "only users' sessions and `atende tokens create --level` tokens reach the API."
     )
+    session_hours: float = Field(
+        12.0, gt=0, description="How long a login lasts; then the web app asks for the "
+        "password again.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Failed logins for one e-mail, or from one address, within "
+        "ATENDE_LOGIN_WINDOW_MINUTES after which logging in is refused (429, Retry-After) "
+        "without checking the password.")
+    login_window_minutes: int = Field(
+        15, ge=1, description="The window in which ATENDE_LOGIN_MAX_FAILURES failures throttle "
+        "logging in.")
     secret_key: SecretStr | None = Field(
         None, description="Fernet key(s) sealing instance secrets and gateway keys in the "
         "database, comma-separated to rotate (the first seals); empty means a key made once in "

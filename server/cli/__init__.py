@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from models.base import ModelConfigError
-from server.cli import demo, finetune, flows, gateway, kb, models
+from server.cli import demo, finetune, flows, gateway, kb, models, users
 from server.cli import eval as eval_cli
 from server.cli import openai_ft as _openai_ft  # noqa: F401  (registers finetune openai-*)
 from server.cli.common import console, fail
@@ -27,6 +27,7 @@ app.add_typer(finetune.app, name="finetune")
 app.add_typer(gateway.app, name="gateway")
 app.add_typer(flows.app, name="flows")
 app.add_typer(demo.app, name="demo")
+app.add_typer(users.app, name="users")
 
 
 @app.command()
@@ -57,8 +58,8 @@ def serve(
     except (ModelConfigError, ValueError, RuntimeError) as exc:
         fail(str(exc))
     console.print(f"[bold green]Atende[/] at [link]{settings.public_url}[/]  "
-                  f"(simulator: {settings.public_url}/simulator, API docs: "
-                  f"{settings.public_url}/docs)")
+                  f"(login: {settings.public_url}/login, simulator: "
+                  f"{settings.public_url}/simulator, API docs: {settings.public_url}/docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 

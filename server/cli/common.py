@@ -34,10 +34,15 @@ def collection_option(help: str) -> Any:
 
 
 def sessions() -> sessionmaker[Session]:
-    """Database sessions, the schema brought up to date first."""
+    """Database sessions, the schema brought up to date first, and ATENDE_ADMIN_TOKEN's token
+    with it (the CLI lists and revokes it like any other)."""
     from server.db import migrate, sessions_for
+    from server.services import api_tokens
 
     settings = get_settings()
     settings.ensure_dirs()
     migrate(settings.sqlalchemy_url)
-    return sessions_for(settings.sqlalchemy_url)
+    made = sessions_for(settings.sqlalchemy_url)
+    if settings.admin_token:
+        api_tokens.ensure_setting(made, settings.admin_token.get_secret_value())
+    return made

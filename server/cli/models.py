@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 from rich.table import Table
@@ -13,7 +14,8 @@ from server.settings import get_settings
 
 models_app = typer.Typer(help="Language models: the configured ones and their state.",
                          no_args_is_help=True)
-tokens_app = typer.Typer(help="API tokens for the OpenAI-compatible endpoint.",
+tokens_app = typer.Typer(help="API tokens: for the OpenAI-compatible endpoint (bound to a "
+                         "knowledge base), or for the API (bound to a level).",
                          no_args_is_help=True)
 
 
@@ -158,14 +160,20 @@ def models_rollback(reason: str = typer.Option("", help="Why, for the history.")
 @tokens_app.command("create")
 def tokens_create(
     name: str = typer.Argument(..., help="A name to recognise the token by (one per caller)."),
-    collection: str = collection_option("Knowledge base it answers from; default the "
-                                        "configured one."),
+    collection: str = collection_option("For /v1: the knowledge base it answers from; default "
+                                        "the configured one."),
+    level: Literal["admin", "manager", "agent"] | None = typer.Option(
+        None, help="For the API (/api) instead of /v1: the level it acts at (admin, manager, "
+        "agent)."),
 ) -> None:
     """Create a token; it is printed once and only its hash is kept."""
     from server.services import api_tokens
 
+    if level and collection:
+        fail("a token is for /v1 (--collection) or for the API (--level), not both")
     try:
-        token = api_tokens.create(sessions(), name, collection or get_settings().kb_collection)
+        token = api_tokens.create(sessions(), name, None if level else
+                                  collection or get_settings().kb_collection, level)
     except ValueError as exc:
         fail(str(exc))
     console.print(f"Token {name}: [bold]{token}[/]  (shown once; keep it safe)")
@@ -176,9 +184,10 @@ def tokens_list() -> None:
     """List tokens (never their secrets)."""
     from server.services import api_tokens
 
-    table = Table("name", "knowledge base", "created", "revoked")
+    table = Table("name", "for", "created", "revoked")
     for t in api_tokens.listing(sessions()):
-        table.add_row(t.name, t.collection, f"{t.created_at:%Y-%m-%d %H:%M}",
+        table.add_row(t.name, f"API, level {t.level}" if t.level else f"/v1, {t.collection}",
+                      f"{t.created_at:%Y-%m-%d %H:%M}",
                       f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
     console.print(table)
 

@@ -1,4 +1,4 @@
-"""Admin API: conversations and the journey of each message (more comes with the web app)."""
+"""API: a conversation's messages and the journey of each (agents and up, their teams' only)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from server.deps import ADMIN_ERRORS, RowId, SessionDep, errors, require_admin
+from server.deps import ADMIN_ERRORS, ConversationId, MessageId, SessionDep, errors, require
 from server.schema import Message
 from server.services import journey
 
-router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)],
+router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require("agent"))],
                    responses=ADMIN_ERRORS)
 
 
@@ -48,7 +48,8 @@ def _out(m: Message, steps: list[Step] | None = None) -> MessageOut:
 
 
 @router.get("/conversations/{conversation_id}/messages", summary="Messages of a conversation")
-def conversation_messages(conversation_id: RowId, s: SessionDep) -> list[MessageOut]:
+def conversation_messages(conversation_id: ConversationId,
+                          s: SessionDep) -> list[MessageOut]:
     rows = s.scalars(select(Message).where(Message.conversation_id == conversation_id)
                      .order_by(Message.id))
     return [_out(m) for m in rows]
@@ -56,7 +57,7 @@ def conversation_messages(conversation_id: RowId, s: SessionDep) -> list[Message
 
 @router.get("/messages/{message_id}", summary="A message with its journey",
             responses=errors(404))
-def message(message_id: RowId, s: SessionDep) -> MessageOut:
+def message(message_id: MessageId, s: SessionDep) -> MessageOut:
     m = s.get(Message, message_id)
     if m is None:
         raise HTTPException(404, f"no message {message_id}")

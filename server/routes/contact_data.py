@@ -1,5 +1,6 @@
-"""Admin API for what a company keeps on its contacts: tags and typed custom fields, their
-definitions and each contact's own. Flows set the same data (``server.services.contact_data``);
+"""API for what a company keeps on its contacts: tags and typed custom fields, their
+definitions (managers read them, admins change them) and each contact's own (agents and up, for
+the contacts they may see). Flows set the same data (``server.services.contact_data``);
 what is refused here is refused there, with the same words."""
 
 from __future__ import annotations
@@ -11,12 +12,23 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.deps import ADMIN_ERRORS, RowId, SessionDep, SessionsDep, errors, require_admin
+from server.deps import (
+    ADMIN_ERRORS,
+    ContactId,
+    RowId,
+    SessionDep,
+    SessionsDep,
+    errors,
+    require,
+    require_admin,
+)
 from server.schema import CustomField, Tag
 from server.services import contact_data
 
-router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)],
-                   responses=ADMIN_ERRORS)
+router = APIRouter(prefix="/api", tags=["admin"], responses=ADMIN_ERRORS)
+ADMIN = [Depends(require_admin)]
+MANAGER = [Depends(require("manager"))]
+AGENT = [Depends(require("agent"))]
 COLOR = r"^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$"
 FieldKey = Annotated[str, Path(pattern=contact_data.KEY.pattern)]
 
@@ -100,19 +112,20 @@ def _field_out(field: CustomField) -> FieldOut:
     return FieldOut(key=field.key, label=field.label, type=field.type, choices=field.choices)
 
 
-@router.get("/tags", summary="Tags, with how many contacts have each")
+@router.get("/tags", summary="Tags, with how many contacts have each", dependencies=MANAGER)
 def list_tags(s: SessionDep) -> list[TagOut]:
     return [_tag_out(t, n) for t, n in contact_data.list_tags(s)]
 
 
-@router.post("/tags", summary="Make a tag", status_code=201, responses=errors(409))
+@router.post("/tags", summary="Make a tag", status_code=201, responses=errors(409),
+             dependencies=ADMIN)
 def create_tag(body: TagIn, sessions: SessionsDep) -> TagOut:
     with answering(), sessions.begin() as s:
         return _tag_out(contact_data.create_tag(s, body.name, body.color), 0)
 
 
 @router.patch("/tags/{tag_id}", summary="Rename a tag or change its color",
-              responses=errors(404, 409))
+              responses=errors(404, 409), dependencies=ADMIN)
 def patch_tag(tag_id: RowId, body: TagPatch, sessions: SessionsDep) -> TagOut:
     with answering(), sessions.begin() as s:
         tag = contact_data.update_tag(s, tag_id, body.model_dump(exclude_unset=True))
@@ -120,19 +133,20 @@ def patch_tag(tag_id: RowId, body: TagPatch, sessions: SessionsDep) -> TagOut:
 
 
 @router.delete("/tags/{tag_id}", summary="Delete a tag (its contacts stay, untagged)",
-               status_code=204, responses=errors(404))
+               status_code=204, responses=errors(404), dependencies=ADMIN)
 def delete_tag(tag_id: RowId, sessions: SessionsDep) -> Response:
     with answering(), sessions.begin() as s:
         contact_data.delete_tag(s, tag_id)
     return Response(status_code=204)
 
 
-@router.get("/fields", summary="Custom fields")
+@router.get("/fields", summary="Custom fields", dependencies=MANAGER)
 def list_fields(s: SessionDep) -> list[FieldOut]:
     return [_field_out(f) for f in contact_data.list_fields(s)]
 
 
-@router.post("/fields", summary="Make a custom field", status_code=201, responses=errors(409))
+@router.post("/fields", summary="Make a custom field", status_code=201, responses=errors(409),
+             dependencies=ADMIN)
 def create_field(body: FieldIn, sessions: SessionsDep) -> FieldOut:
     with answering(), sessions.begin() as s:
         return _field_out(contact_data.create_field(s, body.key, body.label, body.type,
@@ -140,38 +154,39 @@ def create_field(body: FieldIn, sessions: SessionsDep) -> FieldOut:
 
 
 @router.patch("/fields/{key}", summary="Change a custom field's label, type or choices",
-              responses=errors(404, 409))
+              responses=errors(404, 409), dependencies=ADMIN)
 def patch_field(key: FieldKey, body: FieldPatch, sessions: SessionsDep) -> FieldOut:
     with answering(), sessions.begin() as s:
         return _field_out(contact_data.update_field(s, key, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/fields/{key}", summary="Delete a custom field and every contact's value of it",
-               status_code=204, responses=errors(404))
+               status_code=204, responses=errors(404), dependencies=ADMIN)
 def delete_field(key: FieldKey, sessions: SessionsDep) -> Response:
     with answering(), sessions.begin() as s:
         contact_data.delete_field(s, key)
     return Response(status_code=204)
 
 
-@router.get("/contacts/{contact_id}/tags", summary="A contact's tags", responses=errors(404))
-def contact_tags(contact_id: RowId, s: SessionDep) -> list[str]:
+@router.get("/contacts/{contact_id}/tags", summary="A contact's tags", responses=errors(404),
+            dependencies=AGENT)
+def contact_tags(contact_id: ContactId, s: SessionDep) -> list[str]:
     with answering():
         contact_data.require_contact(s, contact_id)
     return sorted(contact_data.tags_of(s, contact_id))
 
 
 @router.put("/contacts/{contact_id}/tags", summary="Tag a contact (the tag is made if new)",
-            responses=errors(404))
-def tag_contact(contact_id: RowId, body: TagName, sessions: SessionsDep) -> list[str]:
+            responses=errors(404), dependencies=AGENT)
+def tag_contact(contact_id: ContactId, body: TagName, sessions: SessionsDep) -> list[str]:
     with answering(), sessions.begin() as s:
         contact_data.set_tag(s, contact_id, body.name)
         return sorted(contact_data.tags_of(s, contact_id))
 
 
 @router.delete("/contacts/{contact_id}/tags/{name}", summary="Untag a contact", status_code=204,
-               responses=errors(404))
-def untag_contact(contact_id: RowId, name: str, sessions: SessionsDep) -> Response:
+               responses=errors(404), dependencies=AGENT)
+def untag_contact(contact_id: ContactId, name: str, sessions: SessionsDep) -> Response:
     with answering(), sessions.begin() as s:
         contact_data.require_contact(s, contact_id)
         contact_data.remove_tag(s, contact_id, name)
@@ -179,17 +194,17 @@ def untag_contact(contact_id: RowId, name: str, sessions: SessionsDep) -> Respon
 
 
 @router.get("/contacts/{contact_id}/fields", summary="A contact's custom field values",
-            responses=errors(404))
-def contact_fields(contact_id: RowId, s: SessionDep) -> dict[str, str]:
+            responses=errors(404), dependencies=AGENT)
+def contact_fields(contact_id: ContactId, s: SessionDep) -> dict[str, str]:
     with answering():
         contact_data.require_contact(s, contact_id)
     return contact_data.fields_of(s, contact_id)
 
 
 @router.patch("/contacts/{contact_id}/fields", responses=errors(404, 422),
-              summary="Set a contact's custom fields, all or none")
+              summary="Set a contact's custom fields, all or none", dependencies=AGENT)
 def patch_contact_fields(
-        contact_id: RowId, sessions: SessionsDep,
+        contact_id: ContactId, sessions: SessionsDep,
         values: Annotated[dict[str, str | None], Body(max_length=200, examples=[
             {"plano": "ouro", "renda": "1.234,56", "nascimento": "25/12/1990"}])],
 ) -> dict[str, str]:

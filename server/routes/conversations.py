@@ -1,5 +1,6 @@
-"""Admin API for working a conversation: hand it to a team, assign it, close and reopen it,
-and see its session (the flow's stage and variables). Writing to it is in routes/gateway.py."""
+"""API for working a conversation (agents and up, in the conversations they may see): hand it
+to a team, assign it, close and reopen it, and see its session (the flow's stage and
+variables). Writing to it is in routes/gateway.py."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
-from server.deps import ADMIN_ERRORS, RowId, SessionsDep, SettingsDep, errors, require_admin
+from server.deps import ADMIN_ERRORS, ConversationId, SessionsDep, SettingsDep, errors, require
 from server.services import chat_sessions, handling
 from server.tasks import deliver
 
 router = APIRouter(prefix="/api/conversations", tags=["admin"],
-                   dependencies=[Depends(require_admin)], responses=ADMIN_ERRORS)
+                   dependencies=[Depends(require("agent"))], responses=ADMIN_ERRORS)
 
 
 class HandOff(BaseModel):
@@ -33,7 +34,7 @@ class Reopen(BaseModel):
 
 @router.post("/{conversation_id}/handoff", summary="Hand the conversation to a team's queue",
              responses=errors(404, 409))
-def hand_off(conversation_id: RowId, body: HandOff, sessions: SessionsDep,
+def hand_off(conversation_id: ConversationId, body: HandOff, sessions: SessionsDep,
              settings: SettingsDep) -> dict[str, Any]:
     with _refusals(), sessions.begin() as s:
         out = handling.hand_off(s, settings, conversation_id, body.team)
@@ -43,7 +44,7 @@ def hand_off(conversation_id: RowId, body: HandOff, sessions: SessionsDep,
 
 
 @router.post("/{conversation_id}/assign", status_code=204, responses=errors(404, 409))
-def assign(conversation_id: RowId, body: Assign, sessions: SessionsDep) -> None:
+def assign(conversation_id: ConversationId, body: Assign, sessions: SessionsDep) -> None:
     with _refusals(), sessions.begin() as s:
         handling.assign(s, conversation_id, body.user_id)
 
@@ -51,7 +52,8 @@ def assign(conversation_id: RowId, body: Assign, sessions: SessionsDep) -> None:
 @router.post("/{conversation_id}/close", status_code=204,
              summary="Resolve: the session ends, the next message starts over",
              responses=errors(404))
-def close(conversation_id: RowId, sessions: SessionsDep, settings: SettingsDep) -> None:
+def close(conversation_id: ConversationId, sessions: SessionsDep,
+          settings: SettingsDep) -> None:
     with _refusals(), sessions.begin() as s:
         handling.close(s, settings, conversation_id)
 
@@ -59,14 +61,14 @@ def close(conversation_id: RowId, sessions: SessionsDep, settings: SettingsDep) 
 @router.post("/{conversation_id}/reopen", status_code=204,
              summary="Give it back to a person, with no handoff and nothing sent",
              responses=errors(404, 409))
-def reopen(conversation_id: RowId, body: Reopen, sessions: SessionsDep) -> None:
+def reopen(conversation_id: ConversationId, body: Reopen, sessions: SessionsDep) -> None:
     with _refusals(), sessions.begin() as s:
         handling.reopen(s, conversation_id, body.user_id)
 
 
 @router.get("/{conversation_id}/session", summary="The open session: flow, stage, variables",
             responses=errors(404))
-def session(conversation_id: RowId, sessions: SessionsDep) -> dict[str, Any]:
+def session(conversation_id: ConversationId, sessions: SessionsDep) -> dict[str, Any]:
     with _refusals(), sessions() as s:
         conv = handling.conversation(s, conversation_id)
         sess = chat_sessions.open_session(s, conv)

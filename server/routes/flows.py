@@ -1,7 +1,8 @@
-"""Admin API for flows: a manager imports one as YAML (or edits its JSON dict form), gets it
-back the same way, switches it on and off, and removes it. What is wrong with a flow comes back
-as a 422 listing each problem with the path of the bad part (``nodes.menu.options[2].next``),
-so an editor can point at it; ``/validate`` answers the same without keeping anything."""
+"""API for flows (managers and up): a manager imports one as YAML (or edits its JSON dict
+form), gets it back the same way, switches it on and off, and removes it. What is wrong with a
+flow comes back as a 422 listing each problem with the path of the bad part
+(``nodes.menu.options[2].next``), so an editor can point at it; ``/validate`` answers the same
+without keeping anything."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ from server.deps import (
     SessionsDep,
     errors,
     read_body,
-    require_admin,
+    require,
 )
 from server.schema import StoredFlow
 from server.services import flow_store
 
-router = APIRouter(prefix="/api/flows", tags=["admin"], dependencies=[Depends(require_admin)],
-                   responses=ADMIN_ERRORS)
+router = APIRouter(prefix="/api/flows", tags=["admin"],
+                   dependencies=[Depends(require("manager"))], responses=ADMIN_ERRORS)
 MAX_BODY = 1_000_000  # a flow of hundreds of nodes is a few tens of kB
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml",
                         "text/plain", ""})

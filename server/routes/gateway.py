@@ -1,5 +1,6 @@
-"""Admin API for what travels through the gateways: pairing and connection checks, what a
-number recovered or could not read, dead letters and their replay, and messages sent by hand."""
+"""API for what travels through the gateways: pairing and connection checks, what a number
+recovered or could not read, dead letters and their replay (admin), and messages sent by hand
+(agents and up, in the conversations they may see)."""
 
 from __future__ import annotations
 
@@ -15,19 +16,22 @@ from gateway_bridge import NotOffered
 from server import runtime
 from server.deps import (
     ADMIN_ERRORS,
+    ConversationId,
     RowId,
     SessionDep,
     SessionsDep,
     SettingsDep,
     errors,
+    require,
     require_admin,
 )
 from server.schema import Instance, UnsupportedPayload
 from server.services import connection, instances, media, outbox, sending
 from server.tasks import deliver
 
-router = APIRouter(prefix="/api", tags=["admin"], dependencies=[Depends(require_admin)],
-                   responses=ADMIN_ERRORS)
+router = APIRouter(prefix="/api", tags=["admin"], responses=ADMIN_ERRORS)
+ADMIN = [Depends(require_admin)]
+AGENT = [Depends(require("agent"))]
 
 
 class Health(BaseModel):
@@ -64,7 +68,7 @@ class Template(BaseModel):
 
 
 @router.get("/instances/{name}/health", summary="A number's connection and what went wrong",
-            responses=errors(404))
+            responses=errors(404), dependencies=ADMIN)
 def health(name: str, s: SessionDep) -> Health:
     inst = _instance(s, name)
     return Health(state=inst.connection_state, detail=inst.connection_detail,
@@ -73,7 +77,7 @@ def health(name: str, s: SessionDep) -> Health:
 
 
 @router.post("/instances/{name}/check", summary="Ask the gateway now whether the number is linked",
-             responses=errors(404))
+             responses=errors(404), dependencies=ADMIN)
 async def check(name: str, s: SessionDep, sessions: SessionsDep) -> Health:
     inst = _instance(s, name)
     await run_in_threadpool(connection.check, runtime.current().http, sessions, inst.id)
@@ -82,7 +86,7 @@ async def check(name: str, s: SessionDep, sessions: SessionsDep) -> Health:
 
 
 @router.get("/instances/{name}/qr", summary="The QR code to pair the number again",
-            responses=errors(404, 409))
+            responses=errors(404, 409), dependencies=ADMIN)
 async def qr(name: str, sessions: SessionsDep) -> dict[str, str | None]:
     try:
         code = await run_in_threadpool(connection.qr, runtime.current().http, sessions, name)
@@ -93,7 +97,8 @@ async def qr(name: str, sessions: SessionsDep) -> dict[str, str | None]:
     return {"qr": code}
 
 
-@router.get("/instances/{name}/unsupported", summary="Webhook bodies we could not read, kept")
+@router.get("/instances/{name}/unsupported", summary="Webhook bodies we could not read, kept",
+            dependencies=ADMIN)
 def unsupported(name: str, s: SessionDep, limit: int = 50) -> list[dict[str, Any]]:
     inst = _instance(s, name)
     rows = s.scalars(select(UnsupportedPayload).where(UnsupportedPayload.instance_id == inst.id)
@@ -102,13 +107,14 @@ def unsupported(name: str, s: SessionDep, limit: int = 50) -> list[dict[str, Any
             for r in rows]
 
 
-@router.get("/outbox/failed", summary="Dead letters: sends that failed for good")
+@router.get("/outbox/failed", summary="Dead letters: sends that failed for good",
+            dependencies=ADMIN)
 def dead_letters(s: SessionDep, instance: str | None = None) -> list[DeadLetter]:
     return [DeadLetter.model_validate(d) for d in outbox.dead_letters(s, instance)]
 
 
 @router.post("/outbox/{outbox_id}/replay", summary="Send a dead letter again", status_code=202,
-             responses=errors(404))
+             responses=errors(404), dependencies=ADMIN)
 def replay(outbox_id: RowId, sessions: SessionsDep) -> Queued:
     try:
         outbox.replay(sessions, outbox_id)
@@ -120,9 +126,9 @@ def replay(outbox_id: RowId, sessions: SessionsDep) -> Queued:
 
 @router.post("/conversations/{conversation_id}/messages", status_code=202,
              summary="Send a message as an agent (text, or a file with a caption)",
-             responses=errors(400, 404, 413))
-async def send_message(conversation_id: RowId, sessions: SessionsDep, settings: SettingsDep,
-                       text: str = Form("", max_length=20_000),
+             responses=errors(400, 404, 413), dependencies=AGENT)
+async def send_message(conversation_id: ConversationId, sessions: SessionsDep,
+                       settings: SettingsDep, text: str = Form("", max_length=20_000),
                        file: UploadFile | None = None) -> Queued:
     upload = None
     if file is not None:
@@ -146,8 +152,8 @@ async def send_message(conversation_id: RowId, sessions: SessionsDep, settings: 
 
 @router.post("/conversations/{conversation_id}/template", status_code=202,
              summary="Send an approved Cloud API template (outside the 24-hour window too)",
-             responses=errors(404))
-def send_template(conversation_id: RowId, body: Template, sessions: SessionsDep) -> Queued:
+             responses=errors(404), dependencies=AGENT)
+def send_template(conversation_id: ConversationId, body: Template, sessions: SessionsDep) -> Queued:
     try:
         box = sending.template_message(sessions, conversation_id,
                                        body.model_dump(exclude_none=True))

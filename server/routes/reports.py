@@ -1,4 +1,4 @@
-"""Admin reports: what the models cost, by day and model, and the budgets' state."""
+"""Reports (managers and up): what the models cost, by day and model, and the budgets' state."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Query
 
-from server.deps import ADMIN_ERRORS, SessionDep, SettingsDep, require_admin
+from server.deps import ADMIN_ERRORS, SessionDep, SettingsDep, require
 from server.services import reports
 from server.services.reports import UsageReport
 
-router = APIRouter(prefix="/api/reports", tags=["admin"], dependencies=[Depends(require_admin)],
-                   responses=ADMIN_ERRORS)
+router = APIRouter(prefix="/api/reports", tags=["admin"],
+                   dependencies=[Depends(require("manager"))], responses=ADMIN_ERRORS)
 
 
 @router.get("/usage", summary="Tokens and cost per day and model; budgets")

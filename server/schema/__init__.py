@@ -6,6 +6,7 @@
 - ``contacts``: customers, the identities they write under, their tags and custom fields;
 - ``messaging``: conversations, messages, their journey, and delivery (outbox, early statuses);
 - ``leases``: which worker holds which piece of work;
+- ``auth``: web sessions and login attempts;
 - ``llm``: model calls and budgets, API tokens, local model versions and promotions;
 - ``people``: users (agents, managers, admins) and teams;
 - ``flows``: flows as data and the sessions that run them;
@@ -19,6 +20,7 @@ on (instance, provider message id), a reply on the message it answers, an identi
 Nothing is deleted to recover from an error; every message keeps a journey of what happened.
 """
 
+from server.schema.auth import LoginAttempt, WebSession
 from server.schema.base import Base, utcnow
 from server.schema.contacts import (
     Contact,
@@ -57,6 +59,7 @@ __all__ = [
     "EarlyStatus",
     "Instance",
     "Lease",
+    "LoginAttempt",
     "LlmUsage",
     "Message",
     "MessageEvent",
@@ -70,5 +73,6 @@ __all__ = [
     "TeamMember",
     "UnsupportedPayload",
     "User",
+    "WebSession",
     "utcnow",
 ]

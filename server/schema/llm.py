@@ -1,5 +1,6 @@
-"""The language model's side: what each call cost and the budgets it crossed, the tokens of the
-OpenAI-compatible endpoint, and the local model's versions and promotions."""
+"""The language model's side: what each call cost and the budgets it crossed, the API tokens
+(the OpenAI-compatible endpoint's, and integrations' bound to a level), and the local model's
+versions and promotions."""
 
 from __future__ import annotations
 
@@ -46,13 +47,16 @@ class BudgetAlert(Base):
 
 
 class ApiToken(Base):
-    """A token for the OpenAI-compatible endpoint; only its hash is stored."""
+    """A token for an integration; only its hash is stored. Either bound to a knowledge base
+    for the OpenAI-compatible endpoint (``level`` None), or bound to a level (admin, manager,
+    agent) for the API under /api (``collection`` empty)."""
 
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     collection: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
 

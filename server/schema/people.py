@@ -1,7 +1,8 @@
 """People: the company's users (agents, managers, admins) and the teams they answer in.
 
-Users exist as data here; logging in comes with the web app. A team has members, business
-hours (a ``flows.Schedule`` as a dict) and the messages a customer handed to it is told.
+A user logs in with an argon2 password hash (``server.services.auth``) and sees what their level
+and teams allow (``server.services.access``). A team has members, business hours (a
+``flows.Schedule`` as a dict) and the messages a customer handed to it is told.
 """
 
 from __future__ import annotations
