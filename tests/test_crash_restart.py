@@ -181,3 +181,85 @@ def test_a_kill_mid_turn_costs_the_customer_nothing(shop, point: str) -> None:
     # The conversation lives on: the next message is answered, once.
     second = _write(srv, phone, "qto custa a entrega expressa")
     _answered_once(srv, phone, second, replies=2)
+
+
+ORDER_FLOW = """\
+id: rastreio
+start: numero
+nodes:
+  numero:
+    kind: question
+    text: "Qual o número do pedido?"
+    save_as: vars.pedido
+    validate: number
+    next: consulta
+    on_fail: fim
+  consulta:
+    kind: http
+    url: "API/orders/{{vars.pedido}}"
+    timeout: 60
+    save: {vars.status: status}
+    next: fim
+    on_error: fim
+  fim:
+    kind: end
+    text: "Pedido {{vars.pedido}}: {{vars.status}}."
+"""
+
+
+class OrdersApi:
+    """An outside API whose first answer never comes (the server is killed waiting for it)."""
+
+    def __init__(self) -> None:
+        api = self
+        self.asked = threading.Event()
+        self.calls = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                api.calls += 1
+                if api.calls == 1:
+                    api.asked.set()
+                    time.sleep(30)  # the server asking is killed meanwhile
+                body = json.dumps({"status": "em separação"}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def test_a_kill_while_a_flow_waits_on_an_outside_api_costs_nothing(shop) -> None:
+    """The flow's request is kept on the session: the restarted server makes it again and the
+    customer gets its answer once (the outside API is asked twice: at least once, as any
+    request to it that was cut off)."""
+    srv, _, _ = shop
+    api = OrdersApi()
+    flow = ORDER_FLOW.replace("API", api.url).encode()
+    assert httpx.post(f"{srv.url}/api/flows/import", content=flow, headers={
+        **ADMIN, "Content-Type": "application/yaml"}).status_code == 201
+    assert httpx.patch(f"{srv.url}/api/instances/demo", json={"default_flow": "rastreio"},
+                       headers=ADMIN).status_code == 200
+    phone = "5511940000001"
+    _write(srv, phone, "oi")
+    _wait("the question", lambda: len(_phone(srv, phone)) == 1)
+    order = _write(srv, phone, "123")
+    _wait("the outside API to be asked", api.asked.is_set)
+    _kill_and_restart(srv)
+
+    _answered_once(srv, phone, order, replies=2)
+    assert _phone(srv, phone)[-1]["text"] == "Pedido 123: em separação."
+    assert api.calls == 2
+    steps = _journey(srv, order)
+    assert "requeued" in steps and steps.count("turn_started") == 2, steps
+    api.httpd.shutdown()

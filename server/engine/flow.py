@@ -18,13 +18,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import flows
 from server.engine import ai, replies
 from server.engine.turn import Turn
 from server.runtime import Runtime
-from server.schema import ChatSession, Contact, Conversation, Message, utcnow
+from server.schema import ChatSession, Contact, Conversation, Message, MessageEvent, utcnow
 from server.services import (
     assistant,
     chat_sessions,
@@ -63,20 +64,39 @@ def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
         return ai.handle(rt, sessions, replace(turn, mode="ai"))
     flow, state, context, left = started
     t = _Turn(turn)
+    text = turn.text
     if left is not None:  # a worker stopped before this session's request had its result
-        state = _step_on(rt, sessions, t, flow, state, context,
-                         _carry_out(rt, sessions, t, left))
-    _run(rt, sessions, t, flow, state, context, flows.Message(text=turn.text, now=utcnow()))
+        resumed = _step_on(rt, sessions, t, flow, state, context,
+                           _carry_out(rt, sessions, t, left))
+        fresh = _unread(sessions, turn)  # the messages that asked for it were read already
+        if resumed is None or not fresh:
+            _close_out(sessions, t)
+            return t.boxes[0] if t.boxes else None
+        state, text = resumed, replace(turn, pending=fresh).text
+    _run(rt, sessions, t, flow, state, context, flows.Message(text=text, now=utcnow()))
     return t.boxes[0] if t.boxes else None
 
 
 def _step_on(rt: Runtime, sessions: sessionmaker[Session], t: _Turn, flow: flows.Flow,
-             state: flows.State, context: flows.Context, event: flows.Incoming) -> flows.State:
-    """Feed ``event`` and what follows from it until the flow waits for the customer."""
+             state: flows.State, context: flows.Context, event: flows.Incoming
+             ) -> flows.State | None:
+    """Feed ``event`` and what follows from it until the flow waits for the customer; the
+    state then, or None when the session ended meanwhile."""
     _run(rt, sessions, t, flow, state, context, event, close=False)
     with sessions() as s:
         sess = s.get_one(ChatSession, t.turn.session_id)
-        return flows.state_from_dict(sess.state) if sess.state else state
+        return flows.state_from_dict(sess.state) if sess.status == "open" and sess.state \
+            else None
+
+
+def _unread(sessions: sessionmaker[Session], turn: Turn) -> list[Message]:
+    """The turn's messages no step has read yet: a step's journey entry (``flow``) is written
+    with the state it led to, so a message that has one was read before a crash."""
+    with sessions() as s:
+        read = set(s.scalars(select(MessageEvent.message_id).where(
+            MessageEvent.message_id.in_([m.id for m in turn.pending]),
+            MessageEvent.event == "flow")))
+    return [m for m in turn.pending if m.id not in read]
 
 
 def _run(rt: Runtime, sessions: sessionmaker[Session], t: _Turn, flow: flows.Flow,
