@@ -16,7 +16,6 @@ class Turn:
     mode: str  # ai | flow | human, as the conversation was when the turn began
     history: list[ChatMessage]  # the session before the turn, oldest first
     session_id: int  # the conversation's open session (server.services.chat_sessions)
-    queued: bool = False  # handed to a team, no agent has answered yet
 
     @property
     def text(self) -> str:
