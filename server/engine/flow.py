@@ -61,7 +61,8 @@ def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
         if started is None:  # nothing to run: the assistant answers, from now on too
             s.get_one(Conversation, turn.conversation_id).mode = "ai"
     if started is None:
-        return ai.handle(rt, sessions, replace(turn, mode="ai"))
+        return ai.reply(rt, sessions, replace(turn, mode="ai"),  # the loop was checked above
+                        assistant.use_for(rt.settings, turn.instance)).outbox_id
     flow, state, context, left = started
     t = _Turn(turn)
     text = turn.text

@@ -21,23 +21,18 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-NO_ANSWER = ("Não encontrei essa informação nos nossos materiais. "
-             "Vou chamar um atendente humano para te ajudar, tudo bem?")
-MODEL_DOWN = ("Estou com dificuldade para responder agora. "
-              "Vou chamar um atendente humano para te ajudar.")
+# Why the assistant stops, said before whoever takes over: in a handoff's reply, the team's
+# message follows (server.services.queues); through the API, the call for a person.
+NOT_FOUND = "Não encontrei essa informação nos nossos materiais."
+STRUGGLING = "Estou com dificuldade para responder agora."
+HANDOFF_LEADS = {"no_passages": NOT_FOUND, "refused": NOT_FOUND, "model_error": STRUGGLING}
+NO_ANSWER = f"{NOT_FOUND} Vou chamar um atendente humano para te ajudar, tudo bem?"
+MODEL_DOWN = f"{STRUGGLING} Vou chamar um atendente humano para te ajudar."
 BUDGET_SPENT = "Vou chamar um atendente humano para continuar o seu atendimento."
 HUMAN_ASKED = "Claro! Vou chamar um atendente humano para continuar o seu atendimento."
 EMPTY = "Não recebi nenhum texto. Pode escrever sua dúvida?"
 GREETING = "Olá! Sou o assistente virtual. Como posso ajudar?"
 MAX_QUESTION_CHARS = 2000
-# What a handoff's reply says before the team's message (server.services.queues): why the
-# assistant stops. The team's message then says who answers and when.
-HANDOFF_LEADS = {
-    "no_passages": "Não encontrei essa informação nos nossos materiais.",
-    "refused": "Não encontrei essa informação nos nossos materiais.",
-    "model_error": "Estou com dificuldade para responder agora.",
-}
-
 
 @dataclass(frozen=True)
 class Use:
