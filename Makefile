@@ -12,9 +12,9 @@ LLAMA  := llama-cpp-python==0.3.36
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE := $(CMAKE_ARGS) -DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)"
 
-.PHONY: run test lint install browser clean-venv adapter evidence
+.PHONY: run test lint install assets browser clean-venv adapter evidence
 
-install: $(STAMP)
+install: $(STAMP) assets
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,15 +28,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --find-links $(WHEELS) -e ".[dev]"
 	@touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) assets
 	$(BIN)/atende db upgrade
 	$(BIN)/atende kb ingest demo/loja-aurora/docs
 	$(BIN)/atende demo install
 	@$(BIN)/atende demo logins
 	$(BIN)/atende serve
 
-test: $(STAMP) browser
+test: $(STAMP) assets browser
 	$(BIN)/pytest
+
+# The pages' front-end files come from the npm registry at the versions web/package-lock.json
+# pins (with their integrity hashes), copied next to our own static files.
+VENDOR := server/static/vendor
+assets: $(VENDOR)/.stamp
+
+$(VENDOR)/.stamp: web/package.json web/package-lock.json
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
+	@mkdir -p $(VENDOR)
+	cp web/node_modules/htmx.org/dist/htmx.min.js web/node_modules/htmx-ext-sse/dist/sse.min.js $(VENDOR)/
+	@touch $@
 
 # Pages are tested in Debian's Chromium (Playwright drives it; it downloads no browser).
 browser:

@@ -255,6 +255,11 @@ class Run:
     statuses: dict[int, int]
     acked: list[str] = field(default_factory=list)  # ids answered 200
     answers: dict[str, dict[str, int]] = field(default_factory=dict)
+    server_cpu_s: float = 0.0  # CPU the serving process used during the run (all its threads)
+
+    @property
+    def cpu_ms_per_webhook(self) -> float:
+        return self.server_cpu_s * 1000 / max(1, len(self.acked))
 
     @property
     def acks_per_s(self) -> float:
@@ -269,6 +274,7 @@ class Run:
                 "acked": len(self.acked), "wall_s": self.wall_s, "acks_per_s": self.acks_per_s,
                 "p50_ms": self.pct(0.50) * 1000, "p99_ms": self.pct(0.99) * 1000,
                 "mean_ms": statistics.fmean(self.latencies) * 1000,
+                "server_cpu_ms_per_webhook": self.cpu_ms_per_webhook,
                 "statuses": {str(k): v for k, v in self.statuses.items()}}
 
 
@@ -283,6 +289,7 @@ def merge(runs: list[Run]) -> Run:
             out.statuses[k] = out.statuses.get(k, 0) + v
         out.acked += r.acked
         out.answers.update(r.answers)
+        out.server_cpu_s += r.server_cpu_s
     return out
 
 
@@ -327,8 +334,13 @@ async def _drive(posts: list[Post], concurrency: int) -> Run:
     return Run(concurrency, len(posts), wall, lat, statuses, acked, answers)
 
 
-def drive(posts: list[Post], concurrency: int) -> Run:
-    return asyncio.run(_drive(posts, concurrency))
+def drive(posts: list[Post], concurrency: int, pid: int | None = None) -> Run:
+    """The run; with ``pid``, the CPU that process (the server) spent during it."""
+    before = cpu_seconds(pid) if pid else 0.0
+    run = asyncio.run(_drive(posts, concurrency))
+    if pid:
+        run.server_cpu_s = cpu_seconds(pid) - before
+    return run
 
 
 def make_posts(target: Target, n: int, customers: int, tag: str) -> list[Post]:
@@ -474,21 +486,37 @@ def serve_instrumented(port: int, cprofile_out: str) -> None:
         return adapters[provider]
 
     wh.adapter_for = adapter_for
-    wh._instance = timed("1 instance lookup (on the event loop)", wh._instance)
+    wh._number = timed("1 instance lookup (in a thread)", wh._number)
     wh.read_body = timed_async("2 read body", wh.read_body)
-    wh.run_in_threadpool = timed_async("5 run_in_threadpool (wait + handle)", wh.run_in_threadpool)
+    real_executor = wh._executor
+
+    class TimedExecutor:
+        """The route's executor, its submit-to-result time measured (wait + handle)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def submit(self, fn: Callable[..., Any], *a: Any) -> Any:
+            t = time.perf_counter()
+            fut = self.inner.submit(fn, *a)
+            fut.add_done_callback(lambda _f: add("5 executor (wait + accept)",
+                                                 time.perf_counter() - t, 0.0))
+            return fut
+
+    wh._executor = lambda sessions: TimedExecutor(real_executor(sessions))  # type: ignore[assignment,return-value]
     handle = timed("6 inbound.handle (in a thread)", inbound.handle)
-    wh.after_inbound = timed("8 after_inbound (on the event loop)", wh.after_inbound)
+    wh.after_inbound = timed("8 after_inbound (in a thread)", wh.after_inbound)
     inbound.store_inbound = timed("6b store_inbound", inbound.store_inbound)
+    contacts.known = timed("6a contacts.known (Core)", contacts.known)
     contacts.resolve = timed("6c contacts.resolve", contacts.resolve)
     contacts.conversation_for = timed("6d contacts.conversation_for", contacts.conversation_for)
-    journey.record = timed("6e journey.record", journey.record)
+    journey.append = timed("6e journey.append (Core)", journey.append)
     inbound._file = timed("6f inbound._file", inbound._file)
     queue.Task.schedule = timed("8b huey enqueue (Task.schedule)",  # type: ignore[method-assign]
                                 queue.Task.schedule)
     QueuePool._do_get = timed("9b pool checkout (any thread)",  # type: ignore[method-assign]
                               QueuePool._do_get)
-    SessionTransaction.commit = timed("9 COMMIT incl. flush (any thread)",  # type: ignore[method-assign]
+    SessionTransaction.commit = timed("9 ORM COMMIT incl. flush (new customers)",  # type: ignore[method-assign]
                                       SessionTransaction.commit)
     inbound.handle = profiled(handle) if cprofile_out else handle
 
@@ -638,8 +666,8 @@ def main() -> None:
                         for r in range(args.rounds):
                             posts = make_posts(target, chunk, args.customers, f"c{c}r{r}")
                             quiet(a.srv.proc.pid)
-                            theirs.append(drive(bare_posts(bare_url, posts), c))
-                            mine.append(drive(posts, c))
+                            theirs.append(drive(bare_posts(bare_url, posts), c, b.proc.pid))
+                            mine.append(drive(posts, c, a.srv.proc.pid))
                         run, base = merge(mine), merge(theirs)
                         acked += run.acked
                         ours[provider][c], bare[provider][c] = run, base
@@ -647,7 +675,9 @@ def main() -> None:
                             f"  {c} in flight: {run.acks_per_s:.0f} vs {base.acks_per_s:.0f} "
                             f"acks/s, p50 {run.pct(0.5) * 1000:.0f} vs "
                             f"{base.pct(0.5) * 1000:.0f} ms, p99 {run.pct(0.99) * 1000:.0f} vs "
-                            f"{base.pct(0.99) * 1000:.0f} ms, statuses {run.statuses} "
+                            f"{base.pct(0.99) * 1000:.0f} ms, server CPU "
+                            f"{run.cpu_ms_per_webhook:.2f} vs {base.cpu_ms_per_webhook:.2f} "
+                            f"ms/webhook, statuses {run.statuses} "
                             f"(load {load()})")
                         wrong = sum(run.answers[m].get("stored") != 1 for m in run.acked)
                         if wrong:
@@ -660,7 +690,7 @@ def main() -> None:
     table = Table(title=f"Webhook intake, {args.db}, {args.requests} webhooks per level, "
                   f"{os.cpu_count()} cores, load before {result['machine']['load_before']}")
     for col in ("provider", "in flight", "acks/s", "bare acks/s", "ratio", "p50 ms",
-                "bare p50", "p99 ms", "bare p99", "stored once"):
+                "bare p50", "p99 ms", "bare p99", "CPU ms", "bare CPU", "stored once"):
         table.add_column(col, justify="left" if col == "provider" else "right")
     for provider, levels in ours.items():
         ck = checks[provider]
@@ -672,6 +702,7 @@ def main() -> None:
                           f"[{'green' if ratio >= args.target else 'red'}]{ratio:.2f}x[/]",
                           f"{run.pct(0.5) * 1000:.0f}", f"{base.pct(0.5) * 1000:.0f}",
                           f"{run.pct(0.99) * 1000:.0f}", f"{base.pct(0.99) * 1000:.0f}",
+                          f"{run.cpu_ms_per_webhook:.2f}", f"{base.cpu_ms_per_webhook:.2f}",
                           f"{ck['stored_once']}/{ck['acked']}" + ("" if ok else " [red]![/]"))
             result["runs"].setdefault(provider, {})[str(c)] = {
                 "ours": run.figures(), "bare": base.figures(),

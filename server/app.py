@@ -6,11 +6,14 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from server import runtime, secretbox
 from server.csrf import CSRF
@@ -19,14 +22,17 @@ from server.routes import (
     api,
     auth,
     contact_data,
+    contacts,
     conversations,
     flows,
     gateway,
     health,
+    inbox_api,
     instances,
     kb,
     model_versions,
     openai_compat,
+    pages,
     people,
     reports,
     simulator,
@@ -37,6 +43,9 @@ from server.services import auth as auth_service
 from server.services import instances as instance_service
 from server.settings import Settings, get_settings
 from server.tasks import requeue, watch_gateways
+from server.web import errors as web_errors
+
+STATIC = Path(__file__).parent / "static"
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instances.router)
     app.include_router(flows.router)
     app.include_router(conversations.router)
+    app.include_router(inbox_api.router)
     app.include_router(contact_data.router)
+    app.include_router(contacts.router)
     app.include_router(people.router)
     app.include_router(gateway.router)
     app.include_router(reports.router)
@@ -128,11 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(model_versions.router)
     if settings.simulator_enabled:
         app.include_router(simulator.router)
-    home = "/simulator" if settings.simulator_enabled else "/docs"
-
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        """Where a login lands until the web app's pages come: the simulator, or the API."""
-        return RedirectResponse(home)
-
+    app.include_router(pages.router)
+    app.add_exception_handler(HTTPException, web_errors.http_error)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

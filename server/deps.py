@@ -195,3 +195,9 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HTTPException(413, f"body over {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+# A page's caller: no session redirects to /login; a lower level gets the 403 page. Name it
+# before any scoped id (ConversationId...) so a browser with no session is redirected first.
+PageAgent = Annotated[Principal, Depends(require_page("agent"))]
+PageManager = Annotated[Principal, Depends(require_page("manager"))]
+PageAdmin = Annotated[Principal, Depends(require_page("admin"))]

@@ -254,3 +254,8 @@ def browser():  # type: ignore[no-untyped-def]
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         yield b
         b.close()
+
+
+# The web app in a browser (tests/web.py), shared by the page tests: imported last, since it
+# builds on the fixtures above.
+from tests.web import web  # noqa: E402, F401

@@ -221,7 +221,7 @@ def test_the_login_page_has_the_token_says_what_went_wrong_and_goes_back(
                                                "csrftoken": token, "next": elsewhere},
                           follow_redirects=False)
         assert out.headers["location"] == "/"
-    assert client.get("/", follow_redirects=False).headers["location"] == "/simulator"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/inbox"
 
 
 def test_a_page_sends_a_browser_without_a_session_to_the_login(

@@ -34,7 +34,6 @@ LEVELS = ["agent", "manager", "admin"]
 # "public": anyone, the answer the same whoever asks. "own": its own credentials (a gateway's
 # signature, the simulator's key, a /v1 token): the answer the same whoever asks, level or not.
 ACCESS: dict[tuple[str, str], str] = {
-    ("GET", "/"): "public",
     ("GET", "/openapi.json"): "public",
     ("GET", "/docs"): "public",
     ("GET", "/docs/oauth2-redirect"): "public",
@@ -65,11 +64,31 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/conversations/{conversation_id}/session"): "agent",
     ("POST", "/api/conversations/{conversation_id}/messages"): "agent",
     ("POST", "/api/conversations/{conversation_id}/template"): "agent",
+    # The inbox's API: the list, reading, notes, take-over, files, canned responses, presence.
+    ("GET", "/api/conversations"): "agent",
+    ("POST", "/api/conversations/{conversation_id}/read"): "agent",
+    ("GET", "/api/conversations/{conversation_id}/notes"): "agent",
+    ("POST", "/api/conversations/{conversation_id}/notes"): "agent",
+    ("POST", "/api/conversations/{conversation_id}/take-over"): "agent",
+    ("POST", "/api/conversations/{conversation_id}/give-back"): "agent",
+    ("GET", "/api/messages/{message_id}/media"): "agent",
+    ("GET", "/api/canned-responses"): "agent",
+    ("POST", "/api/canned-responses"): "manager",
+    ("PATCH", "/api/canned-responses/{canned_id}"): "manager",
+    ("DELETE", "/api/canned-responses/{canned_id}"): "manager",
+    ("PUT", "/api/presence"): "agent",
     ("GET", "/api/contacts/{contact_id}/tags"): "agent",
     ("PUT", "/api/contacts/{contact_id}/tags"): "agent",
     ("DELETE", "/api/contacts/{contact_id}/tags/{name}"): "agent",
     ("GET", "/api/contacts/{contact_id}/fields"): "agent",
     ("PATCH", "/api/contacts/{contact_id}/fields"): "agent",
+    ("GET", "/api/contacts"): "agent",
+    ("GET", "/api/contacts/{contact_id}"): "agent",
+    ("PATCH", "/api/contacts/{contact_id}"): "agent",
+    ("GET", "/api/contacts/export"): "manager",
+    ("POST", "/api/contacts/import"): "manager",
+    ("GET", "/api/contacts/{contact_id}/duplicates"): "manager",
+    ("POST", "/api/contacts/{contact_id}/merge"): "manager",
     # Flows, reports, and reading tags and fields: managers.
     ("GET", "/api/flows"): "manager",
     ("POST", "/api/flows/import"): "manager",
@@ -119,8 +138,75 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/models/versions/{name}/promote"): "admin",
     ("POST", "/api/models/rollback"): "admin",
 }
+# The web app's pages (a browser with no session is sent to /login). One section per area.
+PAGES: dict[tuple[str, str], str] = {
+    ("GET", "/"): "agent",
+    ("GET", "/lang/{code}"): "public",
+    # inbox pages
+    ("GET", "/inbox"): "agent",
+    ("GET", "/inbox/events"): "agent",
+    ("GET", "/inbox/messages/{message_id}"): "agent",
+    ("GET", "/inbox/{conversation_id}"): "agent",
+    ("POST", "/inbox/presence"): "agent",
+    ("POST", "/inbox/{conversation_id}/send"): "agent",
+    ("POST", "/inbox/{conversation_id}/notes"): "agent",
+    ("POST", "/inbox/{conversation_id}/assign"): "agent",
+    ("POST", "/inbox/{conversation_id}/transfer"): "agent",
+    ("POST", "/inbox/{conversation_id}/close"): "agent",
+    ("POST", "/inbox/{conversation_id}/reopen"): "agent",
+    ("POST", "/inbox/{conversation_id}/take-over"): "agent",
+    ("POST", "/inbox/{conversation_id}/give-back"): "agent",
+    ("GET", "/inbox/canned"): "agent",
+    ("GET", "/inbox/canned/suggest"): "agent",
+    ("POST", "/inbox/canned"): "manager",
+    ("POST", "/inbox/canned/{canned_id}"): "manager",
+    ("POST", "/inbox/canned/{canned_id}/delete"): "manager",
+    # contacts pages
+    ("GET", "/contacts"): "agent",
+    ("GET", "/contacts/import"): "manager",
+    ("POST", "/contacts/import"): "manager",
+    ("GET", "/contacts/{contact_id}"): "agent",
+    ("POST", "/contacts/{contact_id}"): "agent",
+    ("POST", "/contacts/{contact_id}/tags"): "agent",
+    ("POST", "/contacts/{contact_id}/merge"): "manager",
+    # admin pages
+    ("GET", "/admin/tags"): "manager",
+    ("POST", "/admin/tags"): "admin",
+    ("GET", "/admin/tags/{tag_id}"): "admin",
+    ("POST", "/admin/tags/{tag_id}"): "admin",
+    ("POST", "/admin/tags/{tag_id}/delete"): "admin",
+    ("GET", "/admin/fields"): "manager",
+    ("POST", "/admin/fields"): "admin",
+    ("GET", "/admin/fields/{key}"): "admin",
+    ("POST", "/admin/fields/{key}"): "admin",
+    ("POST", "/admin/fields/{key}/delete"): "admin",
+    ("GET", "/admin/teams"): "admin",
+    ("GET", "/admin/teams/new"): "admin",
+    ("POST", "/admin/teams"): "admin",
+    ("GET", "/admin/teams/{team_id}"): "admin",
+    ("POST", "/admin/teams/{team_id}"): "admin",
+    ("POST", "/admin/teams/{team_id}/members"): "admin",
+    ("POST", "/admin/teams/{team_id}/members/{user_id}/remove"): "admin",
+    ("GET", "/admin/users"): "admin",
+    ("GET", "/admin/users/new"): "admin",
+    ("POST", "/admin/users"): "admin",
+    ("GET", "/admin/users/{user_id}"): "admin",
+    ("POST", "/admin/users/{user_id}"): "admin",
+    ("POST", "/admin/users/{user_id}/password"): "admin",
+    ("GET", "/admin/instances"): "admin",
+    ("GET", "/admin/instances/new"): "admin",
+    ("POST", "/admin/instances"): "admin",
+    ("GET", "/admin/instances/{name}"): "admin",
+    ("POST", "/admin/instances/{name}"): "admin",
+    ("GET", "/admin/instances/{name}/qr"): "admin",
+    ("POST", "/admin/instances/{name}/check"): "admin",
+    ("POST", "/admin/instances/{name}/secret"): "admin",
+    ("POST", "/admin/instances/{name}/replay/{outbox_id}"): "admin",
+    ("POST", "/admin/instances/{name}/delete"): "admin",
+}
+ACCESS.update(PAGES)
 # What goes in a path's blanks: ids that exist nowhere, names of nothing.
-BLANKS = {"provider": "simulator", "event": "messages", "passage_id": "0"}
+BLANKS = {"provider": "simulator", "event": "messages", "passage_id": "0", "code": "en"}
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
@@ -202,6 +288,11 @@ def test_each_level_reaches_what_it_may_and_no_more(
         least = ACCESS[(method, path)]
         got = {level: callers[level].call(method, path) for level in callers}
         codes = {level: r.status_code for level, r in got.items()}
+        if by == "token" and (method, path) in PAGES and least in LEVELS:
+            # A page is a browser's: a bearer token is no session, so any level goes to /login.
+            if any(r.status_code != 303 for r in got.values()):
+                wrong.append((method, path, codes))
+            continue
         if least in ("public", "own"):
             if len(set(codes.values())) != 1 or (least == "public" and codes[None] in (401, 403)):
                 wrong.append((method, path, codes))
@@ -227,7 +318,7 @@ def test_a_token_of_the_openai_endpoint_reaches_no_api_route(
         app: FastAPI, sessions: sessionmaker[Session]) -> None:
     bot = {"Authorization": "Bearer " + api_tokens.create(sessions, "bot", "default")}
     client = TestClient(app, raise_server_exceptions=False)
-    for method, path in sorted(routes(app) & ACCESS.keys()):
+    for method, path in sorted(routes(app) & ACCESS.keys() - PAGES.keys()):
         if ACCESS[(method, path)] in LEVELS:
             assert client.request(method, url(path), headers=bot).status_code == 403, path
 

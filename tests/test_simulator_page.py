@@ -9,7 +9,7 @@ from tests.conftest import Server
 
 def test_customer_types_and_sees_the_reply(server: Server, browser, tmp_path) -> None:  # type: ignore[no-untyped-def]
     page = browser.new_page(locale="pt-BR")
-    page.goto(f"{server.url}/")
+    page.goto(f"{server.url}/simulator")
     assert page.title().startswith("Simulador de WhatsApp")
     page.fill("#phone", "5511955550001")
     page.fill("#text", "o boleto vence qndo?")

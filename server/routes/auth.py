@@ -29,13 +29,16 @@ from server.deps import (
     read_body,
     require,
 )
-from server.services import auth
+from server.services import auth, desk
 from server.settings import Settings
+from server.web import i18n
+from server.web.render import N_
 
 router = APIRouter(tags=["access"])
 templates = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
 FORM = "application/x-www-form-urlencoded"
-REFUSED = "E-mail ou senha incorretos."
+REFUSED = N_("E-mail ou senha incorretos.")
+THROTTLED = N_("Muitas tentativas. Tente de novo em {minutes} min.")
 
 
 class LoginIn(BaseModel):
@@ -82,10 +85,14 @@ def _next(target: object) -> str:
 
 
 def _page(request: Request, status: int = 200, error: str = "", email: str = "",
-          back: str = "/", headers: dict[str, str] | None = None) -> HTMLResponse:
+          back: str = "/", headers: dict[str, str] | None = None, **values: int) -> HTMLResponse:
+    language = i18n.chosen(request.cookies.get(i18n.COOKIE))
+    _ = i18n.translator(language)
     return templates.TemplateResponse(
         request, "login.html", {"csrf_token": getattr(request.state, "csrf_token", ""),
-                                "error": error, "email": email, "next": back},
+                                "error": _(error).format(**values) if error else "",
+                                "email": email, "next": back, "_": _,
+                                "lang": language, "languages": i18n.LANGUAGES},
         status_code=status, headers=headers)
 
 
@@ -119,13 +126,13 @@ async def login(request: Request, sessions: SessionsDep, settings: SettingsDep) 
         wait = {"Retry-After": str(exc.retry_after)}
         if page:
             minutes = -(-exc.retry_after // 60)
-            return _page(request, 429, f"Muitas tentativas. Tente de novo em {minutes} min.",
-                         body.email, back, wait)
+            return _page(request, 429, THROTTLED, body.email, back, wait, minutes=minutes)
         raise HTTPException(429, str(exc), headers=wait) from None
     except auth.Refused:
         if page:
             return _page(request, 401, REFUSED, body.email, back)
         raise HTTPException(401, "wrong e-mail or password") from None
+    await run_in_threadpool(desk.logged_in, sessions, made.who)  # takes conversations now
     answer: Response = RedirectResponse(back, 303) if page else JSONResponse(
         await run_in_threadpool(auth.describe, sessions, made.who))
     answer.set_cookie(auth.COOKIE, made.token, max_age=int(settings.session_hours * 3600),
@@ -138,6 +145,7 @@ async def login(request: Request, sessions: SessionsDep, settings: SettingsDep) 
 async def logout(request: Request, sessions: SessionsDep, settings: SettingsDep,
                  cookie: SessionCookie) -> Response:
     if cookie:
+        await run_in_threadpool(desk.logging_out, sessions, cookie)  # no more conversations
         await run_in_threadpool(auth.logout, sessions, cookie)
     form = request.headers.get("content-type", "").startswith(FORM)
     answer = RedirectResponse("/login", 303) if form else Response(status_code=204)

@@ -5,7 +5,7 @@ recovered or could not read, dead letters and their replay (admin), and messages
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -17,6 +17,7 @@ from server import runtime
 from server.deps import (
     ADMIN_ERRORS,
     ConversationId,
+    Principal,
     RowId,
     SessionDep,
     SessionsDep,
@@ -126,8 +127,9 @@ def replay(outbox_id: RowId, sessions: SessionsDep) -> Queued:
 
 @router.post("/conversations/{conversation_id}/messages", status_code=202,
              summary="Send a message as an agent (text, or a file with a caption)",
-             responses=errors(400, 404, 413), dependencies=AGENT)
-async def send_message(conversation_id: ConversationId, sessions: SessionsDep,
+             responses=errors(400, 404, 413))
+async def send_message(who: Annotated[Principal, Depends(require("agent"))],
+                       conversation_id: ConversationId, sessions: SessionsDep,
                        settings: SettingsDep, text: str = Form("", max_length=20_000),
                        file: UploadFile | None = None) -> Queued:
     upload = None
@@ -141,7 +143,7 @@ async def send_message(conversation_id: ConversationId, sessions: SessionsDep,
     try:
         box = await run_in_threadpool(sending.agent_message, sessions, conversation_id,
                                       text=text, file=upload, data_dir=settings.data_dir,
-                                      max_bytes=settings.media_max_bytes)
+                                      max_bytes=settings.media_max_bytes, user_id=who.user_id)
     except LookupError as exc:
         raise HTTPException(404, str(exc)) from None
     except media.Refused as exc:

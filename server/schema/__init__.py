@@ -10,6 +10,7 @@
 - ``llm``: model calls and budgets, API tokens, local model versions and promotions;
 - ``people``: users (agents, managers, admins) and teams;
 - ``flows``: flows as data and the sessions that run them;
+- ``inbox``: agents' notes, canned responses, and how far each agent has read a conversation;
 - ``simulator``: what the built-in WhatsApp simulator's phones show.
 
 A new table goes in its subject's module (a new subject, a new module) and is re-exported
@@ -26,11 +27,13 @@ from server.schema.contacts import (
     Contact,
     ContactField,
     ContactIdentity,
+    ContactMerge,
     ContactTag,
     CustomField,
     Tag,
 )
 from server.schema.flows import ChatSession, StoredFlow
+from server.schema.inbox import CannedResponse, ConversationRead, Note
 from server.schema.instances import Instance
 from server.schema.leases import Lease
 from server.schema.llm import ApiToken, BudgetAlert, LlmUsage, ModelPromotion, ModelVersion
@@ -49,12 +52,15 @@ __all__ = [
     "ApiToken",
     "Base",
     "BudgetAlert",
+    "CannedResponse",
     "ChatSession",
     "Contact",
     "ContactField",
     "ContactIdentity",
+    "ContactMerge",
     "ContactTag",
     "Conversation",
+    "ConversationRead",
     "CustomField",
     "EarlyStatus",
     "Instance",
@@ -65,6 +71,7 @@ __all__ = [
     "MessageEvent",
     "ModelPromotion",
     "ModelVersion",
+    "Note",
     "Outbox",
     "SimulatorMessage",
     "StoredFlow",

@@ -1,15 +1,24 @@
-"""Contacts: the customers, the identities (phone, JID, @lid) they write under, and the data a
-company keeps on them (tags, typed custom fields)."""
+"""Contacts: the customers, the identities (phone, JID, @lid) they write under, the data a
+company keeps on them (tags, typed custom fields), and the record of contacts merged.
+
+The indexes are the contact filter's (``server.services.contact_search``): a tag's contacts,
+a field's contacts (both (x_id, contact_id), covering), a field's values (the first 100
+characters in lower case: a whole value of 1,000 could pass PostgreSQL's ~2.7 kB limit on an
+index row), and the conversations' by instance and by last customer message; those two live
+here, with the filter's other indexes, rather than in ``messaging``."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.schema.base import Base, utcnow
+from server.schema.messaging import Conversation
+
+VALUE_PREFIX = 100  # how much of a field's value (in lower case) its index holds
 
 
 class Contact(Base):
@@ -46,7 +55,7 @@ class Tag(Base):
 class ContactTag(Base):
     __tablename__ = "contact_tags"
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
-    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True, index=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -68,7 +77,30 @@ class ContactField(Base):
 
     __tablename__ = "contact_fields"
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
-    field_id: Mapped[int] = mapped_column(ForeignKey("custom_fields.id"), primary_key=True,
-                                          index=True)
+    field_id: Mapped[int] = mapped_column(ForeignKey("custom_fields.id"), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ContactMerge(Base):
+    """One contact merged into another by a person: what moved and what the kept contact's own
+    data won over (``detail``), so the merged contact's data can always be read back."""
+
+    __tablename__ = "contact_merges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)  # kept
+    merged_id: Mapped[int] = mapped_column()  # the merged contact's id, gone now
+    merged_name: Mapped[str | None] = mapped_column(String(200))
+    merged_phone: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    by_name: Mapped[str] = mapped_column(String(120), default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+Index("ix_contact_tags_tag_contact", ContactTag.tag_id, ContactTag.contact_id)
+Index("ix_contact_fields_field_contact", ContactField.field_id, ContactField.contact_id)
+Index("ix_contact_fields_field_value", ContactField.field_id,
+      func.substr(func.lower(ContactField.value), 1, VALUE_PREFIX))
+Index("ix_conversations_instance_contact", Conversation.instance_id, Conversation.contact_id)
+Index("ix_conversations_last_inbound", Conversation.last_inbound_at, Conversation.contact_id)

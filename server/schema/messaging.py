@@ -32,6 +32,8 @@ class Conversation(Base):
     agent_replied_at: Mapped[datetime | None] = mapped_column()  # first agent reply since
     closed_notice_at: Mapped[datetime | None] = mapped_column()  # "we are closed", last told
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Any change to the row (the inbox's live updates look for it); none before 0011.
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Message(Base):
@@ -48,6 +50,7 @@ class Message(Base):
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     author: Mapped[str] = mapped_column(String(16))  # customer | assistant | agent | flow | system
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the agent who wrote it
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text, default="")
     type: Mapped[str] = mapped_column(String(16), default="text")  # gateway_bridge MESSAGE_TYPES

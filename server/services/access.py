@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, exists, or_, select, true
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import Session
 
-from server.schema import ApiToken, Conversation, Message, TeamMember, User
+from server.schema import ApiToken, Contact, Conversation, Message, TeamMember, User
 
 LEVELS = ("agent", "manager", "admin")  # least first
 
@@ -37,6 +37,7 @@ class Principal:
     user_id: int | None = None
     token: str | None = None
     teams: frozenset[int] = field(default_factory=frozenset)
+    name: str = ""  # shown in the pages' header
 
     @property
     def is_token(self) -> bool:
@@ -48,11 +49,11 @@ class Principal:
 
 def of_user(s: Session, user: User) -> Principal:
     teams = s.scalars(select(TeamMember.team_id).where(TeamMember.user_id == user.id))
-    return Principal(level=user.level, user_id=user.id, teams=frozenset(teams))
+    return Principal(level=user.level, user_id=user.id, teams=frozenset(teams), name=user.name)
 
 
 def of_token(token: ApiToken) -> Principal:
-    return Principal(level=token.level, token=token.name)
+    return Principal(level=token.level, token=token.name, name=token.name)
 
 
 def visible(who: Principal) -> ColumnElement[bool]:
@@ -86,5 +87,16 @@ def sees_message(s: Session, who: Principal, message_id: int) -> bool:
 def sees_contact(s: Session, who: Principal, contact_id: int) -> bool:
     if who.at_least("admin"):
         return True
-    return bool(s.scalar(select(exists().where(Conversation.contact_id == contact_id,
-                                               visible(who)))))
+    found = s.scalar(select(Contact.id).where(Contact.id == contact_id, sees_contacts(who)))
+    return found is not None
+
+
+def sees_contacts(who: Principal, *narrower: ColumnElement[bool]) -> ColumnElement[bool]:
+    """The contacts ``who`` may see, as a condition on ``Contact``: those with a conversation
+    they may see, and those with none yet (imported, or added by hand). A contact who never
+    wrote belongs to no team, like the common queue: every agent may find and greet them."""
+    if who.at_least("admin"):
+        return and_(true(), *narrower)
+    theirs = exists().where(Conversation.contact_id == Contact.id, visible(who))
+    anyone = exists().where(Conversation.contact_id == Contact.id)
+    return and_(or_(theirs, not_(anyone)), *narrower)

@@ -98,15 +98,31 @@ def alert(inst: Instance) -> str | None:
     """What a person must do about this number, in words; None when it works."""
     since = f" since {inst.connection_since:%Y-%m-%d %H:%M} UTC" if inst.connection_since else ""
     why = f" ({inst.connection_detail})" if inst.connection_detail else ""
-    if inst.connection_state == "disconnected":
+    kind = trouble(inst)
+    if kind == "disconnected":
         return (f"not connected to WhatsApp{since}{why}: replies wait in the outbox until it "
                 "is; check the gateway" + (", or pair it again with its QR code"
-                                            if inst.provider in ("evolution", "waha") else ""))
-    if inst.connection_state == "pairing":
+                                            if pairs(inst) else ""))
+    if kind == "pairing":
         return f"waiting to be paired{since}: scan its QR code (GET /api/instances/{inst.name}/qr)"
-    if inst.sent_today >= inst.daily_cap and inst.sent_day == today():
+    if kind == "capped":
         return f"reached its daily cap of {inst.daily_cap} sends: the rest wait until tomorrow"
     return None
+
+
+def trouble(inst: Instance) -> str | None:
+    """What ``alert`` is about, as a word a page words in its own language: disconnected,
+    pairing or capped (the daily cap reached); None when the number works."""
+    if inst.connection_state in ("disconnected", "pairing"):
+        return inst.connection_state
+    if inst.sent_today >= inst.daily_cap and inst.sent_day == today():
+        return "capped"
+    return None
+
+
+def pairs(inst: Instance) -> bool:
+    """Whether the number is linked by scanning a QR code (Evolution, WAHA)."""
+    return inst.provider in ("evolution", "waha")
 
 
 def today() -> str:

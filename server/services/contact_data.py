@@ -30,6 +30,7 @@ TYPES = ("text", "number", "date", "choice")
 KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # as flows name them: fields.<key>
 MAX_VALUE = 1000
 MAX_CHOICES = 100
+COLOR = re.compile(r"^#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})$")
 _WHY = {"number": "is not a number: write it as 1234,56, 1.234,56 or 1234.56",
         "date": "is not a date: write dd/mm/aaaa (25/12/2024), a day the calendar has",
         "text": "is empty"}
@@ -44,7 +45,16 @@ class FieldError(ValueError):
         self.problems = problems
 
 
-class Conflict(ValueError):
+class Invalid(ValueError):
+    """A value refused, naming the form field it came in (``field``), so a page can show why
+    beside that field; to the API it is the ValueError it always was, in the same words."""
+
+    def __init__(self, why: str, field: str | None = None) -> None:
+        super().__init__(why)
+        self.field = field
+
+
+class Conflict(Invalid):
     """Refused by what is stored: a name taken, a type change while contacts hold values."""
 
 
@@ -100,10 +110,19 @@ def tag_name(name: str) -> str:
     """A tag's name as kept: spaces collapsed; a ValueError when it cannot be one."""
     name = " ".join(name.split())
     if not normalize(name):
-        raise ValueError(f"tag name {name!r} needs a letter or a digit")
+        raise Invalid(f"tag name {name!r} needs a letter or a digit", "name")
     if len(name) > 64:
-        raise ValueError("a tag name has at most 64 characters")
+        raise Invalid("a tag name has at most 64 characters", "name")
     return name
+
+
+def tag_color(color: str | None) -> str | None:
+    """A tag's color as kept (#rgb or #rrggbb), None for none; Invalid else."""
+    if color is None or not color.strip():
+        return None
+    if not COLOR.match(color.strip()):
+        raise Invalid(f"color {color!r}: write it as #rgb or #rrggbb", "color")
+    return color.strip()
 
 
 def list_tags(s: Session) -> list[tuple[Tag, int]]:
@@ -118,9 +137,9 @@ def list_tags(s: Session) -> list[tuple[Tag, int]]:
 def create_tag(s: Session, name: str, color: str | None = None) -> Tag:
     name = tag_name(name)
     _free(s, name, None)
-    tag = Tag(name=name, color=color)
+    tag = Tag(name=name, color=tag_color(color))
     s.add(tag)
-    flush_or_conflict(s, f"a tag {name!r} exists")
+    flush_or_conflict(s, f"a tag {name!r} exists", "name")
     return tag
 
 
@@ -132,8 +151,8 @@ def update_tag(s: Session, tag_id: int, changes: dict[str, Any]) -> Tag:
         _free(s, name, tag.id)
         tag.name = name
     if "color" in changes:
-        tag.color = changes["color"]
-    flush_or_conflict(s, f"a tag {tag.name!r} exists")
+        tag.color = tag_color(changes["color"])
+    flush_or_conflict(s, f"a tag {tag.name!r} exists", "name")
     return tag
 
 
@@ -159,7 +178,8 @@ def _free(s: Session, name: str, own: int | None) -> None:
     found = _tag_id(s, name)
     if found is not None and found != own:
         taken = s.scalars(select(Tag.name).where(Tag.id == found)).one()
-        raise Conflict(f"a tag {taken!r} exists (names compare without case or accents)")
+        raise Conflict(f"a tag {taken!r} exists (names compare without case or accents)",
+                       "name")
 
 
 def field_keys(s: Session) -> set[str]:
@@ -232,10 +252,10 @@ def set_fields(s: Session, contact_id: int, values: dict[str, str]) -> dict[str,
 def create_field(s: Session, key: str, label: str, type: str,
                  choices: list[str] | None = None) -> CustomField:
     if not KEY.match(key):
-        raise ValueError(f"field key {key!r}: letters, digits, _ and -, up to 64")
+        raise Invalid(f"field key {key!r}: letters, digits, _ and -, up to 64", "key")
     field = CustomField(key=key, label=_label(label), type=type, choices=_choices(type, choices))
     s.add(field)
-    flush_or_conflict(s, f"a field {key!r} exists")
+    flush_or_conflict(s, f"a field {key!r} exists", "key")
     return field
 
 
@@ -250,12 +270,12 @@ def update_field(s: Session, key: str, changes: dict[str, Any]) -> CustomField:
                           .distinct()))
     if kind != field.type and held:
         raise Conflict(f"field {key!r} has values on contacts, so its type stays {field.type}: "
-                       "clear them first, or make a new field")
+                       "clear them first, or make a new field", "type")
     spelled = {normalize(c): c for c in new or []}
     for value in held if kind == "choice" else []:
         if normalize(value) not in spelled:
             raise Conflict(f"contacts hold {value!r}, which the new choices lack: clear it "
-                           "from them first")
+                           "from them first", "choices")
         if spelled[normalize(value)] != value:
             s.execute(update(ContactField).where(ContactField.field_id == field.id,
                                                  ContactField.value == value)
@@ -301,7 +321,7 @@ def _store(s: Session, contact_id: int, field_id: int, value: str) -> None:
 def _label(label: str) -> str:
     label = " ".join(label.split())
     if not label or len(label) > 120:
-        raise ValueError("a field's label has 1 to 120 characters")
+        raise Invalid("a field's label has 1 to 120 characters", "label")
     return label
 
 
@@ -309,22 +329,22 @@ def _choices(kind: str, choices: list[Any] | None) -> list[str] | None:
     """A field's type checked, and its choices: some for a choice field, each a distinct text
     once normalized; none for the other types."""
     if kind not in TYPES:
-        raise ValueError(f"field type {kind!r} is not one of {', '.join(TYPES)}")
+        raise Invalid(f"field type {kind!r} is not one of {', '.join(TYPES)}", "type")
     if kind != "choice":
         if choices:
-            raise ValueError("choices are for fields of type choice")
+            raise Invalid("choices are for fields of type choice", "choices")
         return None
     if not choices or len(choices) > MAX_CHOICES:
-        raise ValueError(f"a field of type choice needs its choices, 1 to {MAX_CHOICES}")
+        raise Invalid(f"a field of type choice needs its choices, 1 to {MAX_CHOICES}", "choices")
     seen: dict[str, str] = {}
     for choice in choices:
         text = " ".join(choice.split()) if isinstance(choice, str) else ""
         if not normalize(text) or len(text) > 120:
-            raise ValueError(f"choice {choice!r}: a text of 1 to 120 characters with a letter "
-                             "or a digit")
+            raise Invalid(f"choice {choice!r}: a text of 1 to 120 characters with a letter "
+                          "or a digit", "choices")
         if normalize(text) in seen:
-            raise ValueError(f"choices {seen[normalize(text)]!r} and {text!r} are one choice "
-                             "(compared without case or accents)")
+            raise Invalid(f"choices {seen[normalize(text)]!r} and {text!r} are one choice "
+                          "(compared without case or accents)", "choices")
         seen[normalize(text)] = text
     return list(seen.values())
 
@@ -336,10 +356,10 @@ def _tag(s: Session, tag_id: int) -> Tag:
     return tag
 
 
-def flush_or_conflict(s: Session, taken: str) -> None:
-    """Flush; a unique key broken (by a concurrent writer) is a Conflict. The transaction is
-    then spoiled: the caller's ``begin()`` rolls it back."""
+def flush_or_conflict(s: Session, taken: str, field: str | None = None) -> None:
+    """Flush; a unique key broken (by a concurrent writer) is a Conflict on ``field``. The
+    transaction is then spoiled: the caller's ``begin()`` rolls it back."""
     try:
         s.flush()
     except IntegrityError:
-        raise Conflict(taken) from None
+        raise Conflict(taken, field) from None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from datetime import datetime
+from functools import cache
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -80,24 +84,57 @@ def _merge(session: Session, other: int, into: int) -> None:
         session.delete(gone)
 
 
-def known_conversation(s: Session, *, phone: str | None, lid: str | None, instance_id: int,
-                       address: str) -> int | None:
+class Known(NamedTuple):
+    """What intake reads of a customer's conversation on a number (``known``)."""
+
+    contact_id: int
+    id: int
+    address: str
+    mode: str
+    status: str
+    agent_replied_at: datetime | None
+    last_inbound_at: datetime | None
+
+
+_CONV = Conversation.__table__.c
+_IDENT = ContactIdentity.__table__.c
+_KNOWN_COLUMNS = (_IDENT.contact_id, _CONV.id, _CONV.address, _CONV.mode, _CONV.status,
+                  _CONV.agent_replied_at, _CONV.last_inbound_at)
+
+
+@cache
+def _known_query(n: int) -> Select[Any]:
+    """``known``'s statement for ``n`` identities, built once: a statement made per call costs
+    its cache key (a walk of the whole expression) every time."""
+    return (select(*_KNOWN_COLUMNS).select_from(ContactIdentity.__table__.outerjoin(
+        Conversation.__table__, and_(_CONV.contact_id == _IDENT.contact_id,
+                                     _CONV.instance_id == bindparam("instance_id"))))
+        .where(or_(*(and_(_IDENT.kind == bindparam(f"kind{i}"),
+                          _IDENT.value == bindparam(f"value{i}")) for i in range(n)))))
+
+
+def known(c: Connection, *, phone: str | None, lid: str | None, instance_id: int,
+          address: str) -> Known | None:
     """The conversation on this number of the one contact that already owns every one of
-    these identities, in the caller's transaction; None when anything is new (then ``resolve``
-    and ``conversation_for`` do the work, concurrent-safe)."""
+    these identities, read in one Core statement on the caller's connection: this is every
+    webhook's path, and the ORM's session and identity map cost more CPU than the query. None
+    when anything is new (then ``resolve`` and ``conversation_for`` do the work,
+    concurrent-safe)."""
     identities = _identities(phone, lid, address)
-    owners = {s.scalar(select(ContactIdentity.contact_id).where(
-        ContactIdentity.kind == kind, ContactIdentity.value == value))
-        for kind, value in identities}
-    if len(owners) != 1 or None in owners:
+    params: dict[str, Any] = {"instance_id": instance_id}
+    for i, (kind, value) in enumerate(identities):
+        params[f"kind{i}"], params[f"value{i}"] = kind, value
+    rows = c.execute(_known_query(len(identities)), params).all()
+    # Each identity is unique, so one row per identity found: all of them, one contact.
+    if len(rows) != len(identities) or len({r.contact_id for r in rows}) != 1:
         return None
-    conv = s.scalar(select(Conversation).where(Conversation.contact_id == owners.pop(),
-                                               Conversation.instance_id == instance_id))
-    if conv is None:
-        return None
-    if conv.address != address:
-        conv.address = address
-    return conv.id
+    return Known(*rows[0]) if rows[0].id is not None else None
+
+
+def conversation(c: Connection, conv_id: int) -> Known:
+    """A conversation's row as ``known`` reads it, by id (after ``conversation_for``)."""
+    return Known(*c.execute(select(_CONV.contact_id, *_KNOWN_COLUMNS[1:])
+                            .where(_CONV.id == conv_id)).one())
 
 
 def resolve(sessions: sessionmaker[Session], *, phone: str | None, lid: str | None,

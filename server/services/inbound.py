@@ -14,18 +14,23 @@ Every adapter's events come here, so the rules hold for every gateway alike:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Connection, Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import ConnectionUpdate, Event, Ignored, InboundMessage, StatusUpdate
 from gateway_bridge.events import MEDIA_TYPES, SendError
 from gateway_bridge.http import inline
-from server.schema import Conversation, Instance, Message, Outbox, UnsupportedPayload
+from server.db import engine_of
+from server.schema import Conversation, Message, Outbox, UnsupportedPayload
 from server.services import connection, contacts, journey, media, sending, statuses
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,16 @@ class Rules:
     answer_while_queued: bool = True  # see Settings.answer_while_queued
 
 
+class Receiving(Protocol):
+    """The number a webhook came to: an ``Instance``, or ``instances.Number`` (the columns a
+    webhook reads)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def ai_enabled(self) -> bool: ...
+
+
 @dataclass
 class Outcome:
     """What a webhook changed; ``turns`` are the conversations that now need a turn,
@@ -56,9 +71,11 @@ class Outcome:
     fetch: list[int] = field(default_factory=list)
 
 
-def handle(sessions: sessionmaker[Session], instance: Instance, events: list[Event],
-           rules: Rules, *, body: bytes = b"", via: str | None = None) -> Outcome:
-    """Apply a webhook's events; safe to call again with the same webhook."""
+def handle(sessions: sessionmaker[Session], instance: Receiving, events: list[Event],
+           rules: Rules, *, body: bytes = b"", via: str | None = None,
+           conn: Connection | None = None) -> Outcome:
+    """Apply a webhook's events; safe to call again with the same webhook. Messages are
+    stored on ``conn`` when given (not in a transaction), else on a connection of their own."""
     out = Outcome()
     for ev in events:
         if isinstance(ev, StatusUpdate):
@@ -78,7 +95,7 @@ def handle(sessions: sessionmaker[Session], instance: Instance, events: list[Eve
                 out.duplicates += 1
         else:
             conv_id, needs_turn = store_inbound(sessions, instance, ev, rules, via=via,
-                                                fetch=out.fetch)
+                                                fetch=out.fetch, conn=conn)
             if needs_turn is None:
                 out.duplicates += 1
                 continue
@@ -96,57 +113,96 @@ def keep_unknown(sessions: sessionmaker[Session], instance_id: int, reason: str,
     log.warning("unsupported webhook payload kept for instance %d: %s", instance_id, reason)
 
 
-def store_inbound(sessions: sessionmaker[Session], instance: Instance, ev: InboundMessage,
-                  rules: Rules, *, via: str | None = None, fetch: list[int] | None = None
-                  ) -> tuple[int, bool | None]:
+def store_inbound(sessions: sessionmaker[Session], instance: Receiving, ev: InboundMessage,
+                  rules: Rules, *, via: str | None = None, fetch: list[int] | None = None,
+                  conn: Connection | None = None) -> tuple[int, bool | None]:
     """Store a customer message once. Returns (conversation, needs a turn), None for the
     second if it is a duplicate; a message whose file is to be downloaded joins ``fetch``.
 
-    A customer already known on this number (the common case) costs one transaction: the
-    conversation is found and the message written together. A new one is resolved first."""
-    stale = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
-    silent = ev.type in SILENT or not (ev.text.strip() or ev.type in MEDIA_TYPES)
+    A customer already known on this number (the common case) costs one transaction of Core
+    statements on ``conn`` if given (a webhook's, not in a transaction), else
+    on a connection of its own. A new customer is resolved first (``contacts.resolve``,
+    concurrent-safe), then the message is stored the same way."""
     file, reason = _file(ev, rules)
-    status = "stale" if stale else "ignored" if silent else "pending"
-    conv_id = None
-    try:
-        with sessions.begin() as s:
-            conv_id = contacts.known_conversation(s, phone=ev.phone, lid=ev.lid,
-                                                  instance_id=instance.id, address=ev.sender)
-            if conv_id is not None:
-                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via, rules)
-        if conv_id is None:
+    with _connection(sessions, conn) as c:
+        done = _store(c, instance, ev, rules, via, fetch, file, reason)
+        if done is None:
             contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid,
                                           name=ev.sender_name, address=ev.sender)
             conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
-            with sessions.begin() as s:
-                msg_id, status = _insert(s, instance, conv_id, ev, status, file, reason, via, rules)
+            done = _store(c, instance, ev, rules, via, fetch, file, reason, conv_id)
+    assert done is not None  # a conversation by id is always found
+    return done
+
+
+@contextmanager
+def _connection(sessions: sessionmaker[Session], conn: Connection | None
+                ) -> Iterator[Connection]:
+    """The caller's connection (a webhook's: a pool check-out and its reset fewer per
+    message), or one of the engine's for the while."""
+    if conn is not None:
+        yield conn
+    else:
+        with engine_of(sessions).connect() as c:
+            yield c
+
+
+def _store(c: Connection, instance: Receiving, ev: InboundMessage, rules: Rules,
+           via: str | None, fetch: list[int] | None, file: dict[str, object] | None,
+           reason: str | None, conv_id: int | None = None) -> tuple[int, bool | None] | None:
+    """The message in one transaction: into ``conv_id``'s conversation, or else the known
+    customer's (None, nothing written, if there is none). A second copy is refused by the
+    unique key (instance, provider id) and gets a ``duplicate`` step instead."""
+    stale = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
+    silent = ev.type in SILENT or not (ev.text.strip() or ev.type in MEDIA_TYPES)
+    status = "stale" if stale else "ignored" if silent else "pending"
+    try:
+        with c.begin():
+            conv = (contacts.conversation(c, conv_id) if conv_id is not None else
+                    contacts.known(c, phone=ev.phone, lid=ev.lid, instance_id=instance.id,
+                                   address=ev.sender))
+            if conv is None:
+                return None
+            msg_id, status = _insert(c, instance, conv, ev, status, file, reason, via, rules)
     except IntegrityError:
-        with sessions.begin() as s:
-            existing = s.execute(select(Message.id, Message.conversation_id).where(
+        with c.begin():
+            existing = c.execute(select(Message.id, Message.conversation_id).where(
                 Message.instance_id == instance.id,
                 Message.provider_message_id == ev.provider_message_id)).first()
             if existing is None:  # not a duplicate: the gateway must deliver it again
                 raise
-            journey.record(s, existing.id, "duplicate", detail="delivered again",
-                           **({"found_by": via} if via else {}))
+            journey.append(c, existing.id, [("duplicate", {"detail": "delivered again",
+                                                           **_found(via)})])
         return existing.conversation_id, None
     if file is not None and file["state"] == "waiting" and fetch is not None:
         fetch.append(msg_id)
     # A photo without a caption waits for a human too, but its file is still fetched; a voice
     # note has its turn, which transcribes it (server.engine.voice).
-    return conv_id, status == "pending" and (bool(ev.text.strip()) or ev.type in VOICE)
+    return conv.id, status == "pending" and (bool(ev.text.strip()) or ev.type in VOICE)
 
 
-def _insert(s: Session, instance: Instance, conv_id: int, ev: InboundMessage, status: str,
-            file: dict[str, object] | None, reason: str | None, via: str | None,
+_MESSAGES = insert(Message).returning(Message.id)
+
+
+@cache
+def _touch(columns: frozenset[str]) -> Update:
+    """The conversation's UPDATE of these columns, built once (its cache key is kept)."""
+    return (update(Conversation).where(Conversation.id == bindparam("conv"))
+            .values({k: bindparam(k) for k in columns}))
+
+
+def _found(via: str | None) -> dict[str, Any]:
+    return {"found_by": via} if via else {}
+
+
+def _insert(c: Connection, instance: Receiving, conv: contacts.Known, ev: InboundMessage,
+            status: str, file: dict[str, object] | None, reason: str | None, via: str | None,
             rules: Rules) -> tuple[int, str]:
-    """The message, its first journey steps, and its conversation's last customer message;
-    returns the message's id and status.
+    """The message, its first journey steps, and its conversation's address and last customer
+    message (``conv``: a row of ``contacts.known``); returns the message's id and status.
 
     A message no bot will answer (a person has the conversation, or the assistant is off on
     the number) goes to the humans here, as its turn would have sent it, without one."""
-    conv = s.get_one(Conversation, conv_id)
     # While a team's queue holds it and no agent has answered, the assistant may still answer.
     waiting = (conv.status == "queued" and conv.agent_replied_at is None
                and rules.answer_while_queued and instance.ai_enabled)
@@ -154,32 +210,37 @@ def _insert(s: Session, instance: Instance, conv_id: int, ev: InboundMessage, st
                                           (conv.mode == "ai" and not instance.ai_enabled))
     if for_humans:
         status = "handed_off"
-    msg = Message(instance_id=instance.id, conversation_id=conv_id, direction="in",
-                  author="customer", provider_message_id=ev.provider_message_id,
-                  text=ev.text, type=ev.type, media=file, via=via, status=status,
-                  sent_at=ev.timestamp)
-    s.add(msg)
-    s.flush()
-    journey.record(s, msg.id, "received", provider_id=ev.provider_message_id,
-                   type=ev.type, **({"found_by": via} if via else {}))
+    # The unique key (instance, provider id) refuses a second copy here: IntegrityError.
+    msg_id: int = c.execute(_MESSAGES, {
+        "instance_id": instance.id, "conversation_id": conv.id, "direction": "in",
+        "author": "customer", "provider_message_id": ev.provider_message_id, "text": ev.text,
+        "type": ev.type, "media": file, "via": via, "status": status,
+        "sent_at": ev.timestamp}).scalar_one()
+    steps: list[tuple[str, dict[str, Any]]] = [
+        ("received", {"provider_id": ev.provider_message_id, "type": ev.type, **_found(via)})]
     if file is not None and file["state"] != "waiting":
-        journey.record(s, msg.id, f"media_{file['state']}",
-                       **({"reason": reason} if reason else {"sha256": file["sha256"]}))
+        steps.append((f"media_{file['state']}",
+                      {"reason": reason} if reason else {"sha256": file["sha256"]}))
     if status == "stale":
-        journey.record(s, msg.id, "stale", reason="history the gateway sent after a "
-                       "reconnect" if ev.backlog else "arrived late; left for a human")
+        steps.append(("stale", {"reason": "history the gateway sent after a reconnect"
+                                if ev.backlog else "arrived late; left for a human"}))
     elif status == "ignored":
-        journey.record(s, msg.id, "not_answered", reason=f"a {ev.type}: nothing to "
-                       "answer; left for a human")
+        steps.append(("not_answered", {"reason": f"a {ev.type}: nothing to answer; left for "
+                                       "a human"}))
     elif for_humans:
-        journey.record(s, msg.id, "for_human", mode=conv.mode if instance.ai_enabled
-                       else "ai_off")
+        steps.append(("for_human", {"mode": conv.mode if instance.ai_enabled else "ai_off"}))
+    journey.append(c, msg_id, steps)
+    changes: dict[str, Any] = {}
+    if conv.address != ev.sender:  # replies go where the customer last wrote from
+        changes["address"] = ev.sender
     if conv.last_inbound_at is None or conv.last_inbound_at < ev.timestamp:
-        conv.last_inbound_at = ev.timestamp
-    return msg.id, status
+        changes["last_inbound_at"] = ev.timestamp
+    if changes:
+        c.execute(_touch(frozenset(changes)), {"conv": conv.id, **changes})
+    return msg_id, status
 
 
-def from_phone(sessions: sessionmaker[Session], instance: Instance, ev: InboundMessage,
+def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: InboundMessage,
                rules: Rules) -> bool:
     """A message sent from the number itself. Our own send echoed back gets an ``echo`` step
     on its message; one typed on the phone is stored as the agent's reply and pauses the bot

@@ -8,17 +8,20 @@ admin gives none (Evolution signs nothing: its webhook URL carries it), and show
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from sqlalchemy import exists, select
+from sqlalchemy import Connection, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import PROVIDERS, InstanceConfig
 from server.schema import Conversation, Instance, utcnow
 from server.services import flow_store
+from server.services.contact_data import Invalid
 
 CLOUD_API = "https://graph.facebook.com"
 # What each provider needs before it can work, beyond a name.
@@ -34,11 +37,61 @@ OPTIONS: dict[str, frozenset[str]] = {
     "cloud": frozenset({"phone_number_id", "api_version"}),
     "simulator": frozenset(),
 }
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # it goes into the webhook's path
+MIN_SECRET = 8
 GATEWAY_FIELDS = ("provider", "api_url", "api_key", "webhook_secret", "verify_token", "options",
                   "send_interval_s", "daily_cap")
 
 
-def config(inst: Instance) -> InstanceConfig:
+class Configured(Protocol):
+    """What ``config`` reads: an ``Instance``, or the few columns a webhook loads (``Number``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def webhook_secret(self) -> str: ...
+    @property
+    def api_url(self) -> str | None: ...
+    @property
+    def api_key(self) -> str | None: ...
+    @property
+    def options(self) -> dict[str, Any] | None: ...
+    @property
+    def verify_token(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Number:
+    """A live instance as a webhook needs it: read with one Core SELECT of these columns
+    (``for_webhook``) instead of the whole ORM row, on every webhook."""
+
+    id: int
+    name: str
+    provider: str
+    webhook_secret: str
+    api_url: str | None
+    api_key: str | None
+    options: dict[str, Any] | None
+    verify_token: str | None
+    ai_enabled: bool
+
+
+_T = Instance.__table__.c
+# Built once: a statement made per call costs its cache key (a walk of it) on every webhook.
+_NUMBER = select(*(_T[k] for k in Number.__annotations__)).where(
+    _T.deleted_at.is_(None), _T.name == bindparam("name"))
+
+
+def for_webhook(c: Connection, name: str) -> Number | None:
+    """The live instance of this name, read afresh for every webhook: a removed number or a
+    rotated secret refuses the very next one (nothing is cached)."""
+    row = c.execute(_NUMBER, {"name": name}).first()
+    return None if row is None else Number(*row)
+
+
+def config(inst: Configured) -> InstanceConfig:
     """What the instance's adapter needs, credentials unsealed."""
     options = dict(inst.options or {})
     if inst.verify_token:
@@ -86,12 +139,17 @@ def create(sessions: sessionmaker[Session], fields: dict[str, Any]) -> Created:
     """A new instance from validated fields; a ValueError says what is missing or wrong (a
     taken name too; ``flow_store.UnknownFlow`` for a default flow that is not stored)."""
     provider = fields.get("provider")
+    if not NAME.match(str(fields.get("name") or "")):
+        raise Invalid(f"name {fields.get('name')!r}: letters, digits, _ . and -, up to 64, "
+                      "starting with a letter or digit", "name")
     if provider not in PROVIDERS or provider == "simulator":
-        raise ValueError(f"provider must be one of {sorted(set(PROVIDERS) - {'simulator'})}")
+        raise Invalid(f"provider must be one of {sorted(set(PROVIDERS) - {'simulator'})}",
+                      "provider")
     made = None
     if not fields.get("webhook_secret"):
         if provider == "cloud":
-            raise ValueError("webhook_secret (the Meta app secret) is required for the Cloud API")
+            raise Invalid("webhook_secret (the Meta app secret) is required for the Cloud API",
+                          "webhook_secret")
         made = fields["webhook_secret"] = secrets.token_urlsafe(32)
     _check(provider, fields)
     try:
@@ -101,7 +159,7 @@ def create(sessions: sessionmaker[Session], fields: dict[str, Any]) -> Created:
             s.add(inst)
             s.flush()
     except IntegrityError:
-        raise ValueError(f"an instance named {fields.get('name')!r} exists") from None
+        raise Invalid(f"an instance named {fields.get('name')!r} exists", "name") from None
     return Created(inst, made)
 
 
@@ -174,13 +232,46 @@ def _get(s: Session, name: str) -> Instance:
     return inst
 
 
+def webhook_url(inst: Instance, base: str, token: str | None = None) -> str:
+    """Where the number's gateway posts, to paste into it. Evolution signs nothing, so its URL
+    carries the secret: the real one only when just made (``token``), else a placeholder."""
+    url = f"{base.rstrip('/')}/webhooks/{inst.provider}/{inst.name}"
+    if inst.provider == "evolution":
+        url += f"?token={token or '<webhook_secret>'}"
+    return url
+
+
 def _check(provider: str, fields: dict[str, Any]) -> None:
     options = fields.get("options") or {}
     unknown = set(options) - OPTIONS[provider]
     if unknown:
-        raise ValueError(f"unknown options for {provider}: {sorted(unknown)}; "
-                         f"known: {sorted(OPTIONS[provider])}")
+        raise Invalid(f"unknown options for {provider}: {sorted(unknown)}; "
+                      f"known: {sorted(OPTIONS[provider])}", "options")
     missing = [f for f in REQUIRED[provider]
                if not (options.get(f[8:]) if f.startswith("options.") else fields.get(f))]
     if missing:
-        raise ValueError(f"{provider} needs {', '.join(missing)}")
+        raise Invalid(f"{provider} needs {', '.join(missing)}", missing[0])
+    url = fields.get("api_url")
+    if url and not _is_url(url):
+        raise Invalid(f"api_url {url!r} is not an http(s) URL with a host", "api_url")
+    secret = fields.get("webhook_secret")
+    if secret is not None and len(secret) < MIN_SECRET:
+        raise Invalid(f"webhook_secret has at least {MIN_SECRET} characters", "webhook_secret")
+    pace, cap = fields.get("send_interval_s"), fields.get("daily_cap")
+    if pace is not None and not (_number(pace) and 0 <= pace <= 3600):
+        raise Invalid("send_interval_s is a number of seconds, 0 to 3600", "send_interval_s")
+    if cap is not None and not (_number(cap) and isinstance(cap, int) and cap >= 1):
+        raise Invalid("daily_cap is a whole number, 1 or more", "daily_cap")
+
+
+def _is_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return (parts.scheme in ("http", "https") and bool(parts.hostname)
+                and not any(c.isspace() for c in text) and (parts.port or 0) >= 0)
+    except ValueError:  # a port that is no number, a broken IPv6 address
+        return False
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
-from server.schema import MessageEvent
+from server.schema import MessageEvent, utcnow
+
+_INSERT = insert(MessageEvent)
 
 
 def record(session: Session, message_id: int, event: str, **detail: Any) -> None:
     """Append one step to a message's journey."""
     session.add(MessageEvent(message_id=message_id, event=event, detail=detail or None))
+
+
+def append(c: Connection, message_id: int, steps: list[tuple[str, dict[str, Any]]]) -> None:
+    """Append steps (event, detail) to a message's journey in one Core INSERT on the caller's
+    connection: the webhook path's way, without an ORM session (``record`` is the same row)."""
+    at = utcnow()
+    c.execute(_INSERT, [{"message_id": message_id, "event": event, "detail": detail or None,
+                         "at": at} for event, detail in steps])
 
 
 def of(session: Session, message_id: int) -> list[MessageEvent]:

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from flows.conditions import Schedule
 from server.schema import Team, TeamMember, User
-from server.services.contact_data import Conflict, flush_or_conflict, insert_new
+from server.services.contact_data import Conflict, Invalid, flush_or_conflict, insert_new
 
 LEVELS = ("admin", "manager", "agent")
 HOURS_KEYS = frozenset({"timezone", "hours", "closed"})
+MAX_MESSAGE = 4000
 
 
 def email_address(text: str) -> str:
@@ -31,7 +32,7 @@ def email_address(text: str) -> str:
     try:
         return validate_email(text, check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
-        raise ValueError(f"email {text!r}: {exc}") from None
+        raise Invalid(f"email {text!r}: {exc}", "email") from None
 
 
 def list_users(s: Session) -> list[User]:
@@ -50,7 +51,7 @@ def create_user(s: Session, name: str, email: str, level: str = "agent") -> User
     user = User(name=_name(name, 120, "user"), email=email_address(email), level=_level(level),
                 active=True, online=False)
     s.add(user)
-    flush_or_conflict(s, f"a user with e-mail {user.email!r} exists")
+    flush_or_conflict(s, f"a user with e-mail {user.email!r} exists", "email")
     return user
 
 
@@ -67,7 +68,7 @@ def update_user(s: Session, user_id: int, changes: dict[str, Any]) -> User:
     if changes.get("active") is not None:
         user.active = bool(changes["active"])
         user.online = user.online and user.active
-    flush_or_conflict(s, f"a user with e-mail {user.email!r} exists")
+    flush_or_conflict(s, f"a user with e-mail {user.email!r} exists", "email")
     return user
 
 
@@ -85,17 +86,18 @@ def check_hours(hours: Mapping[str, Any]) -> Schedule:
     """A team's hours as a ``Schedule``, or a ValueError naming what is wrong with them."""
     unknown = set(hours) - HOURS_KEYS
     if unknown:
-        raise ValueError(f"hours: unknown keys {sorted(unknown)}; known: {sorted(HOURS_KEYS)}")
+        raise Invalid(f"hours: unknown keys {sorted(unknown)}; known: {sorted(HOURS_KEYS)}",
+                      "hours")
     try:
         schedule = Schedule.from_dict(hours)
     except ZoneInfoNotFoundError:
-        raise ValueError(f"hours: no time zone {hours.get('timezone')!r}; write one like "
-                         "America/Sao_Paulo") from None
+        raise Invalid(f"hours: no time zone {hours.get('timezone')!r}; write one like "
+                      "America/Sao_Paulo", "timezone") from None
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"hours: {exc}") from None
+        raise Invalid(f"hours: {exc}", "hours") from None
     if not any(schedule.hours.values()):
-        raise ValueError("hours: no day has an interval, so the team would never be open; "
-                         "leave hours null for always open")
+        raise Invalid("hours: no day has an interval, so the team would never be open; "
+                      "leave hours null for always open", "hours")
     return schedule
 
 
@@ -130,7 +132,7 @@ def create_team(s: Session, name: str, hours: Mapping[str, Any] | None = None,
                   "closed_message": closed_message,
                   "closed_window_minutes": closed_window_minutes})
     s.add(team)
-    flush_or_conflict(s, f"a team {team.name!r} exists")
+    flush_or_conflict(s, f"a team {team.name!r} exists", "name")
     return team
 
 
@@ -141,7 +143,7 @@ def update_team(s: Session, team_id: int, changes: dict[str, Any]) -> Team:
     if changes.get("name") is not None:
         team.name = _name(changes["name"], 64, "team")
     _apply(team, {k: v for k, v in changes.items() if k != "name"})
-    flush_or_conflict(s, f"a team {team.name!r} exists")
+    flush_or_conflict(s, f"a team {team.name!r} exists", "name")
     return team
 
 
@@ -171,6 +173,20 @@ def remove_member(s: Session, team_id: int, user_id: int) -> bool:
     return bool(cast(CursorResult[Any], gone).rowcount)
 
 
+def teams_of(s: Session, user_id: int) -> set[int]:
+    """The ids of the user's teams."""
+    return set(s.scalars(select(TeamMember.team_id).where(TeamMember.user_id == user_id)))
+
+
+def set_teams(s: Session, user_id: int, team_ids: set[int]) -> None:
+    """Put the user in exactly these teams (an unknown team is a LookupError): taken out of
+    the others, their conversations staying theirs."""
+    for team_id in team_ids - teams_of(s, user_id):
+        add_member(s, team_id, user_id)
+    for team_id in teams_of(s, user_id) - team_ids:
+        remove_member(s, team_id, user_id)
+
+
 def _apply(team: Team, changes: Mapping[str, Any]) -> None:
     if "hours" in changes:
         hours = changes["hours"]
@@ -179,22 +195,25 @@ def _apply(team: Team, changes: Mapping[str, Any]) -> None:
         team.hours = dict(hours) if hours is not None else None
     for key in ("handoff_message", "closed_message"):
         if key in changes:
+            if len(changes[key] or "") > MAX_MESSAGE:
+                raise Invalid(f"{key} has at most {MAX_MESSAGE} characters", key)
             setattr(team, key, (changes[key] or "").strip() or None)
     if changes.get("closed_window_minutes") is not None:
         minutes = changes["closed_window_minutes"]
         if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
-            raise ValueError("closed_window_minutes must be a whole number, 1 or more")
+            raise Invalid("closed_window_minutes must be a whole number, 1 or more",
+                          "closed_window_minutes")
         team.closed_window_minutes = minutes
 
 
 def _name(name: str, longest: int, what: str) -> str:
     name = " ".join(name.split())
     if not name or len(name) > longest:
-        raise ValueError(f"a {what}'s name has 1 to {longest} characters")
+        raise Invalid(f"a {what}'s name has 1 to {longest} characters", "name")
     return name
 
 
 def _level(level: str) -> str:
     if level not in LEVELS:
-        raise ValueError(f"level {level!r} is not one of {', '.join(LEVELS)}")
+        raise Invalid(f"level {level!r} is not one of {', '.join(LEVELS)}", "level")
     return level

@@ -27,14 +27,15 @@ def kind_of(mime: str) -> str:
 
 def agent_message(sessions: sessionmaker[Session], conversation_id: int, *, text: str,
                   file: tuple[bytes, str, str | None] | None = None,
-                  data_dir: Path, max_bytes: int) -> int:
+                  data_dir: Path, max_bytes: int, user_id: int | None = None) -> int:
     """Queue an agent's message (a file: its bytes, declared MIME type and name); returns its
-    outbox id. LookupError for an unknown conversation, media.Refused for a bad file."""
-    fields: dict[str, Any] = {}
+    outbox id. LookupError for an unknown conversation, media.Refused for a bad file.
+    ``user_id``: the agent who wrote it, shown beside it (none: an integration's token)."""
+    fields: dict[str, Any] = {"user_id": user_id}
     if file is not None:
         data, mime, filename = file
         kept = media.keep(data_dir, data, mime, max_bytes=max_bytes, filename=filename)
-        fields = {"type": kind_of(kept["mime"]), "media": kept}
+        fields |= {"type": kind_of(kept["mime"]), "media": kept}
     with sessions.begin() as s:
         conv = _conversation(s, conversation_id)
         reply, box = replies.write(s, instance_id=conv.instance_id, conversation_id=conv.id,

@@ -1,0 +1,98 @@
+"""What the inbox's pages share: the words for states, authors and deliveries, the clock they
+are shown in, and drawing the list and the chat's parts. The inbox's routes are split by job
+(``inbox``: reading; ``inbox_actions``: doing; ``inbox_canned``: canned responses) and all draw
+through here."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from sqlalchemy.orm import Session
+
+from server.services import canned, desk, inbox, thread
+from server.services.access import Principal
+from server.web import page
+from server.web.render import N_
+
+ZONE = ZoneInfo("America/Sao_Paulo")  # the companies are Brazilian; shown in their time
+STATUS = {"open": N_("Com o robô"), "queued": N_("Pendente"), "assigned": N_("Em atendimento"),
+          "closed": N_("Encerrada")}
+STATUS_STYLE = {"open": "info", "queued": "warn", "assigned": "ok", "closed": ""}
+MODE = {"ai": N_("Assistente"), "flow": N_("Fluxo"), "human": N_("Pessoa")}
+AUTHOR = {"customer": N_("Cliente"), "flow": N_("Fluxo"), "assistant": N_("Assistente"),
+          "agent": N_("Atendente"), "system": N_("Sistema"), "note": N_("Nota interna")}
+DELIVERY = {"queued": N_("Na fila"), "sent": N_("Enviada"), "delivered": N_("Entregue"),
+            "read": N_("Lida"), "played": N_("Ouvida"), "failed": N_("Falhou"),
+            "deleted": N_("Apagada")}
+# Plain characters every system font has (an emoji clock shows as a box without an emoji font).
+TICKS = {"queued": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓", "played": "✓✓",
+         "failed": "!", "deleted": "×"}
+FILTER_STATUS = [("active", N_("Abertas e pendentes")), ("open", N_("Em aberto")),
+                 ("pending", N_("Pendentes")), ("closed", N_("Encerradas")),
+                 ("all", N_("Todas"))]
+
+
+def clock(at: datetime | None, now: datetime | None = None) -> str:
+    """"14:05" today, else "03/12 14:05", in the company's time."""
+    if at is None:
+        return ""
+    local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(ZONE)
+    today = (now or datetime.now(UTC)).astimezone(ZONE).date()
+    return f"{local:%H:%M}" if local.date() == today else f"{local:%d/%m %H:%M}"
+
+
+def labels() -> dict[str, Any]:
+    return {"status_names": STATUS, "status_style": STATUS_STYLE, "mode_names": MODE,
+            "author_names": AUTHOR, "delivery_names": DELIVERY, "ticks": TICKS,
+            "clock": clock, "filter_status": FILTER_STATUS}
+
+
+def filters_of(request: Request) -> inbox.InboxFilter:
+    """The list's filters from the query string; a value that is not one is ignored."""
+    q = request.query_params
+
+    def number(name: str) -> int | None:
+        value = q.get(name, "")
+        return int(value) if value.isdigit() and len(value) < 19 else None
+
+    def word(name: str, words: tuple[str, ...]) -> int | str | None:
+        value = q.get(name, "")
+        return value if value in words else number(name)
+
+    status = q.get("status", "active")
+    return inbox.InboxFilter(status=status if status in inbox.STATES or status == "all"
+                             else "active", team=word("team", ("none",)),
+                             agent=word("agent", ("none", "me")), instance=number("instance"),
+                             tag=number("tag"), unread=q.get("unread") == "1")
+
+
+def list_context(s: Session, who: Principal, request: Request,
+                 current: int | None = None) -> dict[str, Any]:
+    """The list's rows (a page of 50, and the link to the next) with its filters."""
+    filters = filters_of(request)
+    rows = inbox.listing(s, who, filters, before=inbox.parse_cursor(
+        request.query_params.get("before")))
+    query = {k: v for k, v in request.query_params.items()
+             if k in ("status", "team", "agent", "instance", "tag", "unread") and v}
+    return {"rows": rows, "filters": filters, "choices": inbox.choices(s, who),
+            "filtered": filters != inbox.InboxFilter(), "query": query, "current": current,
+            "next_page": rows[-1].cursor if len(rows) == 50 else None,
+            "paged": bool(request.query_params.get("before")),
+            "online": desk.is_online(s, who), **labels()}
+
+
+def chat_context(s: Session, who: Principal, conversation_id: int) -> dict[str, Any]:
+    """The chat's header and history; reading it marks it read for this person."""
+    head = thread.header(s, conversation_id)
+    thread.mark_read(s, who, conversation_id)
+    return {"head": head, "entries": thread.history(s, conversation_id, head.contact),
+            "canned": canned.listing(s), **labels()}
+
+
+def draw(request: Request, template: str, context: dict[str, Any], who: Principal,
+         block: str | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return page(request, f"inbox/{template}", context, who=who, block=block, headers=headers)
