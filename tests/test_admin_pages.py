@@ -335,3 +335,15 @@ def test_the_qr_code_is_shown_while_pairing_and_polling_stops_once_linked(
     assert linked.status_code == 286 and "<img" not in linked.text  # htmx stops polling
     assert "Conectado" in admin.get("/admin/instances").text
 
+
+
+def test_an_admin_cannot_demote_themselves_when_no_other_admin_remains(
+        admin: Browser, sessions: sessionmaker[Session]) -> None:
+    form = {"name": "admin user", "email": "", "level": "manager", "active": "1"}
+    with sessions() as s:
+        form["email"] = s.get_one(User, admin.user_id).email
+    refused = admin.post(f"/admin/users/{admin.user_id}", form)
+    assert refused.status_code == 422
+    assert "último administrador ativo" in error_beside(refused.text, "level")
+    with sessions() as s:
+        assert s.get_one(User, admin.user_id).level == "admin"

@@ -133,3 +133,19 @@ def test_team_members_come_and_go(api: TestClient, sessions: sessionmaker[Sessio
         assert found is not None and found.id == team["id"]
         assert [u.name for u in people_service.members(s, [found.id])[found.id]] == ["carla"]
         assert people_service.get_team_by_name(s, "suporte ") is None
+
+
+def test_the_last_active_admin_cannot_be_demoted_or_deactivated(api: TestClient) -> None:
+    """Otherwise no one could add users, numbers or teams again short of the server's CLI."""
+    ana = api.post("/api/users", headers=ADMIN, json={"name": "Ana", "email": "ana@loja.com",
+                                                      "level": "admin"}).json()
+    url = f"/api/users/{ana['id']}"
+    for change in ({"level": "manager"}, {"active": False}):
+        refused = api.patch(url, headers=ADMIN, json=change)
+        assert refused.status_code == 409 and "last active admin" in refused.json()["detail"]
+    assert api.get("/api/users", headers=ADMIN).json()[0]["level"] == "admin"  # nothing kept
+    bia = api.post("/api/users", headers=ADMIN, json={"name": "Bia", "email": "bia@loja.com",
+                                                      "level": "admin"}).json()
+    assert api.patch(url, headers=ADMIN, json={"level": "manager"}).status_code == 200
+    assert api.patch(f"/api/users/{bia['id']}", headers=ADMIN,
+                     json={"active": False}).status_code == 409  # now Bia is the last one

@@ -59,6 +59,7 @@ def update_user(s: Session, user_id: int, changes: dict[str, Any]) -> User:
     """Change a user's name, e-mail, level or ``active``. Deactivating takes them offline and
     keeps everything they did, and their teams, for when they come back."""
     user = get_user(s, user_id)
+    was_admin = user.level == "admin" and user.active
     if changes.get("name") is not None:
         user.name = _name(changes["name"], 120, "user")
     if changes.get("email") is not None:
@@ -68,8 +69,21 @@ def update_user(s: Session, user_id: int, changes: dict[str, Any]) -> User:
     if changes.get("active") is not None:
         user.active = bool(changes["active"])
         user.online = user.online and user.active
+    if was_admin and not (user.level == "admin" and user.active):
+        _another_admin(s, user)
     flush_or_conflict(s, f"a user with e-mail {user.email!r} exists", "email")
     return user
+
+
+def _another_admin(s: Session, user: User) -> None:
+    """Refuse to demote or deactivate the last active admin: no one could undo it (nor add
+    users, numbers or teams) short of the CLI on the server. The other admins' rows are
+    locked, so two admins demoting each other at once cannot both pass."""
+    others = s.scalars(select(User.id).where(User.level == "admin", User.active.is_(True),
+                                             User.id != user.id).with_for_update()).all()
+    if not others:
+        raise Conflict("the last active admin cannot be demoted or deactivated: make "
+                       "another user admin first", "active" if not user.active else "level")
 
 
 def set_online(s: Session, user_id: int, online: bool) -> User:

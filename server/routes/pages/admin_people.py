@@ -45,7 +45,11 @@ TEAM_TAKEN = {"name": N_("Já existe uma equipe com este nome.")}
 USER_INVALID = {"name": N_("Um nome de 1 a 120 caracteres."),
                 "email": N_("“{value}” não é um e-mail válido."),
                 "level": N_("Escolha um dos níveis.")}
-USER_TAKEN = {"email": N_("Já existe um usuário com este e-mail.")}
+USER_TAKEN = {"email": N_("Já existe um usuário com este e-mail."),
+              "level": N_("É o último administrador ativo: torne outra pessoa administradora "
+                          "antes."),
+              "active": N_("É o último administrador ativo: torne outra pessoa "
+                           "administradora antes.")}
 
 
 class TeamForm(BaseModel):
