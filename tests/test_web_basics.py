@@ -84,3 +84,20 @@ def test_a_pairing_code_given_as_text_is_drawn_as_an_image_to_scan() -> None:
     assert drawn.startswith("data:image/svg+xml")
     assert drawn != qr.as_image("2@abc,def,ghj==")  # the picture carries the code
     assert qr.as_image(PNG) == PNG  # the gateway's own image is shown as it came
+
+
+@sqlite_only
+def test_what_customers_write_is_shown_as_text_never_run(client: TestClient,
+                                                          sessions: sessionmaker[Session]) -> None:
+    """A customer names themselves with markup (WhatsApp lets them): pages escape it."""
+    from server.schema import Contact
+
+    hostile = '<img src=x onerror="alert(1)">Ana'
+    with sessions.begin() as s:
+        s.add(Contact(name=hostile, phone="5511987650001"))
+    settings = get_settings()
+    admin = auth.create_user(sessions, "Root", "root@loja.com", "admin", "uma-senha-longa-1")
+    client.cookies.set(auth.COOKIE, auth.start_session(sessions, settings, admin.id).token)
+    page = client.get("/contacts", headers=HTML)
+    assert page.status_code == 200
+    assert hostile not in page.text and "&lt;img src=x onerror=" in page.text
