@@ -22,7 +22,8 @@ def pdf(lines: list[str]) -> bytes:
         b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
-    out = io.BytesIO(b"%PDF-1.4\n")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")  # BytesIO(initial) starts at 0: the objects overwrote the header
     offsets = []
     for i, body in enumerate(objs, 1):
         offsets.append(out.tell())
