@@ -1,4 +1,4 @@
-"""The answer corpus (datasets/atende-negocios): what training and the report rely on holds.
+"""The answer corpus (corpus/atende-negocios): what training and the report rely on holds.
 
 A source passage that is not in its document as Atende reads it makes retrieval look wrong; a
 near-miss term that some document holds makes a right answer count as a failure to refuse; a
@@ -15,7 +15,7 @@ from eval.evalset import load
 from rag.lexical import fold
 from rag.parsing import read_text
 
-ROOT = Path(__file__).resolve().parent.parent / "datasets" / "atende-negocios"
+ROOT = Path(__file__).resolve().parent.parent / "corpus" / "atende-negocios"
 SPLITS = json.loads((ROOT / "splits.json").read_text(encoding="utf-8"))
 BUSINESSES = sorted(p.name for p in ROOT.iterdir() if p.is_dir())
 
