@@ -12,9 +12,9 @@ machine's other load falls on both alike), each round starting once the atende s
 ``tests/gateways/fake_evolution.py`` answers the connection checks; nothing is sent).
 
 ``--phases`` runs the server a second time with timers around each step of the webhook (route,
-instance lookup, verify and parse, the thread pool, contact, conversation, insert, scheduling
-the turn, huey's enqueue, SQL statements) and prints where the time per webhook goes;
-``--cprofile DIR`` also writes cProfile statistics of the event loop and the handler threads.
+instance lookup, verify and parse, the wait for the writer, its batches, the one-by-one path,
+scheduling the turn, huey's enqueue, SQL statements) and prints where the time per webhook goes;
+``--cprofile DIR`` also writes cProfile statistics of the event loop and the writer thread.
 Both slow the server: their acks/s are not the figures to compare.
 
 Run: ``.venv/bin/python bench/webhooks.py [--requests 3000] [--concurrency 16 32]
@@ -420,9 +420,9 @@ def serve_instrumented(port: int, cprofile_out: str) -> None:
     from sqlalchemy.pool import QueuePool
 
     import server.routes.webhooks as wh
-    from server import queue, runtime
+    from server import queue, runtime, tasks
     from server.app import create_app
-    from server.services import contacts, inbound, journey
+    from server.services import contacts, inbound, inbound_batch, instances, intake, journey
     from server.settings import get_settings, use_settings
 
     lock = threading.Lock()
@@ -478,47 +478,34 @@ def serve_instrumented(port: int, cprofile_out: str) -> None:
             self.parse = timed("4 parse", mod.parse)
 
     adapters: dict[str, Adapter] = {}
-    real_adapter_for = wh.adapter_for
+    real_adapter_for = intake.adapter_for
 
     def adapter_for(provider: str) -> Any:
         if provider not in adapters:
             adapters[provider] = Adapter(real_adapter_for(provider))
         return adapters[provider]
 
-    wh.adapter_for = adapter_for
-    wh._number = timed("1 instance lookup (in a thread)", wh._number)
+    intake.adapter_for = adapter_for  # type: ignore[assignment]
     wh.read_body = timed_async("2 read body", wh.read_body)
-    real_executor = wh._executor
-
-    class TimedExecutor:
-        """The route's executor, its submit-to-result time measured (wait + handle)."""
-
-        def __init__(self, inner: Any) -> None:
-            self.inner = inner
-
-        def submit(self, fn: Callable[..., Any], *a: Any) -> Any:
-            t = time.perf_counter()
-            fut = self.inner.submit(fn, *a)
-            fut.add_done_callback(lambda _f: add("5 executor (wait + accept)",
-                                                 time.perf_counter() - t, 0.0))
-            return fut
-
-    wh._executor = lambda sessions: TimedExecutor(real_executor(sessions))  # type: ignore[assignment,return-value]
-    handle = timed("6 inbound.handle (in a thread)", inbound.handle)
-    wh.after_inbound = timed("8 after_inbound (in a thread)", wh.after_inbound)
-    inbound.store_inbound = timed("6b store_inbound", inbound.store_inbound)
-    contacts.known = timed("6a contacts.known (Core)", contacts.known)
-    contacts.resolve = timed("6c contacts.resolve", contacts.resolve)
-    contacts.conversation_for = timed("6d contacts.conversation_for", contacts.conversation_for)
-    journey.append = timed("6e journey.append (Core)", journey.append)
-    inbound._file = timed("6f inbound._file", inbound._file)
+    intake.take = timed_async("5 queued until stored (wait + batch)", intake.take)
+    work = timed("6 a batch (writer thread)", intake._Writer.work)
+    intake._Writer.work = profiled(work) if cprofile_out else work  # type: ignore[method-assign]
+    intake._Writer.alone = timed("7 one by one (new customer...)",  # type: ignore[method-assign]
+                                 intake._Writer.alone)
+    instances.for_webhook = timed("1 instance lookup", instances.for_webhook)
+    inbound_batch.store = timed("6a inbound_batch.store", inbound_batch.store)
+    contacts.known_many = timed("6b contacts.known_many (Core)", contacts.known_many)
+    inbound.file_of = timed("6c inbound.file_of", inbound.file_of)
+    contacts.resolve = timed("7a contacts.resolve", contacts.resolve)
+    contacts.conversation_for = timed("7b contacts.conversation_for", contacts.conversation_for)
+    journey.append = timed("7c journey.append (Core)", journey.append)
+    tasks.after_inbound = timed("8 after_inbound", tasks.after_inbound)
     queue.Task.schedule = timed("8b huey enqueue (Task.schedule)",  # type: ignore[method-assign]
                                 queue.Task.schedule)
     QueuePool._do_get = timed("9b pool checkout (any thread)",  # type: ignore[method-assign]
                               QueuePool._do_get)
     SessionTransaction.commit = timed("9 ORM COMMIT incl. flush (new customers)",  # type: ignore[method-assign]
                                       SessionTransaction.commit)
-    inbound.handle = profiled(handle) if cprofile_out else handle
 
     @event.listens_for(Engine, "before_cursor_execute")
     def _before(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:

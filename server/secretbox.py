@@ -34,8 +34,11 @@ def key_file(data_dir: Path) -> Path:
     return data_dir / "secret.key"
 
 
+@lru_cache(maxsize=16)
 def _own_key(data_dir: Path) -> str:
-    """The data folder's key, made on first use, readable by its owner alone."""
+    """The data folder's key, made on first use, readable by its owner alone. Read once per
+    process: every webhook opens its number's secrets, and the file never changes (a new key
+    comes through ATENDE_SECRET_KEY, which takes precedence)."""
     path = key_file(data_dir)
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -7,22 +7,17 @@ ignored. The Cloud API first checks the URL with a GET (``hub.challenge``).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session, sessionmaker
 
-from gateway_bridge import AuthError, Event, PayloadError, adapter_for, cloud
+from gateway_bridge import AuthError, cloud
 from server.db import engine_of, sessions_for
 from server.deps import SessionsDep, errors, read_body
-from server.services import inbound, instances
+from server.services import instances, intake
 from server.settings import Settings, get_settings
-from server.tasks import after_inbound, rules
 
 router = APIRouter(tags=["webhooks"])
 log = logging.getLogger(__name__)
@@ -45,22 +40,6 @@ def _number(c: Connection, provider: str, name: str) -> instances.Number:
     return inst
 
 
-# The webhook's blocking work runs on threads of its own, not on Starlette's shared pool: a
-# plain executor's hop is cheaper than anyio's (capacity limiter, cancel scopes), and webhooks
-# do not queue behind other routes' sync work. SQLite writes one transaction at a time
-# (server.db._one_writer), so 2 threads keep it busy (one writing while the other checks and
-# parses); more only add GIL switches. PostgreSQL overlaps its round trips over more.
-_executors: dict[str, ThreadPoolExecutor] = {}
-
-
-def _executor(sessions: sessionmaker[Session]) -> ThreadPoolExecutor:
-    dialect = engine_of(sessions).dialect.name
-    if dialect not in _executors:
-        _executors[dialect] = ThreadPoolExecutor(2 if dialect == "sqlite" else 8,
-                                                 thread_name_prefix=f"webhooks-{dialect}")
-    return _executors[dialect]
-
-
 @router.post("/webhooks/{provider}/{instance}", summary="Receive a gateway webhook",
              responses=errors(400, 401, 404, 413))
 @router.post("/webhooks/{provider}/{instance}/{event}", include_in_schema=False)
@@ -69,39 +48,11 @@ async def receive(provider: str, instance: str, request: Request) -> dict[str, i
     # No dependencies: FastAPI runs a sync one on the thread pool, a hop per webhook each.
     settings = get_settings()
     body = await read_body(request, body_limit(provider, settings))
-    sessions = sessions_for(settings.sqlalchemy_url)
-    # The blocking work in one thread: the event loop stays free to take the next webhook.
-    return await asyncio.get_running_loop().run_in_executor(
-        _executor(sessions), accept, sessions, settings, provider, instance, body,
-        request.headers, request.query_params)
-
-
-def _checked(c: Connection, provider: str, name: str, body: bytes,
-             headers: Mapping[str, str], query: Mapping[str, str]
-             ) -> tuple[instances.Number, list[Event]]:
-    """The instance, the signature checked (401), the events (400 for a malformed body)."""
-    inst = _number(c, provider, name)
-    cfg = instances.config(inst)
-    adapter = adapter_for(provider)
     try:
-        adapter.verify(body, headers, query, cfg)
-        return inst, adapter.parse(body, cfg)
-    except AuthError as exc:
-        log.warning("webhook for %s refused: %s", name, exc)
-        raise HTTPException(401, str(exc)) from None
-    except PayloadError as exc:
-        raise HTTPException(400, f"malformed webhook: {exc}") from None
-
-
-def accept(sessions: sessionmaker[Session], settings: Settings, provider: str, name: str,
-           body: bytes, headers: Mapping[str, str], query: Mapping[str, str]
-           ) -> dict[str, int]:
-    """The webhook's work, off the event loop: find the instance, check, store, schedule.
-    One pooled connection serves the instance's lookup and the messages' transactions."""
-    with engine_of(sessions).connect() as c:
-        inst, events = _checked(c, provider, name, body, headers, query)
-        out = inbound.handle(sessions, inst, events, rules(settings), body=body, conn=c)
-    after_inbound(settings, out.turns, out.fetch)
+        out = await intake.take(sessions_for(settings.sqlalchemy_url), settings, provider,
+                                instance, body, request.headers, request.query_params)
+    except intake.Refused as exc:
+        raise HTTPException(exc.status, exc.detail) from None
     return {"stored": out.stored, "duplicates": out.duplicates, "ignored": out.ignored,
             "statuses": out.statuses}
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -129,6 +129,30 @@ def known(c: Connection, *, phone: str | None, lid: str | None, instance_id: int
     if len(rows) != len(identities) or len({r.contact_id for r in rows}) != 1:
         return None
     return Known(*rows[0]) if rows[0].id is not None else None
+
+
+_KNOWN_MANY = (select(_IDENT.kind, _IDENT.value, *_KNOWN_COLUMNS).select_from(
+    ContactIdentity.__table__.outerjoin(Conversation.__table__, and_(
+        _CONV.contact_id == _IDENT.contact_id, _CONV.instance_id == bindparam("instance_id"))))
+    .where(tuple_(_IDENT.kind, _IDENT.value).in_(bindparam("pairs", expanding=True))))
+
+
+def known_many(c: Connection, instance_id: int,
+               senders: list[tuple[str | None, str | None, str]]) -> list[Known | None]:
+    """``known`` for several customers (phone, lid, address) on one number in one statement:
+    a batch of webhooks (``inbound_batch``) reads all its customers at once."""
+    wanted = [_identities(phone, lid, address) for phone, lid, address in senders]
+    pairs = list(dict.fromkeys(p for ids in wanted for p in ids))
+    rows = {(r.kind, r.value): r for r in c.execute(
+        _KNOWN_MANY, {"instance_id": instance_id, "pairs": pairs})}
+    out: list[Known | None] = []
+    for ids in wanted:
+        found = [rows.get(i) for i in ids]
+        one = all(found) and len({r.contact_id for r in found if r is not None}) == 1
+        first = found[0]
+        out.append(Known(*first[2:]) if one and first is not None and first.id is not None
+                   else None)
+    return out
 
 
 def conversation(c: Connection, conv_id: int) -> Known:

@@ -30,8 +30,8 @@ from gateway_bridge import ConnectionUpdate, Event, Ignored, InboundMessage, Sta
 from gateway_bridge.events import MEDIA_TYPES, SendError
 from gateway_bridge.http import inline
 from server.db import engine_of
-from server.schema import Conversation, Message, Outbox, UnsupportedPayload
-from server.services import connection, contacts, journey, media, sending, statuses
+from server.schema import Conversation, Message, UnsupportedPayload
+from server.services import connection, contacts, journey, media, phone_side, statuses
 
 log = logging.getLogger(__name__)
 # Types nobody expects an answer to: stored for the agents, no turn.
@@ -89,7 +89,7 @@ def handle(sessions: sessionmaker[Session], instance: Receiving, events: list[Ev
         elif ev.is_group and not rules.answer_groups:
             out.ignored += 1
         elif ev.from_me:
-            if from_phone(sessions, instance, ev, rules):
+            if phone_side.from_phone(sessions, instance, ev, rules):
                 out.stored += 1
             else:
                 out.duplicates += 1
@@ -123,7 +123,7 @@ def store_inbound(sessions: sessionmaker[Session], instance: Receiving, ev: Inbo
     statements on ``conn`` if given (a webhook's, not in a transaction), else
     on a connection of its own. A new customer is resolved first (``contacts.resolve``,
     concurrent-safe), then the message is stored the same way."""
-    file, reason = _file(ev, rules)
+    file, reason = file_of(ev, rules)
     with _connection(sessions, conn) as c:
         done = _store(c, instance, ev, rules, via, fetch, file, reason)
         if done is None:
@@ -153,9 +153,7 @@ def _store(c: Connection, instance: Receiving, ev: InboundMessage, rules: Rules,
     """The message in one transaction: into ``conv_id``'s conversation, or else the known
     customer's (None, nothing written, if there is none). A second copy is refused by the
     unique key (instance, provider id) and gets a ``duplicate`` step instead."""
-    stale = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
-    silent = ev.type in SILENT or not (ev.text.strip() or ev.type in MEDIA_TYPES)
-    status = "stale" if stale else "ignored" if silent else "pending"
+    status = first_status(ev, rules)
     try:
         with c.begin():
             conv = (contacts.conversation(c, conv_id) if conv_id is not None else
@@ -176,9 +174,7 @@ def _store(c: Connection, instance: Receiving, ev: InboundMessage, rules: Rules,
         return existing.conversation_id, None
     if file is not None and file["state"] == "waiting" and fetch is not None:
         fetch.append(msg_id)
-    # A photo without a caption waits for a human too, but its file is still fetched; a voice
-    # note has its turn, which transcribes it (server.engine.voice).
-    return conv.id, status == "pending" and (bool(ev.text.strip()) or ev.type in VOICE)
+    return conv.id, needs_turn(ev, status)
 
 
 _MESSAGES = insert(Message).returning(Message.id)
@@ -195,11 +191,21 @@ def _found(via: str | None) -> dict[str, Any]:
     return {"found_by": via} if via else {}
 
 
-def _insert(c: Connection, instance: Receiving, conv: contacts.Known, ev: InboundMessage,
-            status: str, file: dict[str, object] | None, reason: str | None, via: str | None,
-            rules: Rules) -> tuple[int, str]:
-    """The message, its first journey steps, and its conversation's address and last customer
-    message (``conv``: a row of ``contacts.known``); returns the message's id and status.
+@dataclass(frozen=True)
+class Planned:
+    """A customer message as it will be written: its row, first journey steps and status."""
+
+    row: dict[str, Any]
+    steps: list[tuple[str, dict[str, Any]]]
+    status: str
+
+
+def plan(instance: Receiving, conv: contacts.Known, ev: InboundMessage, status: str,
+         file: dict[str, object] | None, reason: str | None, via: str | None,
+         rules: Rules) -> Planned:
+    """What storing ``ev`` writes, decided from its conversation (``conv``: a row of
+    ``contacts.known``), with no statement run: one place for the rules, whether one message
+    is stored (``_insert``) or a batch of them (``server.services.inbound_batch``).
 
     A message no bot will answer (a person has the conversation, or the assistant is off on
     the number) goes to the humans here, as its turn would have sent it, without one."""
@@ -210,12 +216,10 @@ def _insert(c: Connection, instance: Receiving, conv: contacts.Known, ev: Inboun
                                           (conv.mode == "ai" and not instance.ai_enabled))
     if for_humans:
         status = "handed_off"
-    # The unique key (instance, provider id) refuses a second copy here: IntegrityError.
-    msg_id: int = c.execute(_MESSAGES, {
-        "instance_id": instance.id, "conversation_id": conv.id, "direction": "in",
-        "author": "customer", "provider_message_id": ev.provider_message_id, "text": ev.text,
-        "type": ev.type, "media": file, "via": via, "status": status,
-        "sent_at": ev.timestamp}).scalar_one()
+    row = {"instance_id": instance.id, "conversation_id": conv.id, "direction": "in",
+           "author": "customer", "provider_message_id": ev.provider_message_id,
+           "text": ev.text, "type": ev.type, "media": file, "via": via, "status": status,
+           "sent_at": ev.timestamp}
     steps: list[tuple[str, dict[str, Any]]] = [
         ("received", {"provider_id": ev.provider_message_id, "type": ev.type, **_found(via)})]
     if file is not None and file["state"] != "waiting":
@@ -229,71 +233,50 @@ def _insert(c: Connection, instance: Receiving, conv: contacts.Known, ev: Inboun
                                        "a human"}))
     elif for_humans:
         steps.append(("for_human", {"mode": conv.mode if instance.ai_enabled else "ai_off"}))
-    journey.append(c, msg_id, steps)
+    return Planned(row, steps, status)
+
+
+def first_status(ev: InboundMessage, rules: Rules) -> str:
+    """``stale`` (history, or too old to answer), ``ignored`` (nothing to answer: a reaction,
+    a sticker, an empty text) or ``pending`` (for a turn), before the conversation is read."""
+    stale = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
+    silent = ev.type in SILENT or not (ev.text.strip() or ev.type in MEDIA_TYPES)
+    return "stale" if stale else "ignored" if silent else "pending"
+
+
+def needs_turn(ev: InboundMessage, status: str) -> bool:
+    """A photo without a caption waits for a human too, but its file is still fetched; a voice
+    note has its turn, which transcribes it (server.engine.voice)."""
+    return status == "pending" and (bool(ev.text.strip()) or ev.type in VOICE)
+
+
+def touch(conv: contacts.Known, ev: InboundMessage) -> dict[str, Any]:
+    """The conversation's columns this message changes: replies go where the customer last
+    wrote from, and its last customer message."""
     changes: dict[str, Any] = {}
-    if conv.address != ev.sender:  # replies go where the customer last wrote from
+    if conv.address != ev.sender:
         changes["address"] = ev.sender
     if conv.last_inbound_at is None or conv.last_inbound_at < ev.timestamp:
         changes["last_inbound_at"] = ev.timestamp
+    return changes
+
+
+def _insert(c: Connection, instance: Receiving, conv: contacts.Known, ev: InboundMessage,
+            status: str, file: dict[str, object] | None, reason: str | None, via: str | None,
+            rules: Rules) -> tuple[int, str]:
+    """The message, its first journey steps, and its conversation's address and last customer
+    message; returns the message's id and status."""
+    planned = plan(instance, conv, ev, status, file, reason, via, rules)
+    # The unique key (instance, provider id) refuses a second copy here: IntegrityError.
+    msg_id: int = c.execute(_MESSAGES, planned.row).scalar_one()
+    journey.append(c, msg_id, planned.steps)
+    changes = touch(conv, ev)
     if changes:
         c.execute(_touch(frozenset(changes)), {"conv": conv.id, **changes})
-    return msg_id, status
+    return msg_id, planned.status
 
 
-def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: InboundMessage,
-               rules: Rules) -> bool:
-    """A message sent from the number itself. Our own send echoed back gets an ``echo`` step
-    on its message; one typed on the phone is stored as the agent's reply and pauses the bot
-    for the contact. Returns True when something new was stored."""
-    with sessions.begin() as s:
-        ours = _ours(s, instance.id, ev)
-        if ours is not None:
-            journey.record(s, ours, "echo", provider_id=ev.provider_message_id)
-            return False
-    contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid, name=None,
-                                  address=ev.sender)
-    conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
-    file, _ = _file(ev, rules)
-    try:
-        with sessions.begin() as s:
-            msg = Message(instance_id=instance.id, conversation_id=conv_id, direction="out",
-                          author="agent", provider_message_id=ev.provider_message_id,
-                          text=ev.text, type=ev.type, media=file, status="sent",
-                          sent_at=ev.timestamp)
-            s.add(msg)
-            s.flush()
-            journey.record(s, msg.id, "sent_from_phone", provider_id=ev.provider_message_id)
-            conv = s.get_one(Conversation, conv_id)
-            old = ev.backlog or ev.timestamp < datetime.now(UTC) - rules.stale_after
-            if not old:  # history from the phone pauses nothing now
-                sending.agent_answered(conv, ev.timestamp)
-            if conv.mode != "human" and not old:
-                conv.mode = "human"
-                journey.record(s, msg.id, "bot_paused",
-                               reason="an agent answered from the phone")
-    except IntegrityError:
-        return False  # delivered again, or our send recorded its id meanwhile
-    return True
-
-
-def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
-    """Our outbound message this echo is of: by the id its send returned, or, when the echo
-    beats the send's answer, the send in flight to the same chat with the same text."""
-    known = s.scalar(select(Message.id).where(
-        Message.instance_id == instance_id, Message.direction == "out",
-        Message.provider_message_id == ev.provider_message_id))
-    if known is not None:
-        return known
-    return s.scalar(
-        select(Message.id).join(Outbox, Outbox.message_id == Message.id)
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.instance_id == instance_id, Outbox.status == "pending",
-               Outbox.attempts > 0, Conversation.address == ev.sender,
-               Message.text == ev.text)
-        .order_by(Message.id).limit(1))
-
-
-def _file(ev: InboundMessage, rules: Rules) -> tuple[dict[str, object] | None, str | None]:
+def file_of(ev: InboundMessage, rules: Rules) -> tuple[dict[str, object] | None, str | None]:
     """What the message records of its file; a file carried inline is kept at once."""
     if ev.media is None:
         return None, None
