@@ -19,6 +19,7 @@ from rag import evidence, extractive, guard, prompt
 from rag.embedders import Embedder
 from rag.evidence import Rule
 from rag.index import KnowledgeBase, Passage
+from rag.units import SENTENCES
 
 PERSONA = prompt.DEFAULT_PERSONA
 NO_ANSWER = "Não sei."
@@ -27,6 +28,9 @@ Method = Callable[[str, list[Passage]], tuple[str, str]]
 
 
 def extractive_method(embedder: Embedder) -> Method:
+    """The extractive reply as serving's fallback gives it: the best unit, list items with
+    their lead-in and table rows with their header, "Sim, "/"Não, " where it decides a yes/no
+    question (``extractive.best_sentence``)."""
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         return extractive.best_sentence(embedder, question, passages) or NO_ANSWER, ""
     return reply
@@ -34,17 +38,17 @@ def extractive_method(embedder: Embedder) -> Method:
 
 def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: int = 64,
                  rule: Rule | None = None, sentences: int = 0, terms: float = 0.0,
-                 first: int = 0, ranked_with: str = "") -> Method:
+                 first: int = 0, ranked_with: str = "", layout: str = SENTENCES) -> Method:
     """Serving's path: too little evidence refuses without the model (``rag.evidence``); the
     prompt shows the ``first`` passages (0 = all), whole or as their ``sentences`` closest
-    sentences."""
+    units (``layout``, as the version was trained)."""
     embedder = kb.embedder
 
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
             return REFUSAL, ""
         shown = extractive.focus_in(kb, collection, question, passages, sentences, terms, first,
-                                    ranked_with)
+                                    ranked_with, layout)
         messages = prompt.build(PERSONA, shown, question, count_tokens=llm.count_tokens)
         text = llm.complete(messages, max_tokens=max_tokens, temperature=0.0).text
         grounds = "\n".join([question, *(p.text for p in passages)])

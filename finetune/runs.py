@@ -9,11 +9,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from finetune import calibrate
-from finetune.config import TrainConfig
+from finetune.config import TrainConfig, load
 from finetune.train import TrainResult, read_jsonl, train
 from rag.embedders import RANKER
 from rag.evidence import Rule
 from rag.index import Search
+from rag.units import SENTENCES
 
 
 def _callback(progress: Progress, console: Console) -> Any:
@@ -48,10 +49,11 @@ def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
                   on_set: Path | None = None, top_k: int = 2,
                   sentences: int = 0, terms: float = 0.0,
                   ranked_with: str = RANKER, *, rule: Rule | None = None,
-                  search: Search | None = None) -> calibrate.Calibration:
+                  search: Search | None = None, layout: str = "") -> calibrate.Calibration:
     """Load the exported adapter in llama.cpp and choose its refusal threshold: on the held-out
     pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions,
-    behind serving's evidence ``rule`` and ``search`` (the caller's settings)."""
+    behind serving's evidence ``rule`` and ``search`` (the caller's settings), in the units the
+    run was trained on (``layout``; empty: as its config says)."""
     from models.providers.llamacpp import LlamaCppProvider
 
     items = read_jsonl(result.out / "calibration.jsonl")
@@ -66,13 +68,21 @@ def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
             if rule is None or search is None:
                 raise ValueError("calibrating on an eval set needs serving's rule and search")
             scored = _on_set(llm, on_set, {ex.messages[-1]["content"] for ex in items}, top_k,
-                             sentences, terms, ranked_with, progress, rule, search)
+                             sentences, terms, ranked_with, progress, rule, search,
+                             layout or units_of(result.out))
     return calibrate.choose(scored, budget)
+
+
+def units_of(run: Path) -> str:
+    """The units a run's examples were cut into: its config's (a run without one: sentences,
+    as every run before units had a layout)."""
+    config = run / "config.yaml"
+    return load(config).focus_units if config.is_file() else SENTENCES
 
 
 def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: int,
             terms: float, ranked_with: str, progress: Progress, rule: Rule,
-            search: Search) -> list[tuple[str, float]]:
+            search: Search, layout: str) -> list[tuple[str, float]]:
     """The eval set's held-out questions, asked on a scratch collection of its documents
     (embedded with the embedder the run ranked its items with, so focus ranks as trained)."""
     import tempfile
@@ -93,6 +103,6 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: 
             retrieval.ingest(es, kb, "cal", lambda: progress.advance(task))
             task = progress.add_task("Calibrating refusals", total=len(es.cases))
             return calibrate.on_retrieval(llm, es, kb, "cal", rule, top_k, search, sentences,
-                                          terms, lambda: progress.advance(task))
+                                          terms, lambda: progress.advance(task), layout)
         finally:
             kb.client.close()

