@@ -3,12 +3,15 @@ every document that answers them (answerable vs unanswerable)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from eval.evalset import Case, EvalSet
-from rag import evidence
-from rag.evidence import Floors, Rule, Signals
+from rag import evidence, lexical
+from rag.evidence import NEAR_MISS, Floors, Learned, Rule, Signals
 from rag.index import KnowledgeBase, Passage, Search
 
 
@@ -32,15 +35,46 @@ def asked(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search | None = 
                          exclude_docs=es.answering_docs(case)))
 
 
+class DocTerms:
+    """The terms of each passage of a collection, by document: the idf of the collection as it
+    would be without some documents. A question asked without its documents must find its
+    specific terms in no document, as it would where the company never wrote them; counted
+    over the whole collection they would look common enough to be missed for a typo's sake."""
+
+    def __init__(self, kb: KnowledgeBase, collection: str) -> None:
+        self.by_doc: dict[str, list[set[str]]] = {}
+        offset = None
+        while True:
+            points, offset = kb.client.scroll(collection, limit=1000, offset=offset,
+                                              with_payload=["doc", "heading", "text"])
+            for p in points:
+                payload = p.payload or {}
+                self.by_doc.setdefault(payload["doc"], []).append(set(lexical.tokens(
+                    f"{payload.get('heading', '')}\n{payload.get('text', '')}")))
+            if offset is None:
+                break
+
+    def idf(self, without: Sequence[str] = ()) -> evidence.Idf:
+        df: Counter[str] = Counter()
+        kept = [terms for doc, passages in self.by_doc.items() if doc not in without
+                for terms in passages]
+        for terms in kept:
+            df.update(terms)
+        return lexical.idf(df, len(kept))
+
+
 def measures(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search, top_k: int = 4,
              tick: Callable[[], None] = lambda: None) -> tuple[list[Signals], list[Signals]]:
-    """Evidence of each answerable question, with and without the documents that answer it."""
+    """Evidence of each answerable question, with and without the documents that answer it
+    (then with the idf of the collection without them)."""
     answerable: list[Signals] = []
     unanswerable: list[Signals] = []
-    idf = kb.idf(collection)
+    terms = DocTerms(kb, collection)
+    idf = terms.idf()
     for case, found, without in asked(es, kb, collection, how, top_k):
         answerable.append(evidence.signals(case.question, found, kb.embedder, idf))
-        unanswerable.append(evidence.signals(case.question, without, kb.embedder, idf))
+        unanswerable.append(evidence.signals(case.question, without, kb.embedder,
+                                             terms.idf(es.answering_docs(case))))
         tick()
     return answerable, unanswerable
 
@@ -64,3 +98,27 @@ def best(answerable: list[Signals], unanswerable: list[Signals], budget: float =
         floor = kept[left] if left < len(kept) else float("inf")
         fits.append(rates(answerable, unanswerable, Floors(floor, c)))
     return min(fits, key=lambda r: (r.wrongly_answered, r.wrongly_refused))
+
+
+def choose(rule: Learned, answerable: Sequence[Signals], unanswerable: Sequence[Signals],
+           near_misses: Sequence[Signals], budget: float, veto: bool = True) -> Learned:
+    """The rule with the thresholds (one, and a lower one where a near-miss term is missing)
+    that refuse the largest share of unanswerable questions plus the largest share of near-misses
+    while wrongly refusing at most ``budget`` of the answerable ones. Meant for questions of
+    businesses the rule was not fitted on. Without ``veto``, the one threshold only."""
+    groups = [_chances(rule, g) for g in (answerable, unanswerable, near_misses)]
+    every = np.concatenate([p for p, _ in groups])
+    candidates = np.r_[np.unique(np.quantile(every, np.linspace(0, 1, 201))), np.inf]
+    best: tuple[float, float, float] = (-1.0, np.inf, np.inf)
+    for t in candidates:
+        for low in candidates[candidates <= t] if veto else [np.inf]:
+            shares = [((p >= t) | (near & (p >= low))).mean() if len(p) else 0.0
+                      for p, near in groups]
+            if shares[0] <= budget and shares[1] + shares[2] > best[0]:
+                best = (shares[1] + shares[2], float(t), float(low))
+    return replace(rule, threshold=best[1], near_miss_threshold=best[2] if veto else None)
+
+
+def _chances(rule: Learned, group: Sequence[Signals]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([rule.unanswerable(s) for s in group]),
+            np.array([s.near_miss >= NEAR_MISS for s in group], dtype=bool))

@@ -13,6 +13,7 @@ import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import snowballstemmer
@@ -63,6 +64,16 @@ def _stem(word: str) -> str:
     if folded.endswith(("oes", "aes")) and len(folded) > 4:
         folded = folded[:-3] + "ao"
     return _STEMMER.stemWord(folded)
+
+
+def stem(word: str) -> str:
+    """A word's stem, as ``tokens`` gives it."""
+    return _stem(word)
+
+
+def words(text: str) -> set[str]:
+    """The distinct words of a text, lower-cased and accent-folded, nothing dropped."""
+    return {fold(w) for w in _WORD.findall(text.lower())}
 
 
 def tokens(text: str, *, query: bool = False) -> list[str]:
@@ -119,3 +130,127 @@ def _sparse(weights: dict[str, float]) -> tuple[list[int], list[float]]:
         idx = term_id(term)
         merged[idx] = merged.get(idx, 0.0) + w
     return list(merged), list(merged.values())
+
+
+# --- The question's specific terms (rag.evidence's near-miss signal) ----------------------------
+# Words customers write around what they ask, which name nothing a company's documents could
+# lack: question words, WhatsApp spellings, the verbs of asking and telling, time, family, the
+# channels they write on, fillers. A missing one says nothing about whether the documents answer.
+CHAT_WORDS = frozenset(fold(w) for w in """
+    quais qual quanto quanta quantos quantas onde aonde cade kd oq oque porque pq qnd qdo qnto
+    qntos qnts qtos qto qta qtas qts qtd qnt como quem quando mt mto mts muito muita muitos
+    muitas vdd blz tmj pfv pfvr qro qr vo vou to ta eh ne tbm tb hj amanha ontem anteontem cmg
+    ctg dnv msg fds aki aqui la ai oii oie ola opa eae gente pessoal moco moca obrigada obg
+    grato grata desde ja ainda agora logo sempre nunca antes depois hoje semana semanas mes
+    meses ano anos dia dias hora horas minuto minutos vez vezes coisa coisas algo algum alguma
+    alguns algumas nenhum nenhuma cada outro outra outros outras todo toda todos todas tanto
+    pouco pouca bastante menos tipo assim entao certo sim tal mesma mesmos enquanto porem pois
+    quase mil parte inteiro inteira completo completa primeiro primeira segundo segunda ultimo
+    ultima proximo proxima cedo manha madrugada domingo sabado terca quarta quinta sexta
+    feriado janeiro fevereiro marco abril maio junho julho agosto setembro outubro novembro
+    dezembro eu meu minha meus minhas mim comigo filho filha filhos filhas marido esposa
+    esposo mulher namorado namorada mae pai pais irmao irma irmaos primo prima tio tia avo
+    vizinho vizinha amigo amiga sogra sogro sobrinho sobrinha neto neta chefe familia bebe
+    crianca criancas pessoa pessoas dono dona whats wpp zap zapzap app aplicativo cel celular
+    insta instagram site email sms telefone fone ligacao ap apto facul trampo pras pros dao
+    vao kkk kkkk rs haha bora tchau favor desculpa desculpe tenho tem temos tinha tive teve
+    tiver quero queria qria preciso precisava posso pode podem poderia podia consigo consegue
+    conseguem vai vamos vem veio vieram venho fui foi fiz fez faco faz fazem fizer fica fico
+    da deu dei der sei sabe sabia acho visto gosto abri abro sou somos compro pago uso levo
+    trago mando sai cai dura demora custa custo serve funciona abre fecha passa perco ganho
+    quer era eram ia iam tava tavam estiver vida real reais normal aberto aberta abertos
+    abertas fechado fechada bom boa ruim novo nova velho velha grande pequeno pequena barato
+    barata caro cara errado errada melhor pior possivel rapido rapida urgente direito certinho
+    socorro numero fora jogo fazer ter ver poder saber querer comer beber vender receber
+    escolher conhecer chover perder entender escrever aprender resolver devolver correr mexer
+    trazer dizer ler viver descer esquecer parecer oferecer acontecer aparecer atender
+    responder abrimos ajuda arrependi boto caiu chega coloco conseguiria dar deixa disse
+    durante entendi esqueci estava estragado explica hein indo ir lembro liga perdi precisaria
+    quebrada quebrado recebi sair saiu serviu sozinha sozinho trouxe usar usei vi vir moro
+    mora estou esta estao tempo acha achar
+    """.split())
+# Verb forms (gerund, past, plural, infinitive in -ar/-ir) say what the customer did or wants
+# done; what a near-miss names (a city, a plan, a brand, a product) is a noun. Infinitives in
+# -er are listed above instead: loanwords in -er name products ("hamster", "freezer").
+_VERB_ENDINGS = ("ando", "endo", "indo", "ei", "ou", "am", "ar", "ir")
+_POSSESSIVES = frozenset({"meu", "minha", "meus", "minhas"})
+_HAVING = frozenset({"tem", "tenho", "tinha", "temos", "ha"})  # "tenho 67 anos": the customer
+# Units customers measure their own case in ("moro a 5 km", "meu cão tem 30 kg"), where the
+# documents give ranges ("até 10 kg"): a number before one of them, or a chat word ("20 dias"),
+# is never a sibling of what is offered, as "500 mega" is of "300 Mega".
+MEASURES = frozenset("km kg kilo kilos quilo quilos g gr gramas litro litros l metro metros m cm "
+                     "h hr hrs min".split())
+_LETTERS = "abcdefghijklmnopqrstuvwxyzç"
+_NUMBER_UNIT = re.compile(r"(\d+(?:[.,]\d+)?)\s*([a-z]+)")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word of a question that may name what the documents lack."""
+
+    word: str  # folded, abbreviations expanded ("sp" -> "sao", "paulo")
+    stem: str
+    written: str  # the abbreviation as written, where expanded: a passage may hold it as is
+    unit: str  # for a number, the word after it ("500 mega" -> "mega"), not a measure
+
+
+def number_units(text: str) -> set[tuple[str, str]]:
+    """(number, the word right after it) pairs of a text: "300 Mega" -> ("300", "mega")."""
+    return set(_NUMBER_UNIT.findall(fold(text)))
+
+
+def specific_terms(question: str) -> list[Term]:
+    """The question's words that could name something no document holds: not stop words, chat
+    words (or a one-letter typo of one: "fika"), verb forms, nor the customer's own things ("meu
+    cachorro", "tenho 67 anos")."""
+    units = dict(number_units(question))
+    out: list[Term] = []
+    before: list[str] = []
+    for raw in _WORD.findall(question.lower()):
+        written = fold(raw)
+        for word in (fold(w) for w in ABBREVIATIONS.get(written, raw).split()):
+            owned = bool(before) and (before[-1] in _POSSESSIVES or (
+                word[:1].isdigit() and before[-1] in _HAVING))
+            before.append(word)
+            if not (owned or _chatter(word)):
+                unit = units.get(word, "")
+                out.append(Term(word, _stem(word), written if written != word else "",
+                                "" if unit in MEASURES or unit in CHAT_WORDS else unit))
+    return out
+
+
+def _chatter(word: str) -> bool:
+    """A stop or chat word, a typo of one, or a verb form (see CHAT_WORDS)."""
+    if word in _FOLDED_STOPS or word in CHAT_WORDS or (len(word) == 1 and not word.isdigit()):
+        return True
+    if len(word) >= 5 and word.endswith(_VERB_ENDINGS):
+        return True
+    # A letter dropped or mistyped from a chat word ("qero", "fika"), never one added: "botox" is
+    # not "boto". Short words only by how they sound ("fika", "axo"), or "giga" would be "liga".
+    near = ({v for v in one_edit(word) if len(v) >= len(word)} if len(word) >= 5 else
+            _sounds(word) if len(word) >= 3 else set())
+    return any(v in CHAT_WORDS or v in _FOLDED_STOPS for v in near)
+
+
+_SOUNDS = (("k", "c"), ("k", "qu"), ("x", "ch"), ("s", "z"), ("z", "s"), ("s", "c"), ("i", "e"),
+           ("u", "o"), ("e", "i"), ("o", "u"), ("ss", "s"), ("s", "ss"))
+
+
+def _sounds(word: str) -> set[str]:
+    """Spellings of a word that sound alike: one letter (or pair) swapped for its like."""
+    return {word[:i] + b + word[i + len(a):] for a, b in _SOUNDS for i in range(len(word))
+            if word.startswith(a, i)}
+
+
+@lru_cache(maxsize=20_000)
+def one_edit(word: str) -> frozenset[str]:
+    """Every spelling one typo away (a letter dropped, added, swapped with the next or changed;
+    "k" for "qu"): how customers mistype a word the documents hold."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
+    out |= {a + c + b[1:] for a, b in splits if b for c in _LETTERS}
+    out |= {a + c + b for a, b in splits for c in _LETTERS}
+    if word.startswith("k"):
+        out.add("qu" + word[1:])
+    return frozenset(out - {word})
