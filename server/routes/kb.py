@@ -1,8 +1,8 @@
-"""Admin API for knowledge bases: upload, list and delete documents."""
+"""Admin API for knowledge bases: upload, list and delete documents; how each is answered."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from rag.index import COLLECTION_NAME, EmbedderMismatch
 from rag.parsing import MAX_BYTES, DocumentError, parse
 from server import runtime
-from server.deps import ADMIN_ERRORS, Problem, errors, require_admin
+from server.deps import ADMIN_ERRORS, Problem, SessionsDep, errors, require_admin
+from server.services import answer_modes
 
 Collection = Annotated[str, Path(pattern=COLLECTION_NAME, description="Knowledge base name")]
 router = APIRouter(prefix="/api/kb", tags=["knowledge base"],
@@ -91,3 +92,11 @@ def passage(collection: Collection, passage_id: str) -> PassageOut:
         raise HTTPException(404, f"no passage {passage_id} in {collection!r}")
     p = found[0]
     return PassageOut(id=p.id, doc=p.doc, heading=p.heading, position=p.position, text=p.text)
+
+
+@router.get("/{collection}/answer-mode", summary="How a knowledge base is answered, and why")
+def answer_mode(collection: Collection, sessions: SessionsDep) -> dict[str, Any]:
+    """The answer mode (model, extraction or model+extraction) the gate chose for this
+    knowledge base (`atende models compare`), its reason, the version it was measured with and
+    each mode's verdict; the shipped default, said so, where no gate has judged it."""
+    return answer_modes.current(sessions, collection).as_dict()

@@ -1,4 +1,5 @@
-"""Admin API for the local model's versions: list them, promote through the gate, roll back.
+"""Admin API for the local model's versions: list them, promote through the gate, roll back;
+and each knowledge base's answer mode, as the gate chose it.
 
 Comparing (the gate itself) runs for minutes, so it runs from the CLI (`atende models
 compare`); promotion here accepts only a version whose gate passed against the one serving.
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from server import runtime
 from server.deps import ADMIN_ERRORS, SessionsDep, SettingsDep, errors, require_admin
-from server.services import model_versions
+from server.services import answer_modes, model_versions
 
 router = APIRouter(prefix="/api/models", tags=["admin"], dependencies=[Depends(require_admin)],
                    responses=ADMIN_ERRORS)
@@ -34,6 +35,13 @@ def versions(sessions: SessionsDep) -> list[dict[str, Any]]:
 def history(sessions: SessionsDep) -> list[dict[str, Any]]:
     """Promotions and rollbacks, newest first."""
     return model_versions.history(sessions)
+
+
+@router.get("/answer-modes")
+def modes(sessions: SessionsDep, settings: SettingsDep) -> list[dict[str, Any]]:
+    """How each knowledge base is answered (model, extraction or model+extraction) and why:
+    every one the gate judged, and the configured one."""
+    return [m.as_dict() for m in answer_modes.listing(sessions, [settings.kb_collection])]
 
 
 @router.post("/versions/{name}/promote", responses=errors(404, 409))

@@ -7,7 +7,8 @@
 - ``messaging``: conversations, messages, their journey, and delivery (outbox, early statuses);
 - ``leases``: which worker holds which piece of work;
 - ``auth``: web sessions and login attempts;
-- ``llm``: model calls and budgets, API tokens, local model versions and promotions;
+- ``llm``: model calls and budgets, API tokens, local model versions and promotions,
+  each knowledge base's answer mode;
 - ``people``: users (agents, managers, admins) and teams;
 - ``flows``: flows as data and the sessions that run them;
 - ``inbox``: agents' notes, canned responses, and how far each agent has read a conversation;
@@ -36,7 +37,14 @@ from server.schema.flows import ChatSession, StoredFlow
 from server.schema.inbox import CannedResponse, ConversationRead, Note
 from server.schema.instances import Instance
 from server.schema.leases import Lease
-from server.schema.llm import ApiToken, BudgetAlert, LlmUsage, ModelPromotion, ModelVersion
+from server.schema.llm import (
+    AnswerMode,
+    ApiToken,
+    BudgetAlert,
+    LlmUsage,
+    ModelPromotion,
+    ModelVersion,
+)
 from server.schema.messaging import (
     Conversation,
     EarlyStatus,
@@ -49,6 +57,7 @@ from server.schema.people import Team, TeamMember, User
 from server.schema.simulator import SimulatorMessage
 
 __all__ = [
+    "AnswerMode",
     "ApiToken",
     "Base",
     "BudgetAlert",

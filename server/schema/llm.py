@@ -1,6 +1,6 @@
 """The language model's side: what each call cost and the budgets it crossed, the API tokens
-(the OpenAI-compatible endpoint's, and integrations' bound to a level), and the local model's
-versions and promotions."""
+(the OpenAI-compatible endpoint's, and integrations' bound to a level), the local model's
+versions and promotions, and the answer mode the gate chose for each knowledge base."""
 
 from __future__ import annotations
 
@@ -90,4 +90,20 @@ class ModelPromotion(Base):
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     action: Mapped[str] = mapped_column(String(16))  # promote | rollback | default
     reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AnswerMode(Base):
+    """The answer mode the gate chose for a knowledge base (``server.services.answer_modes``):
+    model, extraction or model+extraction, and why. Rows are only added, so what answered a
+    company's customers when is never lost; the latest of a collection is its mode."""
+
+    __tablename__ = "answer_modes"
+    __table_args__ = (Index("ix_answer_modes_collection", "collection", "id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collection: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    version: Mapped[str | None] = mapped_column(String(64))  # the model version measured
+    gate: Mapped[dict[str, Any]] = mapped_column(default=dict)  # each mode's verdict and figures
     at: Mapped[datetime] = mapped_column(default=utcnow)

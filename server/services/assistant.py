@@ -1,4 +1,9 @@
-"""AI mode: answer from the knowledge base, within budget, or say it cannot and hand off."""
+"""AI mode: answer from the knowledge base, within budget, or say it cannot and hand off.
+
+The knowledge base's answer mode (``answer_modes``, chosen by the gate) says who writes the
+reply once the evidence step lets a question through: the model, extraction (the best passage
+unit; no model is called, nor a budget spent), or the model with extraction as the guard's
+fallback."""
 
 from __future__ import annotations
 
@@ -9,14 +14,15 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from eval.answers import EXTRACTION, MODEL, MODEL_EXTRACTION
 from models import router
 from models.base import ChatMessage, Completion, ModelConfigError, Provider
 from models.spec import ModelSpec
-from rag import evidence, extractive, guard, lexical, prompt
+from rag import evidence, extractive, guard, lexical, prompt, yesno
 from rag.index import Passage
 from server.runtime import LOCAL, Runtime
 from server.schema import Instance
-from server.services import budget, intents
+from server.services import answer_modes, budget, intents
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,8 +74,9 @@ def use_for(settings: Settings, inst: Instance | None = None, *, collection: str
 class Answer:
     text: str
     handoff: bool = False
-    # answered | refused (the model found no answer) | guard_<why> (extractive sent) | empty |
-    # smalltalk | no_passages | model_error | budget
+    # answered | extracted (extraction mode: no model) | refused (the model found no answer) |
+    # guard_<why> (extractive sent) | unfit_<why> (model mode: the guard's, handed off) |
+    # empty | smalltalk | no_passages | model_error | budget
     reason: str = "answered"
     passage_ids: list[str] = field(default_factory=list)
     completion: Completion | None = None
@@ -86,6 +93,7 @@ class Prepared:
     passages: list[Passage]
     chain: list[tuple[ModelSpec, Provider]]
     use: Use
+    mode: str = MODEL_EXTRACTION  # model: an unfit reply hands off instead of quoting
 
     @functools.cached_property
     def messages(self) -> list[ChatMessage]:
@@ -101,7 +109,8 @@ class Prepared:
 def handoff_text(reason: str, notice: str | None) -> str:
     """The reply of a handoff: why the assistant stops, then what happens next (``notice``,
     None when the customer was told already: then only the reason, or nothing)."""
-    return " ".join(t for t in (HANDOFF_LEADS.get(reason, ""), notice or "") if t)
+    lead = NOT_FOUND if reason.startswith("unfit_") else HANDOFF_LEADS.get(reason, "")
+    return " ".join(t for t in (lead, notice or "") if t)
 
 
 def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
@@ -114,6 +123,9 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
         return Answer(HUMAN_ASKED, handoff=True, reason="asked_for_human")
     if not lexical.tokens(question, query=True):  # only greetings and small words: "oi", "bom dia"
         return Answer(GREETING, reason="smalltalk")
+    mode = answer_modes.mode_of(sessions, use.collection)
+    if mode == EXTRACTION:  # no model: neither its configuration nor the budget matters
+        return extracted(rt, question, history, use)
     names = use.models
     if budget.exceeded(sessions, rt.settings, use.instance):
         if rt.settings.budget_action == "handoff":
@@ -136,12 +148,31 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
         # fallback model (another version, or a large remote one) its own layout.
         shown = extractive.focus_in(rt.kb, use.collection, question, passages,
                                     spec.prompt_sentences, spec.prompt_terms,
-                                    spec.prompt_passages, spec.prompt_ranker)
+                                    spec.prompt_passages, spec.prompt_ranker, spec.prompt_units)
         return prompt.build(use.persona, shown, question, history if spec.prompt_history else (),
                             count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)
 
-    return Prepared(question, prompt_for, passages, chain, use)
+    return Prepared(question, prompt_for, passages, chain, use, mode)
+
+
+def extracted(rt: Runtime, question: str, history: list[ChatMessage], use: Use) -> Answer:
+    """Extraction mode: the evidence step as before a model, then the passage unit closest to
+    the question ("Sim, "/"Não, " where it decides a yes/no question), written by no model;
+    one said already in the conversation would loop, so a human takes over, as after a
+    model."""
+    passages = rt.kb.search(use.collection, question, top_k=rt.settings.retrieval_top_k,
+                            how=rt.settings.search())
+    text = None
+    if evidence.enough(question, passages, rt.settings.evidence(), rt.kb, use.collection):
+        text = extractive.best_sentence(rt.kb.embedder, question, passages)
+    if text is None:
+        return Answer(NO_ANSWER, handoff=True, reason="no_passages")
+    if guard.repeats(text, earlier(history)):
+        return Answer(MODEL_DOWN, handoff=True, reason="guard_repeat")
+    # Tokens none, model "extraction": the reply is the assistant's, recorded as what wrote it.
+    return Answer(text, reason="extracted", passage_ids=[x.id for x in passages],
+                  completion=Completion(text, "stop", 0, 0, EXTRACTION))
 
 
 def earlier(messages: list[ChatMessage]) -> list[str]:
@@ -151,7 +182,10 @@ def earlier(messages: list[ChatMessage]) -> list[str]:
 
 def fallback(rt: Runtime, p: Prepared, said: Sequence[str] = ()) -> str | None:
     """The best passage sentence: what goes out when a model's reply is unfit; None where the
-    passages have none, or where it would say again what was ``said`` (a loop: a human goes)."""
+    passages have none, where it would say again what was ``said`` (a loop: a human goes), or
+    in model mode (the knowledge base's gate found quoting worse: a human goes)."""
+    if p.mode == MODEL:
+        return None
     text = extractive.best_sentence(rt.kb.embedder, p.question, p.passages)
     return None if text is None or guard.repeats(text, said) else text
 
@@ -176,10 +210,15 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     problem = guard.unfit(out.text, routed.messages[0]["content"], p.grounds,
                           earlier(routed.messages))
     if problem is None:
+        out.text = yesno.answer(p.question, out.text)  # "Sim, "/"Não, " where it decides
         return out
     # An empty, looping, repeated or prompt-copying reply, or one stating a number no passage
     # holds, never reaches the customer: the best passage sentence goes instead, grounded by
-    # construction.
+    # construction; in model mode (quoting judged worse here) a human takes over.
+    if p.mode == MODEL:
+        log.info("reply refused by the guard (%s); model mode: handing off", problem)
+        out.text, out.handoff, out.reason = NO_ANSWER, True, f"unfit_{problem}"
+        return out
     log.info("reply refused by the guard (%s); sending the extractive answer", problem)
     text = fallback(rt, p, earlier(routed.messages))
     out.text, out.handoff, out.reason = text or MODEL_DOWN, text is None, f"guard_{problem}"

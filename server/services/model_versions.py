@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.bundled import bundled_data
 from models.spec import ModelSpec
 from rag.embedders import RANKER
+from rag.units import LAYOUTS, SENTENCES
 from server.schema import ModelPromotion, ModelVersion
 
 DEFAULT_ADAPTER = bundled_data("adapters", "faquad-v5")
@@ -250,6 +251,10 @@ def spec_for(version: ModelVersion | None, local: ModelSpec,
     (its files found within ``root``, the data folder, where it keeps them relative)."""
     if version is None:
         return local
+    units = version.config.get("focus_units", SENTENCES)  # trained before the key: sentences
+    if units not in LAYOUTS:  # model_copy does not validate; a version's config is data
+        raise ValueError(f"model version {version.name}: focus_units {units!r} is none of "
+                         f"{', '.join(LAYOUTS)}")
     return local.model_copy(update={"path": located(version.base, root),
                                     "lora_path": located(version.adapter, root)
                                     if version.adapter else None,
@@ -262,7 +267,8 @@ def spec_for(version: ModelVersion | None, local: ModelSpec,
                                     "prompt_terms": version.config.get("focus_terms", 0.0),
                                     # versions trained before the key ranked with RANKER
                                     "prompt_ranker": version.config.get("focus_embedder",
-                                                                        RANKER)})
+                                                                        RANKER),
+                                    "prompt_units": units})
 
 
 def resolve(sessions: sessionmaker[Session], settings: Any, name: str) -> ModelSpec:
