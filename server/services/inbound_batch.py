@@ -65,18 +65,18 @@ def store(c: Connection, hooks: Sequence[Webhook]) -> None:
             return
         ids = _insert(c, planned)
         steps: list[dict[str, Any]] = []
-        seen: set[tuple[int, str]] = set()
+        stored: dict[tuple[int, str], _Message] = {}
         for m in planned:
             out = m.hook.outcome
             assert out is not None
             key = (m.hook.instance.id, m.ev.provider_message_id)
             msg_id = ids.get(key)
-            if msg_id is None or key in seen:  # already stored, or twice in this batch
+            if msg_id is None or key in stored:  # already stored, or twice in this batch
                 first = msg_id if msg_id is not None else _stored(c, key)
                 steps += journey.rows(first, [("duplicate", {"detail": "delivered again"})])
                 out.duplicates += 1
                 continue
-            seen.add(key)
+            stored[key] = m
             steps += journey.rows(msg_id, m.planned.steps)
             out.stored += 1
             file = m.planned.row["media"]
@@ -85,8 +85,7 @@ def store(c: Connection, hooks: Sequence[Webhook]) -> None:
             if inbound.needs_turn(m.ev, m.planned.status) and m.conv.id not in out.turns:
                 out.turns.append(m.conv.id)
         journey.insert_rows(c, steps)
-        _touch(c, [m for m in planned if m.hook.outcome and (m.hook.instance.id,
-                                                               m.ev.provider_message_id) in ids])
+        _touch(c, list(stored.values()))
 
 
 def _read(c: Connection, hooks: Sequence[Webhook]) -> list[_Message]:
