@@ -44,9 +44,16 @@ def variables(template: str) -> list[str]:
     return [n for n in _PLACEHOLDER.findall(template) if VARIABLE.match(n)]
 
 
+_EMPTY = "\x00"  # where a variable had no value, until the space before it is taken out too
+_GAP = re.compile(r"[ \t]*\x00(?=[ \t]|[!?.,;:]|$)|\x00")
+
+
 def render(template: str, values: Mapping[str, str]) -> str:
     """The template with each ``{{name}}`` replaced by its value; a variable without a value is
-    the empty string (validation has already rejected names no one can set)."""
+    the empty string (validation has already rejected names no one can set), and so is the
+    space before it: "Olá {{contact.name}}!" reads "Olá!" for a customer with no name, not
+    "Olá !"."""
     if "{{" not in template:
         return template
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template)
+    filled = _PLACEHOLDER.sub(lambda m: values.get(m.group(1), "") or _EMPTY, template)
+    return _GAP.sub("", filled).lstrip(" \t") if _EMPTY in filled else filled

@@ -281,7 +281,7 @@ def test_tags_fields_media_and_templating() -> None:
 def test_templating_missing_value_is_empty() -> None:
     flow = flows.validate(flows.from_yaml(TAGS_FLOW))
     result = flows.step(flow, flows.new_state("tags"), msg("oi"), context=Context())
-    assert SendText("Veja o catálogo, ") in result.actions
+    assert SendText("Veja o catálogo,") in result.actions  # the empty name takes its space
 
 
 # -- conditions -------------------------------------------------------------------------------
@@ -375,3 +375,14 @@ def test_yaml_round_trip(demo: flows.Flow) -> None:
         assert flows.from_yaml(flows.to_yaml(flow)) == flow
         assert flows.to_yaml(flows.from_yaml(flows.to_yaml(flow))) == flows.to_yaml(flow)
         assert flows.from_dict(flows.to_dict(flow)) == flow
+
+
+def test_a_variable_without_a_value_takes_its_space_with_it() -> None:
+    from flows.text import render
+
+    greeting = "Olá {{contact.name}}! Digite 1 para dúvidas"
+    assert render(greeting, {}) == "Olá! Digite 1 para dúvidas"  # not "Olá !"
+    assert render(greeting, {"contact.name": "Ana"}) == "Olá Ana! Digite 1 para dúvidas"
+    assert render("Oi {{contact.name}}, seu pedido {{vars.p}} saiu", {}) == \
+        "Oi, seu pedido saiu"
+    assert render("{{contact.name}} chegou", {}) == "chegou"
