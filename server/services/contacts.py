@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from functools import cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Select, and_, bindparam, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -102,15 +101,10 @@ _KNOWN_COLUMNS = (_IDENT.contact_id, _CONV.id, _CONV.address, _CONV.mode, _CONV.
                   _CONV.agent_replied_at, _CONV.last_inbound_at)
 
 
-@cache
-def _known_query(n: int) -> Select[Any]:
-    """``known``'s statement for ``n`` identities, built once: a statement made per call costs
-    its cache key (a walk of the whole expression) every time."""
-    return (select(*_KNOWN_COLUMNS).select_from(ContactIdentity.__table__.outerjoin(
-        Conversation.__table__, and_(_CONV.contact_id == _IDENT.contact_id,
-                                     _CONV.instance_id == bindparam("instance_id"))))
-        .where(or_(*(and_(_IDENT.kind == bindparam(f"kind{i}"),
-                          _IDENT.value == bindparam(f"value{i}")) for i in range(n)))))
+_KNOWN_MANY = (select(_IDENT.kind, _IDENT.value, *_KNOWN_COLUMNS).select_from(
+    ContactIdentity.__table__.outerjoin(Conversation.__table__, and_(
+        _CONV.contact_id == _IDENT.contact_id, _CONV.instance_id == bindparam("instance_id"))))
+    .where(tuple_(_IDENT.kind, _IDENT.value).in_(bindparam("pairs", expanding=True))))
 
 
 def known(c: Connection, *, phone: str | None, lid: str | None, instance_id: int,
@@ -120,21 +114,7 @@ def known(c: Connection, *, phone: str | None, lid: str | None, instance_id: int
     webhook's path, and the ORM's session and identity map cost more CPU than the query. None
     when anything is new (then ``resolve`` and ``conversation_for`` do the work,
     concurrent-safe)."""
-    identities = _identities(phone, lid, address)
-    params: dict[str, Any] = {"instance_id": instance_id}
-    for i, (kind, value) in enumerate(identities):
-        params[f"kind{i}"], params[f"value{i}"] = kind, value
-    rows = c.execute(_known_query(len(identities)), params).all()
-    # Each identity is unique, so one row per identity found: all of them, one contact.
-    if len(rows) != len(identities) or len({r.contact_id for r in rows}) != 1:
-        return None
-    return Known(*rows[0]) if rows[0].id is not None else None
-
-
-_KNOWN_MANY = (select(_IDENT.kind, _IDENT.value, *_KNOWN_COLUMNS).select_from(
-    ContactIdentity.__table__.outerjoin(Conversation.__table__, and_(
-        _CONV.contact_id == _IDENT.contact_id, _CONV.instance_id == bindparam("instance_id"))))
-    .where(tuple_(_IDENT.kind, _IDENT.value).in_(bindparam("pairs", expanding=True))))
+    return known_many(c, instance_id, [(phone, lid, address)])[0]
 
 
 def known_many(c: Connection, instance_id: int,
@@ -147,6 +127,7 @@ def known_many(c: Connection, instance_id: int,
         _KNOWN_MANY, {"instance_id": instance_id, "pairs": pairs})}
     out: list[Known | None] = []
     for ids in wanted:
+        # Each identity is unique, so one row per identity found: all of them, one contact.
         found = [rows.get(i) for i in ids]
         one = all(found) and len({r.contact_id for r in found if r is not None}) == 1
         first = found[0]
