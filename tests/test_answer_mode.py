@@ -75,7 +75,7 @@ def test_extraction_takes_part_in_the_gate_and_replaces_a_model_that_answers_wor
 def test_serving_honours_the_mode_kept_for_its_knowledge_base(
         sessions: sessionmaker[Session], tmp_path: Path, demo_kb) -> None:  # type: ignore[no-untyped-def]
     from server.runtime import Runtime
-    from server.services import assistant
+    from server.services import api_answers, assistant
     from server.settings import Settings
 
     # The only model is an OpenAI-compatible server on a port nothing listens on.
@@ -101,9 +101,11 @@ def test_serving_honours_the_mode_kept_for_its_knowledge_base(
     assert ans.text == extractive.best_sentence(demo_kb.embedder, EXCHANGE, found)
     assert ans.completion is not None and ans.completion.model == EXTRACTION
     assert ans.spec is None  # no model wrote it, none is charged
+    assert api_answers.written_by(ans) == EXTRACTION  # what the OpenAI-compatible reply names
     # the evidence step still refuses what the passages cannot answer, and hands off
     off = assistant.answer(rt, sessions, "vcs consertam geladeira frost free?", [], use)
     assert (off.reason, off.handoff) == ("no_passages", True)
+    assert api_answers.written_by(off) == api_answers.NO_MODEL
     # saying again what the conversation already said would loop: a human takes over
     said: list[ChatMessage] = [{"role": "user", "content": EXCHANGE},
                                {"role": "assistant", "content": ans.text}]

@@ -142,7 +142,7 @@ async def chat_completions(request: Request, sessions: SessionsDep) -> Any:
     c = ans.completion
     return {
         "id": cid, "object": "chat.completion", "created": int(time.time()),
-        "model": ans.spec.name if ans.spec else use.models[0],
+        "model": api_answers.written_by(ans),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": ans.text},
                      "finish_reason": "stop"}],
         "usage": {"prompt_tokens": c.prompt_tokens if c else 0,

@@ -28,6 +28,15 @@ class Piece:
     finish: str | None = None
 
 
+NO_MODEL = "atende"  # the name a reply no model wrote goes out under (a refusal, small talk)
+
+
+def written_by(ans: assistant.Answer) -> str:
+    """The ``model`` an API reply names: the version that wrote it, ``extraction`` where the
+    knowledge base answers by extraction, ``atende`` where no model was asked."""
+    return ans.completion.model if ans.completion else NO_MODEL
+
+
 def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
            history: list[ChatMessage], use: assistant.Use) -> assistant.Answer:
     """A whole reply, its tokens and cost recorded against the budgets."""
@@ -43,8 +52,8 @@ def stream(rt: Runtime, sessions: sessionmaker[Session],
     """The reply as the first model of the chain writes it (a stream cannot switch models
     half-way), guarded; its usage is recorded once it ends."""
     if isinstance(p, assistant.Answer):
-        yield Piece("atende", p.text)
-        yield Piece("atende", None, "stop")
+        yield Piece(written_by(p), p.text)
+        yield Piece(written_by(p), None, "stop")
         return
     spec, provider = p.chain[0]
     said = assistant.earlier(p.messages)
