@@ -14,6 +14,7 @@ MIN_WORDS = 100
 MAX_WORDS = 200
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_RULE = re.compile(r"\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?")  # a table's |---|---| line
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _WORD = re.compile(r"\S+")  # a word as str.split() finds it
 _PIECE = 1 << 20  # characters split into lines at a time
@@ -93,9 +94,29 @@ def _cut(piece: str) -> Iterator[str]:
         yield piece[first.start():end]
 
 
+def _table_head(block: str) -> list[str]:
+    """A Markdown table's header row and its ``|---|`` line (found without splitting a long
+    block), or nothing where the block has no such header."""
+    start = len(block) - len(block.lstrip())
+    first = block.find("\n", start)
+    if first < 0:
+        return []
+    second = block.find("\n", first + 1)
+    rule = block[first + 1:second if second >= 0 else len(block)].strip()
+    if not _RULE.fullmatch(rule):
+        return []
+    return [block[start:first].rstrip(), rule]
+
+
 def _split_long(block: str) -> Iterator[str]:
-    """A block over MAX_WORDS, cut at sentence (or line) ends."""
+    """A block over MAX_WORDS, cut at sentence (or line) ends. Every piece of a long table
+    after the first starts with the table's header again: a row without its column names
+    ("| 300 g | R$ 64,90 |") answers nothing."""
     table = block.lstrip().startswith("|")
+    head = _table_head(block) if table else []
+    head_words = sum(len(line.split()) for line in head)
+    if head_words > MAX_WORDS // 2:  # a header that would crowd out the rows: not repeated
+        head, head_words = [], 0
     pieces = (cut for piece in (_lines(block) if table else _sentences(block))
               for cut in _cut(piece))
     current: list[str] = []
@@ -104,7 +125,7 @@ def _split_long(block: str) -> Iterator[str]:
         n = _count_words(piece, MAX_WORDS)
         if current and words + n > MAX_WORDS:  # as len(" ".join(current + [piece]).split())
             yield ("\n" if "\n" in block and table else " ").join(current)
-            current, words = [], 0
+            current, words = list(head), head_words
         current.append(piece)
         words += n
     if current:

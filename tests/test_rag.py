@@ -42,6 +42,16 @@ def test_long_sections_are_split_under_the_word_cap() -> None:
     assert " ".join(c.text for c in chunks).split() == text.split()[2:]
 
 
+def test_every_piece_of_a_long_table_carries_its_header() -> None:
+    header = "| produto | linha | tamanho | preço |\n|---|:---:|---|---|"
+    rows = [f"| Máscara de nutrição {i} | Cachos Livres | 300 g | R$ {i},90 |" for i in range(80)]
+    chunks = chunk("# Preços\n\n" + header + "\n" + "\n".join(rows))
+    assert len(chunks) > 2 and all(len(c.text.split()) <= 200 for c in chunks)
+    assert all(c.text.startswith(header + "\n") for c in chunks)  # "300 g" says what it is
+    found = [line for c in chunks for line in c.text.split("\n")[2:]]
+    assert found == rows  # every row once, in order; only the header repeats
+
+
 def test_lexical_terms_fold_accents_and_stem() -> None:
     assert lexical.tokens("Não devolução") == lexical.tokens("nao devolucao")
     assert lexical.tokens("devoluções cartões") == lexical.tokens("devolucao cartao")
