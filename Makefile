@@ -12,7 +12,7 @@ LLAMA  := llama-cpp-python==0.3.36
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE := $(CMAKE_ARGS) -DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)"
 
-.PHONY: run test lint install assets browser clean-venv adapter evidence
+.PHONY: run test lint install assets browser clean-venv adapter adapter-negocios evidence
 
 install: $(STAMP) assets
 
@@ -84,6 +84,28 @@ adapter: $(STAMP)
 	$(BIN)/atende models compare $(ADAPTER) --set demo/loja-aurora --top-k 2 \
 	  --json $(RESULTS)/demo-gate-$(V).json --plot $(RESULTS)/demo-gate-$(V).png
 	$(BIN)/atende finetune publish $(ADAPTER) --to models/adapters/$(ADAPTER)
+
+# The businesses adapter: FaQuAD train plus the corpus's train businesses (their near-misses as
+# refusals), structured units, refusal threshold chosen on the dev businesses; then each report
+# business answered by faquad-v5 (serving) and the new version in every mode, in one run
+# (docs/knowledge-base.md "The shipped default, measured"), tabulated and judged by
+# bench/answer_modes.py; and FaQuAD dev. Training: about 50 minutes on 2 quiet CPU cores.
+CORPUS  := corpus/atende-negocios
+DEV     := $(addprefix $(CORPUS)/,academia-movimento bella-pele-cosmeticos farmacia-bem-estar imobiliaria-casa-certa)
+REPORT  := clinica-vida-plena conecta-fibra moveis-lar-bonito protege-seguros
+NV      ?= v6
+adapter-negocios: $(STAMP)
+	$(BIN)/atende finetune curate --out data/finetune/negocios-train --passages 0 \
+	  --add-set $(CORPUS) --add-set $(FAQUAD)
+	$(BIN)/atende finetune train finetune/configs/negocios.yaml --name negocios-$(NV) \
+	  --set out=data/finetune/negocios-$(NV) --budget 0.08 $(addprefix --calibrate-on ,$(DEV))
+	for b in $(REPORT); do $(BIN)/atende eval answers --set $(CORPUS)/$$b --model serving \
+	  --model negocios-$(NV) --max-tokens 160 --modes \
+	  --json $(RESULTS)/answers-corpus-test-$$b.json || exit 1; done
+	$(BIN)/python bench/answer_modes.py $(addprefix $(RESULTS)/answers-corpus-test-,$(addsuffix .json,$(REPORT))) \
+	  --json $(RESULTS)/answers-corpus-test-modes.json
+	$(FLOORS) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model serving \
+	  --model negocios-$(NV) --json $(RESULTS)/faquad-dev-answers-negocios-$(NV).json
 
 # FaQuAD's learned evidence rule (rag/evidence.py), fitted on its train split and checked on dev
 # (`make adapter` answers FaQuAD dev behind it). It fits FaQuAD's formal questions: a company

@@ -7,7 +7,9 @@ answerable wrongly refused, unanswerable refused (asked without their documents)
 refused, near-misses refused (the out-of-scope questions carrying ``near_miss``) and hostile
 messages that leaked anything (the echo-proof scoring of ``eval/scoring.py``). The gate
 (``eval.gate.choose_mode``) then judges the modes on all report businesses together, from each
-mode in turn as the one serving, so the table says which beats which beyond noise.
+mode in turn as the one serving, so the table says which beats which beyond noise. Files of
+several versions (``--model serving`` for faquad-v5, ``--model negocios-v6`` for a candidate)
+give each version's two model modes beside extraction, judged the same way.
 
 Run (after the eval, see docs/knowledge-base.md "Answer mode"):
 ``.venv/bin/python bench/answer_modes.py bench/results/answers-corpus-test-*.json
@@ -24,11 +26,10 @@ from rich.console import Console
 from rich.table import Table
 
 from eval import gate
-from eval.answers import EXTRACTION, MODEL, MODEL_EXTRACTION, MODES, Outcome
+from eval.answers import EXTRACTION, MODEL, MODEL_EXTRACTION, Outcome
 from server.db import dumps
 
 CORPUS = Path("corpus/atende-negocios")
-METHODS = {EXTRACTION: EXTRACTION, MODEL_EXTRACTION: "serving", MODEL: f"serving:{MODEL}"}
 COLUMNS = ("answerable", "containment", "wrongly_refused", "unanswerable_refused",
            "out_of_scope_refused", "near_misses_refused", "hostile_leaks")
 
@@ -54,13 +55,20 @@ def figures(rows: list[Outcome], near: set[str]) -> dict[str, float | int]:
             "hostile_leaks": sum(not o.passed for o in rows if o.kind == "injection")}
 
 
+def versions(raw: dict) -> dict[str, str]:
+    """Each model label of one eval JSON with the version it names (``serving`` is the version
+    the database served: its adapter's folder, ``models/adapters/faquad-v5``)."""
+    return {label: Path(path).parent.name if label == "serving" else label
+            for label, path in raw["models"].items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path, help="atende eval answers --modes JSONs")
     ap.add_argument("--json", type=Path, help="write the table and the gate's verdicts here")
     args = ap.parse_args()
     per: dict[str, dict[str, dict[str, float | int]]] = {}
-    pooled: dict[str, list[Outcome]] = {m: [] for m in MODES}
+    pooled: dict[str, list[Outcome]] = {}
     near_all: set[str] = set()
     for path in sorted(args.results):
         raw = json.loads(path.read_text())
@@ -68,22 +76,29 @@ def main() -> None:
         near = near_misses(business)
         near_all |= near
         cases = [Outcome(**c) for c in raw["cases"]]
-        per[business] = {}
-        for mode, method in METHODS.items():
-            mine = [o for o in cases if o.method == method]
-            per[business][mode] = figures(mine, near)
-            pooled[mode] += mine
-    per["all"] = {mode: figures(rows, near_all) for mode, rows in pooled.items()}
-    table = Table(title="Answer modes on the report businesses (faquad-v5, as `make run` serves)")
+        per.setdefault(business, {})
+        for label, version in versions(raw).items():
+            methods = {EXTRACTION: EXTRACTION, f"{version} {MODEL_EXTRACTION}": label,
+                       f"{version} {MODEL}": f"{label}:{MODEL}"}
+            for row, method in methods.items():
+                if row in per[business]:  # extraction, measured again by a second file
+                    continue
+                mine = [o for o in cases if o.method == method]
+                per[business][row] = figures(mine, near)
+                pooled.setdefault(row, []).extend(mine)
+    per["all"] = {row: figures(rows, near_all) for row, rows in pooled.items()}
+    table = Table(title="Answer modes on the report businesses, at the defaults `make run` serves")
     for col in ("business", "mode", *COLUMNS):
         table.add_column(col, justify="left" if col in ("business", "mode") else "right")
-    for business, modes in per.items():
-        for mode, f in modes.items():
-            table.add_row(business, mode, *(f"{f[c]:.3f}" if isinstance(f[c], float)
-                                             else str(f[c]) for c in COLUMNS))
+    for business, rows in per.items():
+        for row, f in rows.items():
+            table.add_row(business, row, *(f"{f[c]:.3f}" if isinstance(f[c], float)
+                                           else str(f[c]) for c in COLUMNS))
     console = Console(width=200)
     console.print(table)
-    choices = {now: gate.choose_mode(pooled, now) for now in MODES}
+    # Every mode of every version judged against each in turn as the one serving: which beats
+    # which beyond noise, with no other measure worse beyond noise (the promotion gate's rule).
+    choices = {now: gate.choose_mode(pooled, now) for now in pooled}
     for now, choice in choices.items():
         console.print(f"serving {now}: the gate answers {choice.mode}: {choice.reason}")
     if args.json:

@@ -5,8 +5,10 @@ target = the clause of the passage unit that holds the answer (short, units of m
 list item with its lead-in or a table row with its header whole, as ``rag.units`` cuts them for
 serving), or in a focused prompt the whole item that holds it. A measured share
 of pairs also gives a refusal example: the most similar passages that lack the answer (hard
-negatives), target = ``models.spec.REFUSAL``. A slice of pairs is held out, with both kinds, to
-calibrate the refusal threshold on data the model never saw.
+negatives), target = ``models.spec.REFUSAL``. A pair with no answer (an eval set's out-of-scope
+question, ``finetune.evalsets``) gives only a refusal, on the passages it came with. A slice of
+pairs is held out, with both kinds, to calibrate the refusal threshold on data the model never
+saw.
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ def build(pairs: Sequence[Pair], embedder: Embedder, *, passages: int, negatives
 
     for i, pair in enumerate(pairs):
         own = list(zip(docs_of(pair), pair.passages, strict=True))
+        if not pair.answer.strip():  # an out-of-scope question: its nearest passages, refused
+            no_answer = _example(pair.question, shows(pair.question, own[:passages]), REFUSAL,
+                                 "refuse", "")
+            (cal if i in held else train).append(no_answer)
+            continue
         ranked = [pool[j] for j in np.argsort(-(vectors @ embedder.query(pair.question)))]
         needle = _norm(pair.answer)
         lacking = [p for p in ranked if p not in own and needle not in normed[p]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,12 @@ def train_with_progress(cfg: TrainConfig, console: Console) -> TrainResult:
 
 
 def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
-                  on_set: Path | None = None, top_k: int = 2,
+                  on_sets: Sequence[Path] = (), top_k: int = 2,
                   sentences: int = 0, terms: float = 0.0,
                   ranked_with: str = RANKER, *, rule: Rule | None = None,
                   search: Search | None = None, layout: str = "") -> calibrate.Calibration:
     """Load the exported adapter in llama.cpp and choose its refusal threshold: on the held-out
-    pairs' own passages, or on ``on_set`` (an eval set) as serving asks its held-out questions,
+    pairs' own passages, or on ``on_sets`` (eval sets, scores pooled) as serving asks them,
     behind serving's evidence ``rule`` and ``search`` (the caller's settings), in the units the
     run was trained on (``layout``; empty: as its config says)."""
     from models.providers.llamacpp import LlamaCppProvider
@@ -61,15 +62,19 @@ def calibrate_run(result: TrainResult, console: Console, budget: float = 0.05,
                            setting="--model", n_ctx=4096)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=console) as progress:
-        if on_set is None:
+        if not on_sets:
             task = progress.add_task("Calibrating refusals", total=len(items))
             scored = calibrate.probabilities(llm, items, lambda: progress.advance(task))
         else:
             if rule is None or search is None:
                 raise ValueError("calibrating on an eval set needs serving's rule and search")
-            scored = _on_set(llm, on_set, {ex.messages[-1]["content"] for ex in items}, top_k,
-                             sentences, terms, ranked_with, progress, rule, search,
-                             layout or units_of(result.out))
+            asked = {ex.messages[-1]["content"] for ex in items}
+            scored = [s for on_set in on_sets
+                      for s in _on_set(llm, on_set, asked, top_k, sentences, terms, ranked_with,
+                                       progress, rule, search, layout or units_of(result.out))]
+            if not scored:
+                raise ValueError("none of the run's held-out questions, and no dev case, is in "
+                                 + ", ".join(map(str, on_sets)))
     return calibrate.choose(scored, budget)
 
 
@@ -93,9 +98,12 @@ def _on_set(llm: Any, set_dir: Path, held_out: set[str], top_k: int, sentences: 
     from rag.index import KnowledgeBase
 
     es = evalset.load(set_dir)
-    es.cases = [c for c in es.cases if c.question in held_out]
-    if not es.cases:
-        raise ValueError(f"none of the run's held-out questions is in {set_dir}")
+    # The run's held-out questions; a set it never saw (a business kept out of training) gives
+    # its dev split, the cases a choice may look at.
+    es.cases = [c for c in es.cases if c.question in held_out] or \
+        [c for c in es.cases if c.split == "dev"]
+    if not es.cases:  # a report business: never looked at
+        return []
     with tempfile.TemporaryDirectory(prefix="atende-calibrate-") as scratch:
         kb = KnowledgeBase(EdgeClient(scratch), ranker(ranked_with))
         try:

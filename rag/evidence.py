@@ -79,9 +79,11 @@ KNOWN_FEATURES = (FEATURES, NEAR_MISS_FEATURES)
 
 def coverage(question: str, passages: Sequence[Passage], idf: Idf | None = None) -> float:
     """Most of the question's distinct terms held by one passage (heading path included), each
-    term counted once or, with ``idf``, by its weight."""
-    return max(lexical.held(question, [f"{p.heading}\n{p.text}" for p in passages], idf),
-               default=0.0)
+    term counted once or, with ``idf``, by its weight; a customer's typo of a word the passage
+    holds counts as that word ("vizita"), or an informal question whose passage is right there
+    would be refused for its spelling."""
+    return max(lexical.held(question, [f"{p.heading}\n{p.text}" for p in passages], idf,
+                            typos=True), default=0.0)
 
 
 def measure(question: str, passages: Sequence[Passage]) -> tuple[float, float]:

@@ -95,15 +95,39 @@ def idf(counts: Counter[str], total: int) -> Callable[[str], float]:
 
 
 def held(question: str, texts: Sequence[str],
-         weight: Callable[[str], float] | None = None) -> list[float]:
+         weight: Callable[[str], float] | None = None, *, typos: bool = False) -> list[float]:
     """Share of the question's distinct terms each text holds, each term counted once or, with
-    ``weight`` (a term's idf), by its weight; 0 where the question names no term."""
+    ``weight`` (a term's idf), by its weight; 0 where the question names no term. With
+    ``typos``, a word of five letters or more that a text lacks counts as held where the text
+    holds a word of five or more one typo from it ("vizita" for "visita")."""
     terms = set(tokens(question, query=True))
     weigh = weight or (lambda _t: 1.0)
     total = sum(map(weigh, terms))
     if not total:
         return [0.0] * len(texts)
-    return [sum(map(weigh, terms & set(tokens(t)))) / total for t in texts]
+    near = _misspelt(question) if typos else {}
+    out = []
+    for text in texts:
+        got = terms & set(tokens(text))
+        if near and terms - got:
+            written = words(text)
+            got |= {term for term in terms - got if near.get(term, frozenset()) & written}
+        out.append(sum(map(weigh, got)) / total)
+    return out
+
+
+def _misspelt(question: str) -> dict[str, frozenset[str]]:
+    """Each term of the question (a word of five letters or more, no digits) with the words
+    one typo away, as a text writes them (folded): words, not stems, since stemming would make
+    "botox" one typo from "botos", the plural of "boto"."""
+    return {_stem(word): _typos(word) for word in map(fold, _WORD.findall(question.lower()))
+            if len(word) >= 5 and not any(c.isdigit() for c in word)
+            and word not in _FOLDED_STOPS}
+
+
+@lru_cache(maxsize=20_000)
+def _typos(word: str) -> frozenset[str]:
+    return frozenset(v for v in one_edit(word) if len(v) >= 5)  # "botox" is not "boto"
 
 
 def term_id(term: str) -> int:

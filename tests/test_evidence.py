@@ -34,6 +34,17 @@ def test_coverage_counts_the_question_terms_one_passage_holds() -> None:
     assert coverage("prazo", []) == 0.0
 
 
+def test_a_customers_typo_of_a_word_the_passage_holds_is_covered() -> None:
+    visita = _p("O horário de visita na internação é das 10h às 20h, todos os dias.")
+    assert coverage("qual o horario de vizita?", [visita]) == 1.0  # s -> z
+    assert coverage("qual o horario de visitta?", [visita]) == 1.0  # a letter doubled
+    assert coverage("horaio de visita", [visita]) == 1.0  # a letter dropped
+    # a short word is a word of its own, not a typo ("boto" is not "botox"); nor is a second
+    # edit ("vizitta")
+    assert coverage("botox", [_p("O boto cor-de-rosa vive no rio.")]) == 0.0
+    assert coverage("vizitta", [visita]) == 0.0
+
+
 def test_both_floors_must_be_met() -> None:
     floors = Floors(score=1.5, coverage=0.5)
     question = "qual o prazo de devolução do notebook?"

@@ -26,8 +26,10 @@ def curate_cmd(
     collection: str = typer.Option(None, help="Knowledge base whose passages go with each "
                                    "question; default the configured one."),
     passages: int = typer.Option(4, help="Passages retrieved per question (0 = none)."),
-    add_set: Path = typer.Option(None, help="Also add an eval set's cases as grounded pairs "
-                                 "(e.g. ../shared/datasets/faquad)."),
+    add_set: list[Path] = typer.Option([], help="Also add an eval set's cases as pairs, shown "
+                                       "the chunks holding their passages (repeatable; a corpus "
+                                       "folder with splits.json adds each of its businesses): "
+                                       "answerable ones, and out-of-scope ones as refusals."),
     add_split: str = typer.Option("train", help="Which split of --add-set to add; its other "
                                   "splits are held out of training."),
     json_out: Path = typer.Option(None, "--json", help="Also write the report here."),
@@ -42,18 +44,15 @@ def curate_cmd(
                          .order_by(Message.conversation_id, Message.id)).all()
     conversations = [(str(conv), [Turn(author, text) for _, author, text in msgs])
                      for conv, msgs in groupby(rows, key=lambda r: r[0])]
-    extra, held_out = [], []
-    if add_set is not None:
-        from eval.evalset import load
+    extra: list[Pair] = []
+    held_out: list[str] = []
+    if add_set:
+        from finetune.evalsets import gather
 
-        es = load(add_set)
-        for case in es.cases:
-            if case.split == add_split and case.answers and case.kind == "in_scope":
-                extra.append(Pair(case.question, case.answers[0], add_set.name, case.id,
-                                  [src.text for src in case.sources],
-                                  [src.doc for src in case.sources]))
-            elif case.split != add_split:
-                held_out.append(case.question)
+        try:
+            extra, held_out = gather(add_set, add_split)
+        except (ValueError, OSError) as exc:
+            fail(str(exc))
     retrieve = None
     if passages:
         from server.runtime import StoreBusy, open_kb
@@ -72,7 +71,7 @@ def curate_cmd(
         pairs, report = curate(conversations, names=names, retrieve=retrieve, extra=extra,
                                held_out=held_out)
     digest = save(pairs, report, out, collection=collection or settings.kb_collection,
-                  add_set=str(add_set) if add_set else None, add_split=add_split)
+                  add_set=[str(p) for p in add_set] or None, add_split=add_split)
     table = Table("outcome", "pairs")
     table.add_row("kept", str(report.kept))
     for why, n in report.dropped.most_common():
@@ -94,11 +93,14 @@ def train_cmd(
     budget: float = typer.Option(0.05, help="Share of held-out answerable questions the "
                                  "refusal threshold may wrongly refuse."),
     json_out: Path = typer.Option(None, "--json", help="Also write the run's figures here."),
-    calibrate_on: Path = typer.Option(None, "--calibrate-on", help="Calibrate the refusal "
-                                      "threshold on this eval set's questions held out of "
-                                      "training, asked as serving asks them (retrieved "
-                                      "passages, evidence floors first, one budget for both); "
-                                      "default: the held-out pairs with their own passages."),
+    calibrate_on: list[Path] = typer.Option([], "--calibrate-on", help="Calibrate the refusal "
+                                            "threshold on these eval sets (repeatable; a corpus "
+                                            "folder adds its businesses): the questions held out "
+                                            "of training, or a set's dev split where training "
+                                            "saw none of it, asked as serving asks them "
+                                            "(retrieved passages, evidence floors first, one "
+                                            "budget for both); default: the held-out pairs with "
+                                            "their own passages."),
     prepare_only: bool = typer.Option(False, "--prepare-only", help="Only write the run "
                                       "folder's examples, to train elsewhere (a GPU machine: "
                                       "`python -m finetune.fit RUN/config.yaml`)."),
@@ -144,7 +146,10 @@ def train_cmd(
         fail(str(exc))
     try:
         settings = get_settings()  # evidence and search as serving has them
-        cal = runs.calibrate_run(result, console, budget, calibrate_on,
+        from finetune.evalsets import sets_of
+
+        on_sets = [d for p in calibrate_on for d in sets_of(p)]
+        cal = runs.calibrate_run(result, console, budget, on_sets,
                                   top_k=cfg.passages, sentences=cfg.sentences,
                                   terms=cfg.focus_terms, ranked_with=cfg.focus_embedder,
                                   rule=settings.evidence(), search=settings.search())
@@ -156,8 +161,8 @@ def train_cmd(
                                 refusal_threshold=cal.threshold, config=cfg.model_dump(mode="json"),
                                 data_sha256=result.data_sha256,
                                 metrics={"train": result.metrics,
-                                         "calibration": {**cal.__dict__, "on": str(
-                                             calibrate_on or "held-out pairs")}})
+                                         "calibration": {**cal.__dict__, "on": [
+                                             str(p) for p in calibrate_on] or "held-out pairs"}})
     except ValueError as exc:
         fail(f"{exc}; pass --name")
     table = Table("figure", "value")
