@@ -61,3 +61,31 @@ def test_a_pair_with_no_answer_teaches_only_the_refusal() -> None:
     mine = [e for e in train if e.messages[-1]["content"] in asked]
     assert len(mine) == len(asked) and {e.completion for e in mine} == {REFUSAL}
     assert not cal
+
+
+def test_a_wrong_set_path_is_refused_before_anything_is_written_or_trained(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import ATENDE, ROOT, server_env
+
+    env = server_env(tmp_path / "data")
+    subprocess.run([*ATENDE, "db", "upgrade"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    bad = str(tmp_path / "nowhere")
+    curated = tmp_path / "set"
+    run = subprocess.run([*ATENDE, "finetune", "curate", "--out", str(curated), "--passages",
+                          "0", "--add-set", bad], env=env, cwd=ROOT, capture_output=True,
+                         text=True)
+    assert run.returncode != 0 and "needs docs/ and qa.jsonl" in run.stdout + run.stderr
+    assert not curated.exists()
+    run = subprocess.run([*ATENDE, "finetune", "curate", "--out", str(curated), "--passages",
+                          "0", "--add-set", str(CORPUS / "pet-amigo")], env=env, cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = tmp_path / "run"
+    run = subprocess.run([*ATENDE, "finetune", "train", str(ROOT / "finetune/configs/tiny.yaml"),
+                          "--set", f"dataset={curated}", "--set", f"out={out}",
+                          "--calibrate-on", bad], env=env, cwd=ROOT, capture_output=True,
+                         text=True)
+    assert run.returncode != 0 and "--calibrate-on" in run.stdout + run.stderr
+    assert not out.exists()  # refused before an hour of training, not after it

@@ -120,6 +120,15 @@ def train_cmd(
         fail(f"{config}: {exc}")
     if not (cfg.dataset / "dataset_info.json").is_file():
         fail(f"{cfg.dataset} is not a curated dataset (run `atende finetune curate` first)")
+    from eval.evalset import load as load_set
+    from finetune.evalsets import sets_of
+
+    on_sets = [d for p in calibrate_on for d in sets_of(p)]
+    for d in on_sets:  # before an hour of training, not after it
+        try:
+            load_set(d)
+        except (ValueError, OSError) as exc:
+            fail(f"--calibrate-on: {exc}")
     if prepare_only:
         from finetune.train import prepare
 
@@ -146,9 +155,6 @@ def train_cmd(
         fail(str(exc))
     try:
         settings = get_settings()  # evidence and search as serving has them
-        from finetune.evalsets import sets_of
-
-        on_sets = [d for p in calibrate_on for d in sets_of(p)]
         cal = runs.calibrate_run(result, console, budget, on_sets,
                                   top_k=cfg.passages, sentences=cfg.sentences,
                                   terms=cfg.focus_terms, ranked_with=cfg.focus_embedder,
