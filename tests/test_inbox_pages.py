@@ -163,6 +163,9 @@ def test_a_manager_writes_a_canned_response_an_agent_sends_by_its_shortcut(
     row = agent.locator("#conv-list a.conv", has_text="Cliente do Prazo")
     row.wait_for(timeout=20_000)
     row.first.click()
+    # the conversation is swapped in first: typing into the composer before it lands loses the
+    # keystrokes (seen on a loaded machine)
+    agent.locator(".bubble", has_text="qual o prazo?").wait_for(timeout=20_000)
     agent.fill("#f-text", "/pra")
     agent.locator(".suggestion", has_text="/prazo").click()
     assert agent.locator("#f-text").input_value() == "Entregamos em até 5 dias úteis."
