@@ -87,9 +87,6 @@ def _holding(cut: list[tuple[str, str]], sources: Sequence[Source]) -> list[tupl
 def _nearest(cut: list[tuple[str, str]], question: str,
              idf: Callable[[str], float]) -> list[tuple[str, str]]:
     """The chunks holding most of the question's terms, weighted by rarity."""
-    asked = set(lexical.tokens(question, query=True))
-
-    def score(c: tuple[str, str]) -> float:
-        return sum(idf(t) for t in asked & set(lexical.tokens(c[1])))
-
-    return sorted(cut, key=score, reverse=True)[:NEAREST]
+    shares = lexical.held(question, [text for _, text in cut], idf)
+    order = sorted(range(len(cut)), key=shares.__getitem__, reverse=True)
+    return [cut[i] for i in order[:NEAREST]]
