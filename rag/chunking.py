@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
+from rag.units import separator
+
 MIN_WORDS = 100
 MAX_WORDS = 200
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_RULE = re.compile(r"\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?")  # a table's |---|---| line
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _WORD = re.compile(r"\S+")  # a word as str.split() finds it
 _PIECE = 1 << 20  # characters split into lines at a time
@@ -103,7 +104,7 @@ def _table_head(block: str) -> list[str]:
         return []
     second = block.find("\n", first + 1)
     rule = block[first + 1:second if second >= 0 else len(block)].strip()
-    if not _RULE.fullmatch(rule):
+    if not separator(rule):  # what rag.units reads as a header's separator: one definition
         return []
     return [block[start:first].rstrip(), rule]
 

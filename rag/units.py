@@ -73,10 +73,11 @@ def headers(text: str) -> set[str]:
     """The header rows of a passage's Markdown tables, as ``sentences`` gives them."""
     lines = text.splitlines()
     return {clean(row) for row, below in zip(lines, lines[1:], strict=False)
-            if row.lstrip().startswith("|") and _separator(below)}
+            if row.lstrip().startswith("|") and separator(below)}
 
 
-def _separator(line: str) -> bool:
+def separator(line: str) -> bool:
+    """A Markdown table's separator row (``|---|:---:|``), which makes the row above a header."""
     return bool(line.strip()) and "-" in line and set(line.strip()) <= _RULE
 
 
@@ -153,7 +154,7 @@ def _rows(lines: list[str]) -> list[Unit]:
     """Each row with its column names ("Plano: Turbo; Preço: R$ 99,90"); without a separator
     row there is no header, and rows are sentences as ``SENTENCES`` gives them."""
     cells = [[clean(c) for c in line.strip().strip("|").split("|")] for line in lines]
-    if len(lines) < 2 or not _separator(lines[1]):
+    if len(lines) < 2 or not separator(lines[1]):
         return [Unit(s) for s in map(clean, lines) if _enough(s)]
     names = cells[0]
     out = []
