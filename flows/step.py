@@ -73,6 +73,7 @@ class _Run:
     actions: list[Action] = field(default_factory=list)
     trace: list[dict[str, Any]] = field(default_factory=list)
     steps: int = 0
+    carried: str = ""  # a question that picked a menu option by meaning, for the next AI node
 
     def values(self) -> dict[str, str]:
         out = {"contact.name": self.context.contact_name,
@@ -100,6 +101,14 @@ class _Run:
 
     def pause(self, node: Node, waiting_for: str) -> None:
         self.state = replace(self.state, node=node.id, waiting_for=waiting_for, tries=0, turns=0)
+        self.carried = ""  # a node that waits has its own question: the customer's is spent
+
+    def ask(self, node: AiNode, text: str, **how: Any) -> None:
+        """Hand the customer's message to the grounded assistant and wait for its answer."""
+        self.actions.append(AskAi(text, self.fill(node.persona), node.knowledge_base,
+                                  node.model, node.max_tokens))
+        self.state = replace(self.state, waiting_for="ai")
+        self.trace.append({"node": node.id, "ai": "asked", **how, "turn": self.state.turns + 1})
 
     def finish(self, status: str) -> None:
         self.state = replace(self.state, status=status, waiting_for="customer")
@@ -158,7 +167,10 @@ class _Run:
             self.pause(node, "http")
         elif isinstance(node, AiNode):
             self.say(node.text)
+            question = self.carried
             self.pause(node, "customer")
+            if question:  # "qto demora a entrega?" chose "dúvidas": it is answered, not lost
+                self.ask(node, question, carried="menu")
         elif isinstance(node, WaitNode):
             self.actions.append(Wait(node.seconds))
             self.pause(node, "timer")
@@ -212,6 +224,13 @@ class _Run:
         return None
 
 
+def _asks(text: str) -> bool:
+    """Whether a menu answer is itself a question or request ("qto tempo demora a entrega pra
+    sp?", "quero comprar um sofá"), not just an option's name in other words ("suporte técnico"):
+    one that leads to an AI node is asked there, or the customer would have to ask again."""
+    return "?" in text or len(normalize(text).split()) >= 4
+
+
 def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -> str | None:
     """What the event does at the node the session waits on; the node to enter next, if any."""
     state, waiting = run.state, run.state.waiting_for
@@ -222,6 +241,8 @@ def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -
             if index is None:
                 return run.refuse(node, **how)
             run.trace.append({"node": node.id, **how, "option": index})
+            if how["matched"] == "by_meaning" and _asks(incoming.text):
+                run.carried = incoming.text
             return node.options[index].next
         if isinstance(node, QuestionNode):
             value = answers.check(node.validate, incoming.text, node.compiled())
@@ -235,10 +256,7 @@ def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -
             if said and said in {normalize(w) for w in node.exit_words}:
                 run.trace.append({"node": node.id, "exit": "exit_word", "word": said})
                 return node.next
-            run.actions.append(AskAi(incoming.text, run.fill(node.persona), node.knowledge_base,
-                                     node.model, node.max_tokens))
-            run.state = replace(state, waiting_for="ai")
-            run.trace.append({"node": node.id, "ai": "asked", "turn": state.turns + 1})
+            run.ask(node, incoming.text)
             return None
     if waiting == "ai" and isinstance(incoming, AiResult) and isinstance(node, AiNode):
         run.trace.append({"node": node.id, "ai": incoming.outcome})

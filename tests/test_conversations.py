@@ -184,6 +184,21 @@ def test_a_menu_takes_the_number_the_text_and_the_meaning(shop: Server) -> None:
     assert matched["matched"] == "by_meaning" and matched["score"] >= 0.6
 
 
+def test_a_question_sent_instead_of_a_menu_choice_is_answered(shop: Server) -> None:
+    phone = "5511955550018"
+    _turn(shop, phone, "oi")
+    asked = "quais as formas de pagamento?"  # "dúvidas", by its meaning
+    told = _turn(shop, phone, asked)
+    assert len(told) == 2 and told[0].startswith("Pode perguntar!"), told
+    assert "pix" in told[1].lower(), told
+    (msg_id,) = _rows(shop, "SELECT m.id FROM messages m JOIN conversations c ON "
+                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?", phone, asked)[0]
+    journey = _api(shop, "GET", f"/api/messages/{msg_id}").json()["journey"]
+    trace = next(s["detail"]["trace"] for s in journey if s["event"] == "flow")
+    assert {"node": "duvidas", "ai": "asked", "carried": "menu", "turn": 1} in trace
+    assert any(s["event"] == "answered" for s in journey)
+
+
 def test_a_menu_asks_again_then_hands_off_when_retries_run_out(shop: Server) -> None:
     phone = "5511955550004"
     _turn(shop, phone, "oi")

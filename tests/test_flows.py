@@ -64,7 +64,8 @@ def talk(flow: flows.Flow, said: Sequence[str], state: State | None = None,
 
 def by_meaning(text: str, options: Sequence[str]) -> tuple[int, float] | None:
     """A deterministic stand-in for the embedder: word overlap with a fixed meaning table."""
-    meanings = {"troca": 1, "trocar": 1, "devolver": 1, "humano": 2, "pessoa": 2, "duvida": 0}
+    meanings = {"troca": 1, "trocar": 1, "devolver": 1, "humano": 2, "pessoa": 2, "duvida": 0,
+                "entrega": 0}
     for word in flows.text.normalize(text).split():
         if word in meanings:
             return meanings[word], 0.82
@@ -119,6 +120,28 @@ def test_demo_free_text_by_meaning_with_score(demo: flows.Flow) -> None:
     assert rs[1].trace[0] == {"node": "menu_principal", "matched": "by_meaning", "score": 0.82,
                               "option": 1}
     assert rs[1].state.node == "pedido"
+
+
+def test_a_question_that_picks_ai_mode_by_meaning_is_answered_not_lost(demo: flows.Flow) -> None:
+    rs = talk(demo, ["oi", "qto tempo demora a entrega pra sp?"], match=by_meaning)
+    assert texts(rs[1]) == [demo.nodes["duvidas"].text]  # type: ignore[union-attr]
+    ask = rs[1].actions[-1]
+    assert isinstance(ask, AskAi) and ask.text == "qto tempo demora a entrega pra sp?"
+    assert rs[1].state.node == "duvidas" and rs[1].state.waiting_for == "ai"
+    assert {"node": "duvidas", "ai": "asked", "carried": "menu", "turn": 1} in rs[1].trace
+    answered = flows.step(demo, rs[1].state, AiResult(outcome="answered", now=NOW), context=ANA)
+    assert answered.state.turns == 1 and answered.state.waiting_for == "customer"
+
+
+def test_an_option_named_in_other_words_is_not_asked_as_a_question(demo: flows.Flow) -> None:
+    chose = talk(demo, ["oi", "duvida entrega"], match=by_meaning)[1]  # the option, reworded
+    assert chose.trace[0]["matched"] == "by_meaning"
+    assert not any(isinstance(a, AskAi) for a in chose.actions)
+    assert chose.state.waiting_for == "customer"
+    # a question that picks a menu leading to a question node is that node's, not the AI's
+    exchange = talk(demo, ["oi", "quero trocar uma blusa, como faço?"], match=by_meaning)[1]
+    assert exchange.state.node == "pedido" and exchange.state.waiting_for == "customer"
+    assert not any(isinstance(a, AskAi) for a in exchange.actions)
 
 
 def test_demo_invalid_answers_asked_again_then_handed_off(demo: flows.Flow) -> None:
