@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -63,6 +64,36 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         migrate(url)
         yield url
 
+
+
+def raw_sql(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Run one SQL statement on the database at ``url``, committed; its rows, if any."""
+    from sqlalchemy import text
+
+    from server.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(text(sql))
+            return [tuple(r) for r in result.fetchall()] if result.returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def migrated_over(url: str, revision: str, *statements: str) -> Any:
+    """Migrate to ``revision``, store what a database of then held (``statements``), migrate to
+    head: the data a real upgrade meets. The alembic config, to downgrade with."""
+    from alembic import command
+
+    from server.db import alembic_config
+
+    cfg = alembic_config(url)
+    command.upgrade(cfg, revision)
+    for sql in statements:
+        raw_sql(url, sql)
+    command.upgrade(cfg, "head")
+    return cfg
 
 @pytest.fixture
 def sessions(db_url: str) -> sessionmaker[Session]:

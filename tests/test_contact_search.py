@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.db import sessions_for
 from server.routes import contact_data as contact_data_routes
 from server.routes import contacts as contact_routes
 from server.schema import Contact, ContactIdentity, Conversation, Team
@@ -23,6 +25,7 @@ from server.services.access import Principal
 from server.services.contact_checks import Refused
 from server.services.contact_search import ContactFilter, FieldCondition
 from server.settings import Settings
+from tests.conftest import fresh_database, migrated_over, raw_sql
 
 ADMIN = Principal(level="admin", name="admin")
 NOW = datetime.now(UTC)
@@ -237,3 +240,27 @@ def test_the_api_changes_a_contact_all_or_none(sessions: sessionmaker[Session],
     assert body["fields"] == {"renda": "6500.5", "nascimento": "10/05/1990"}
     assert [c["instance"] for c in body["conversations"]] == ["loja"]
     assert api.get("/api/contacts/999999").status_code == 404
+
+
+def test_a_name_is_found_without_its_accents_or_case(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        s.add_all([Contact(name="João Araújo"), Contact(name="JOSÉ D'ÁVILA"),
+                   Contact(name="Conceição"), Contact(name=None, phone="5511900000000")])
+    with sessions.begin() as s:  # a name changed later is found by its new spelling
+        s.scalars(select(Contact).where(Contact.name == "Conceição")).one().name = (
+            "Maria da Conceição")
+    cases = [("joao", ["joão"]), ("ARAUJO", ["joão"]), ("araújo", ["joão"]),
+             ("jose", ["josé"]), ("josé d'ávila", ["josé"]), ("Conceicao", ["maria"]),
+             ("MARIA DA CONCEIÇÃO", ["maria"]), ("ção", ["maria"]), ("%", []), ("ana", [])]
+    for q, expected in cases:
+        assert _names(sessions, ContactFilter(q=q)) == expected, q
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_migration_gives_names_already_stored_their_key(kind: str, tmp_path: Path) -> None:
+    with fresh_database(kind, tmp_path) as url:
+        cfg = migrated_over(url, "0013", "INSERT INTO contacts (name, created_at) VALUES "
+                            "('Zé Ícaro', CURRENT_TIMESTAMP), (NULL, CURRENT_TIMESTAMP)")
+        assert _names(sessions_for(url), ContactFilter(q="ze icaro")) == ["zé"]
+        command.downgrade(cfg, "0013")
+        assert raw_sql(url, "SELECT name FROM contacts ORDER BY id") == [("Zé Ícaro",), (None,)]

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 from alembic import command
 from cryptography.fernet import Fernet
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from server import secretbox
-from server.db import alembic_config, make_engine
 from server.schema import Instance
 from server.services import instances
 from server.settings import Settings, get_settings, use_settings
-from tests.conftest import SECRET_KEY, fresh_database
+from tests.conftest import SECRET_KEY, fresh_database, migrated_over, raw_sql
 
 
 @pytest.fixture
@@ -26,19 +25,10 @@ def settings_back() -> Iterator[None]:
     use_settings(saved)
 
 
-def _raw(url: str, sql: str) -> list[tuple]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql)).fetchall()]
-    finally:
-        engine.dispose()
-
-
 def test_a_database_dump_holds_no_usable_secret(sessions, db_url: str) -> None:
     inst = instances.ensure_simulator(sessions, "loja", "http://127.0.0.1:9")
     assert inst.webhook_secret and inst.api_key
-    ((secret, key),) = _raw(db_url, "SELECT webhook_secret, api_key FROM instances")
+    ((secret, key),) = raw_sql(db_url, "SELECT webhook_secret, api_key FROM instances")
     for stored, plain in ((secret, inst.webhook_secret), (key, inst.api_key)):
         assert stored.startswith("fernet:") and plain not in stored
     with sessions() as s:  # what the code reads is the secret itself
@@ -69,18 +59,12 @@ def test_without_a_key_the_data_folder_gets_one_only_its_owner_reads(tmp_path: P
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_the_migration_seals_the_secrets_already_stored(kind: str, tmp_path: Path) -> None:
     with fresh_database(kind, tmp_path) as url:
-        cfg = alembic_config(url)
-        command.upgrade(cfg, "0006")
-        engine = make_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("INSERT INTO instances (name, provider, webhook_secret, api_key, "
-                              "ai_enabled, created_at) VALUES ('old', 'simulator', 'plain-s3cret',"
-                              " 'plain-key', true, CURRENT_TIMESTAMP)"))
-        engine.dispose()
-        command.upgrade(cfg, "head")
-        ((secret, key),) = _raw(url, "SELECT webhook_secret, api_key FROM instances")
+        cfg = migrated_over(url, "0006", "INSERT INTO instances (name, provider, webhook_secret, "
+                            "api_key, ai_enabled, created_at) VALUES ('old', 'simulator', "
+                            "'plain-s3cret', 'plain-key', true, CURRENT_TIMESTAMP)")
+        ((secret, key),) = raw_sql(url, "SELECT webhook_secret, api_key FROM instances")
         assert secretbox.unseal(secret) == "plain-s3cret" and secretbox.unseal(key) == "plain-key"
         assert "plain" not in secret + key
         command.downgrade(cfg, "0006")
-        assert _raw(url, "SELECT webhook_secret, api_key FROM instances") == [
+        assert raw_sql(url, "SELECT webhook_secret, api_key FROM instances") == [
             ("plain-s3cret", "plain-key")]

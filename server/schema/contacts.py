@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, func
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from flows.text import normalize
 from server.schema.base import Base, utcnow
 from server.schema.messaging import Conversation
 
@@ -22,13 +23,28 @@ VALUE_PREFIX = 100  # how much of a field's value (in lower case) its index hold
 
 
 class Contact(Base):
-    """A customer; may be known under several identities (phone, JID, @lid)."""
+    """A customer; may be known under several identities (phone, JID, @lid).
+
+    ``name_key`` is the name as a search compares it (``flows.text.normalize``: no case, no
+    accents, punctuation as spaces), kept whenever the name is set: "joao" finds "João", which
+    neither database's lower() does (SQLite's leaves "Ã" as it is)."""
 
     __tablename__ = "contacts"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
+    name_key: Mapped[str | None] = mapped_column(String(200), default=lambda ctx: _name_key(
+        ctx.get_current_parameters().get("name")))  # a bulk insert of names gets its keys too
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str | None) -> str | None:
+        self.name_key = _name_key(name)
+        return name
+
+
+def _name_key(name: str | None) -> str | None:
+    return normalize(name)[:200] if name else None
 
 
 class ContactIdentity(Base):

@@ -206,14 +206,15 @@ def _like(column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None]
 def _search(q: str) -> _Set | ColumnElement[bool]:
     """A phone when ``q`` is one (digits, spaces and + - ( ) only, 4 digits or more: in any
     phone of the contact, a Brazilian mobile's ninth digit added as identities keep it), else
-    the name, in any case."""
+    the name, in any case and with or without accents ("joao" finds "João Araújo")."""
     text = q.strip()
     digits = "".join(c for c in text if c.isdigit())
     if len(digits) >= 4 and text.lstrip("+").translate(_PHONE_MARKS).isdigit():
         return _Set(ContactIdentity.contact_id, (
             ContactIdentity.kind == "phone",
             ContactIdentity.value.contains(normalize_phone(digits), autoescape=True)))
-    return _like(Contact.name, text)
+    key = normalize(text)  # letters and digits only: nothing LIKE would read as a wildcard
+    return Contact.name_key.like(f"%{key}%") if key else _like(Contact.name, text)
 
 
 _PHONE_MARKS = str.maketrans("", "", " -().")
