@@ -160,6 +160,17 @@ class Settings(BaseSettings):
         "2 seconds (at most 5 minutes, or what the gateway's Retry-After asks), so 8 tries "
         "ride out about 4 minutes of a gateway being down.",
     )
+    flow_http_hosts: list[str] = Field(
+        default_factory=list,
+        description='Hosts (or host:port) a flow may call or fetch a file from even on a private '
+        'address, as JSON: ["erp.interno:8080", "10.0.0.5"]. Any other host must resolve to '
+        "public addresses only.",
+    )
+    flow_http_private: bool = Field(
+        False, description="Let flows reach any private, loopback or link-local address (a "
+        "development machine). Off, the cloud's metadata address (169.254.169.254) and this "
+        "machine's own services are out of a flow's reach, whoever edits the flow.",
+    )
     media_max_bytes: int = Field(
         16_000_000, ge=1,
         description="Largest inbound file kept (WhatsApp's own limit for video is 16 MB); a "

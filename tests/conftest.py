@@ -176,7 +176,9 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env.update(ATENDE_DATA_DIR=str(data_dir), ATENDE_ADMIN_TOKEN="test-admin-token",
                ATENDE_SECRET_KEY=SECRET_KEY,
                ATENDE_LLM_MAX_TOKENS="48", ATENDE_TURN_DEBOUNCE_SECONDS="0.3",
-               ATENDE_LLM_CONTEXT="2048")
+               ATENDE_LLM_CONTEXT="2048",
+               # the tests' outside APIs listen here, as a company's ERP on its own network
+               ATENDE_FLOW_HTTP_HOSTS='["127.0.0.1"]')
     if (models / "gemma-3-270m-q4_k_m.gguf").is_file():
         env["ATENDE_LLM_MODEL_PATH"] = str(models / "gemma-3-270m-q4_k_m.gguf")
     env.update(extra)

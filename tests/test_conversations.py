@@ -247,6 +247,25 @@ def test_an_outside_api_answers_and_its_timeout_takes_the_error_branch(shop: Ser
     assert slow == ["Nosso sistema de pedidos não respondeu agora. Tente de novo mais tarde."]
 
 
+def test_a_private_host_no_one_named_takes_the_error_branch(shop: Server,
+                                                             orders: OrdersApi) -> None:
+    # The same API by another name: "localhost" is not the host the company named (127.0.0.1)
+    flow = (FLOWS / "pedidos.yaml").read_text().replace("API_URL", orders.url.replace(
+        "127.0.0.1", "localhost")).replace("id: pedidos", "id: pedidos-local").replace(
+        "[rastrear, rastreio]", "[consultar]")
+    _api(shop, "POST", "/api/flows/import", content=flow.encode(), headers=YAML)
+    phone = "5511955550019"
+    assert _turn(shop, phone, "consultar") == ["Qual o número do pedido?"]
+    assert _turn(shop, phone, "123") == [
+        "Nosso sistema de pedidos não respondeu agora. Tente de novo mais tarde."]
+    (msg_id,) = _rows(shop, "SELECT m.id FROM messages m JOIN conversations c ON "
+                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?", phone, "123")[0]
+    journey = _api(shop, "GET", f"/api/messages/{msg_id}").json()["journey"]
+    (failed,) = [t for s in journey if s["event"] == "flow" for t in s["detail"]["trace"]
+                 if t.get("http") == "failed"]
+    assert "localhost is a private address" in failed["error"]
+
+
 def test_asking_for_a_person_is_answered_with_what_happens_next(shop: Server) -> None:
     phone = "5511955550008"
     _turn(shop, phone, "oi")

@@ -125,6 +125,7 @@ def _files(rt: Runtime, actions: tuple[flows.Action, ...]) -> dict[str, dict[str
             try:
                 out[a.ref] = flow_http.fetch_file(a.ref, rt.settings.data_dir,
                                                   max_bytes=rt.settings.media_max_bytes,
+                                                  reach=flow_http.Reach.of(rt.settings),
                                                   mime=a.mime, filename=a.filename)
             except ValueError as exc:
                 out[a.ref] = str(exc)
@@ -210,7 +211,7 @@ def _carry_out(rt: Runtime, sessions: sessionmaker[Session], t: _Turn,
                ask: flows.Action) -> flows.Incoming:
     """Make the request or get the AI answer the step asked for; its result, as an event."""
     if isinstance(ask, flows.HttpRequest):
-        return flow_http.perform(ask)
+        return flow_http.perform(ask, flow_http.Reach.of(rt.settings))
     assert isinstance(ask, flows.AskAi)
     if not t.turn.instance.ai_enabled:  # AI is off on this number: a person answers instead
         with sessions.begin() as s:

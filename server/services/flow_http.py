@@ -1,11 +1,21 @@
 """What a flow fetches from outside: an API's answer (``flows.HttpRequest``), made with its own
 timeout and answered as a ``flows.HttpResult`` (the flow's error branch, never an exception,
 whatever the other side does: times out, refuses, answers 500 or something that is not JSON),
-and the file a message node sends (``fetch_file``)."""
+and the file a message node sends (``fetch_file``).
+
+Whoever edits a flow chooses the URL, so both go only where ``Reach`` allows: a host that
+resolves to public addresses, or one the company named (``ATENDE_FLOW_HTTP_HOSTS``). Otherwise a
+flow would be a way into the cloud's metadata service (169.254.169.254) or this machine's own
+databases. Each request is checked as it leaves, a redirect's too. A name resolved again between
+the check and the connection (DNS rebinding) is not caught: name such a host, or put the server
+behind an egress proxy."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +24,54 @@ import httpx
 import flows
 from server.schema import utcnow
 from server.services import media
+from server.settings import Settings
 
 MAX_BYTES = 1_000_000  # an answer larger than this is no small lookup: the error branch
 
 
-def perform(req: flows.HttpRequest) -> flows.HttpResult:
+class NotAllowed(ValueError):
+    """A URL a flow may not reach; the message says why and what allows it."""
+
+
+@dataclass(frozen=True)
+class Reach:
+    """Where flows may send requests: public addresses, ``hosts`` (host or host:port) named by
+    the company, and with ``private`` any address at all."""
+
+    hosts: frozenset[str] = frozenset()
+    private: bool = False
+
+    @classmethod
+    def of(cls, settings: Settings) -> Reach:
+        return cls(frozenset(h.strip().lower() for h in settings.flow_http_hosts if h.strip()),
+                   settings.flow_http_private)
+
+    def check(self, request: httpx.Request) -> None:
+        """Raise ``NotAllowed`` for a request to a host that is neither named nor public (an
+        httpx request hook: it runs for every redirect too)."""
+        host, port = request.url.host.lower(), request.url.port or (
+            443 if request.url.scheme == "https" else 80)
+        if self.private or host in self.hosts or f"{host}:{port}" in self.hosts:
+            return
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            return  # unknown: the connection fails as it would anyway
+        for address in {str(info[4][0]).split("%")[0] for info in found}:
+            if not ipaddress.ip_address(address).is_global:
+                raise NotAllowed(f"{host} is a private address ({address}); name it in "
+                                 "ATENDE_FLOW_HTTP_HOSTS to let flows reach it")
+
+
+def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
     body = req.body if req.method.upper() not in ("GET", "HEAD") else None
     try:
-        with httpx.Client(timeout=req.timeout, follow_redirects=False) as client:
+        with httpx.Client(timeout=req.timeout, follow_redirects=False,
+                          event_hooks={"request": [reach.check]}) as client:
             resp = client.request(req.method, req.url, headers=dict(req.headers),
                                   json=body)
+    except NotAllowed as exc:
+        return flows.HttpResult(ok=False, now=utcnow(), error=str(exc))
     except httpx.TimeoutException:
         return flows.HttpResult(ok=False, now=utcnow(), error=f"timeout after {req.timeout}s")
     except httpx.HTTPError as exc:
@@ -42,11 +90,11 @@ def perform(req: flows.HttpRequest) -> flows.HttpResult:
     return flows.HttpResult(ok=True, now=utcnow(), data=data, status=resp.status_code)
 
 
-def fetch_file(ref: str, data_dir: Path, *, max_bytes: int, mime: str = "",
+def fetch_file(ref: str, data_dir: Path, *, max_bytes: int, reach: Reach, mime: str = "",
                filename: str = "") -> dict[str, Any]:
     """The file a flow's message sends, kept in the media store: ``ref`` is a URL (fetched
-    here, at most ``max_bytes``) or the sha256 of a file already stored. Raises
-    ``media.Refused`` (a ValueError) with the reason when it cannot be had."""
+    here, at most ``max_bytes``, where ``reach`` allows) or the sha256 of a file already
+    stored. Raises ``media.Refused`` (a ValueError) with the reason when it cannot be had."""
     if re.fullmatch(r"[0-9a-f]{64}", ref):
         path = media.path_of(data_dir, ref)
         if not path.is_file():
@@ -54,7 +102,8 @@ def fetch_file(ref: str, data_dir: Path, *, max_bytes: int, mime: str = "",
         data = path.read_bytes()
     elif ref.startswith(("https://", "http://")):
         try:
-            with httpx.Client(timeout=30, follow_redirects=True) as client, \
+            with httpx.Client(timeout=30, follow_redirects=True,
+                              event_hooks={"request": [reach.check]}) as client, \
                     client.stream("GET", ref) as resp:
                 resp.raise_for_status()
                 chunks, size = [], 0
@@ -65,6 +114,8 @@ def fetch_file(ref: str, data_dir: Path, *, max_bytes: int, mime: str = "",
                     chunks.append(chunk)
                 data = b"".join(chunks)
                 mime = mime or resp.headers.get("content-type", "").split(";")[0]
+        except NotAllowed as exc:
+            raise media.Refused(f"could not fetch {ref}: {exc}") from None
         except httpx.HTTPError as exc:
             raise media.Refused(f"could not fetch {ref}: {type(exc).__name__}") from None
     else:

@@ -1,0 +1,98 @@
+"""Where a flow's HTTP node and message files may go: public addresses and the hosts the
+company named, never the cloud's metadata service or this machine's own services unless named,
+and not by a redirect either."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+import flows
+from server.services import flow_http, media
+from server.services.flow_http import NotAllowed, Reach
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+class _Api(BaseHTTPRequestHandler):
+    elsewhere = ""  # where /moved sends the client
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", f"{self.elsewhere}/file.png")
+            self.end_headers()
+            return
+        body, kind = (PNG, "image/png") if self.path == "/file.png" else (b'{"status": "ok"}',
+                                                                          "application/json")
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def two_servers() -> Iterator[tuple[int, int]]:
+    """Two local APIs; the first redirects /moved to the second."""
+    servers = [ThreadingHTTPServer(("127.0.0.1", 0), _Api) for _ in range(2)]
+    _Api.elsewhere = f"http://127.0.0.1:{servers[1].server_address[1]}"
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield servers[0].server_address[1], servers[1].server_address[1]
+    finally:
+        for srv in servers:
+            srv.shutdown()
+
+
+def _request(url: str) -> httpx.Request:
+    return httpx.Request("GET", url)
+
+
+def test_private_addresses_are_refused_unless_named() -> None:
+    reach = Reach()
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.5:8080/pedidos",
+                "http://127.0.0.1:6379/", "http://[::1]/", "http://192.168.0.10/"):
+        with pytest.raises(NotAllowed, match="ATENDE_FLOW_HTTP_HOSTS"):
+            reach.check(_request(url))
+    reach.check(_request("https://8.8.8.8/dns"))  # public: allowed
+    named = Reach(hosts=frozenset({"10.0.0.5:8080", "erp.interno"}))
+    named.check(_request("http://10.0.0.5:8080/pedidos"))
+    with pytest.raises(NotAllowed):
+        named.check(_request("http://10.0.0.5:5432/"))  # named with its port: only that port
+    Reach(private=True).check(_request("http://127.0.0.1:6379/"))
+
+
+def test_a_flow_request_to_an_unnamed_private_host_takes_the_error_branch(
+        two_servers: tuple[int, int]) -> None:
+    port, _ = two_servers
+    ask = flows.HttpRequest("GET", f"http://127.0.0.1:{port}/orders/1", 2, {}, None, {})
+    refused = flow_http.perform(ask, Reach())
+    assert not refused.ok and "private address (127.0.0.1)" in refused.error
+    answered = flow_http.perform(ask, Reach(hosts=frozenset({"127.0.0.1"})))
+    assert answered.ok and answered.data == {"status": "ok"}
+
+
+def test_a_redirect_cannot_take_a_file_fetch_somewhere_unnamed(
+        two_servers: tuple[int, int], tmp_path: Path) -> None:
+    first, second = two_servers
+    only_first = Reach(hosts=frozenset({f"127.0.0.1:{first}"}))
+    kept = flow_http.fetch_file(f"http://127.0.0.1:{first}/file.png", tmp_path,
+                                max_bytes=1000, reach=only_first)
+    assert kept["mime"] == "image/png"
+    with pytest.raises(media.Refused, match="private address"):
+        flow_http.fetch_file(f"http://127.0.0.1:{first}/moved", tmp_path, max_bytes=1000,
+                             reach=only_first)
+    both = Reach(hosts=frozenset({f"127.0.0.1:{first}", f"127.0.0.1:{second}"}))
+    moved = flow_http.fetch_file(f"http://127.0.0.1:{first}/moved", tmp_path, max_bytes=1000,
+                                 reach=both)
+    assert moved["sha256"] == kept["sha256"]
