@@ -168,8 +168,9 @@ class Settings(BaseSettings):
     )
     flow_http_private: bool = Field(
         False, description="Let flows reach any private, loopback or link-local address (a "
-        "development machine). Off, the cloud's metadata address (169.254.169.254) and this "
-        "machine's own services are out of a flow's reach, whoever edits the flow.",
+        "development machine). Off, the cloud's metadata address (169.254.169.254) and "
+        "services on loopback or a private network are out of a flow's reach, whoever edits "
+        "the flow.",
     )
     media_max_bytes: int = Field(
         16_000_000, ge=1,

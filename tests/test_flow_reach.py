@@ -15,6 +15,7 @@ import pytest
 import flows
 from server.services import flow_http, media
 from server.services.flow_http import NotAllowed, Reach
+from server.settings import Settings
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -70,6 +71,31 @@ def test_private_addresses_are_refused_unless_named() -> None:
     with pytest.raises(NotAllowed):
         named.check(_request("http://10.0.0.5:5432/"))  # named with its port: only that port
     Reach(private=True).check(_request("http://127.0.0.1:6379/"))
+
+
+def test_disguised_private_addresses_and_unresolvable_names_are_refused() -> None:
+    reach = Reach()
+    for url in ("http://[::ffff:127.0.0.1]/", "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 metadata
+                "http://[2002:a9fe:a9fe::1]/", "http://2130706433/",  # 6to4; 127.0.0.1 as a number
+                "http://localhost./", "http://nada.invalid/"):
+        with pytest.raises(NotAllowed):
+            reach.check(_request(url))
+
+
+def test_hosts_are_named_as_a_company_writes_them() -> None:
+    settings = Settings(flow_http_hosts=["ERP.Interno.", "[fd00::1]:8080", " 10.0.0.5 "])
+    reach = Reach.of(settings)
+    assert reach.hosts == {"erp.interno", "[fd00::1]:8080", "10.0.0.5"}
+    for url in ("http://erp.interno.:8080/", "http://ERP.INTERNO/x", "http://[fd00::1]:8080/",
+                "http://10.0.0.5:9999/"):
+        reach.check(_request(url))  # named: no lookup, no refusal
+    with pytest.raises(NotAllowed):
+        reach.check(_request("http://[fd00::1]:9090/"))
+
+
+def test_a_template_that_makes_no_url_takes_the_error_branch() -> None:
+    result = flow_http.perform(flows.HttpRequest("GET", "http://[::1/pedidos", 2), Reach())
+    assert not result.ok and result.error.startswith("invalid URL")
 
 
 def test_a_flow_request_to_an_unnamed_private_host_takes_the_error_branch(

@@ -7,8 +7,8 @@ Whoever edits a flow chooses the URL, so both go only where ``Reach`` allows: a 
 resolves to public addresses, or one the company named (``ATENDE_FLOW_HTTP_HOSTS``). Otherwise a
 flow would be a way into the cloud's metadata service (169.254.169.254) or this machine's own
 databases. Each request is checked as it leaves, a redirect's too. A name resolved again between
-the check and the connection (DNS rebinding) is not caught: name such a host, or put the server
-behind an egress proxy."""
+the check and the connection (DNS rebinding) is not caught, nor is a service of this machine
+listening on its public address: for those, put the server behind an egress proxy."""
 
 from __future__ import annotations
 
@@ -43,24 +43,51 @@ class Reach:
 
     @classmethod
     def of(cls, settings: Settings) -> Reach:
-        return cls(frozenset(h.strip().lower() for h in settings.flow_http_hosts if h.strip()),
+        return cls(frozenset(_named(h) for h in settings.flow_http_hosts if h.strip()),
                    settings.flow_http_private)
 
     def check(self, request: httpx.Request) -> None:
         """Raise ``NotAllowed`` for a request to a host that is neither named nor public (an
-        httpx request hook: it runs for every redirect too)."""
-        host, port = request.url.host.lower(), request.url.port or (
-            443 if request.url.scheme == "https" else 80)
-        if self.private or host in self.hosts or f"{host}:{port}" in self.hosts:
+        httpx request hook: it runs for every redirect too). The host is the one httpx
+        connects to (``raw_host``: "faß.de" as xn--fa-hia.de, not as the "fass.de" Python's
+        resolver would make of it); one that does not resolve is refused, not waved on."""
+        host = request.url.raw_host.decode("ascii").lower().rstrip(".")
+        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if self.private or host in self.hosts or where in self.hosts:
             return
         try:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
-            return  # unknown: the connection fails as it would anyway
+        except (OSError, UnicodeError):
+            raise NotAllowed(f"{host} does not resolve") from None
         for address in {str(info[4][0]).split("%")[0] for info in found}:
-            if not ipaddress.ip_address(address).is_global:
+            if not _public(ipaddress.ip_address(address)):
                 raise NotAllowed(f"{host} is a private address ({address}); name it in "
                                  "ATENDE_FLOW_HTTP_HOSTS to let flows reach it")
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Global, and so is any IPv4 address it carries (IPv4-mapped, 6to4, NAT64: 64:ff9b::a9fe:
+    a9fe is 169.254.169.254 to a NAT64 gateway)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (
+            ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in _NAT64 else None)
+        if inner is not None and not inner.is_global:
+            return False
+    return ip.is_global
+
+
+def _named(entry: str) -> str:
+    """A host as the company wrote it, as ``check`` compares it: lower case, no final dot,
+    an IPv6 address in brackets when a port follows."""
+    entry = entry.strip().lower()
+    host, _, port = entry.rpartition(":") if entry.count(":") == 1 or entry.startswith("[") \
+        else (entry, "", "")
+    host = host.strip("[]").rstrip(".")
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if port else host
 
 
 def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
@@ -72,6 +99,8 @@ def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
                                   json=body)
     except NotAllowed as exc:
         return flows.HttpResult(ok=False, now=utcnow(), error=str(exc))
+    except httpx.InvalidURL as exc:  # a template filled into no URL at all
+        return flows.HttpResult(ok=False, now=utcnow(), error=f"invalid URL: {exc}")
     except httpx.TimeoutException:
         return flows.HttpResult(ok=False, now=utcnow(), error=f"timeout after {req.timeout}s")
     except httpx.HTTPError as exc:
@@ -114,7 +143,7 @@ def fetch_file(ref: str, data_dir: Path, *, max_bytes: int, reach: Reach, mime: 
                     chunks.append(chunk)
                 data = b"".join(chunks)
                 mime = mime or resp.headers.get("content-type", "").split(";")[0]
-        except NotAllowed as exc:
+        except (NotAllowed, httpx.InvalidURL) as exc:
             raise media.Refused(f"could not fetch {ref}: {exc}") from None
         except httpx.HTTPError as exc:
             raise media.Refused(f"could not fetch {ref}: {type(exc).__name__}") from None
