@@ -93,7 +93,7 @@ adapter: $(STAMP)
 CORPUS  := corpus/atende-negocios
 DEV     := $(addprefix $(CORPUS)/,academia-movimento bella-pele-cosmeticos farmacia-bem-estar imobiliaria-casa-certa)
 REPORT  := clinica-vida-plena conecta-fibra moveis-lar-bonito protege-seguros
-NV      ?= v6
+NV      ?= v7
 adapter-negocios: $(STAMP)
 	$(BIN)/atende finetune curate --out data/finetune/negocios-train --passages 0 \
 	  --add-set $(CORPUS) --add-set $(FAQUAD)
@@ -101,9 +101,9 @@ adapter-negocios: $(STAMP)
 	  --set out=data/finetune/negocios-$(NV) --budget 0.08 $(addprefix --calibrate-on ,$(DEV))
 	for b in $(REPORT); do $(BIN)/atende eval answers --set $(CORPUS)/$$b --model serving \
 	  --model negocios-$(NV) --max-tokens 160 --modes \
-	  --json $(RESULTS)/answers-corpus-test-$$b.json || exit 1; done
-	$(BIN)/python bench/answer_modes.py $(addprefix $(RESULTS)/answers-corpus-test-,$(addsuffix .json,$(REPORT))) \
-	  --json $(RESULTS)/answers-corpus-test-modes.json
+	  --json $(RESULTS)/answers-corpus-test-$$b-$(NV).json || exit 1; done
+	$(BIN)/python bench/answer_modes.py $(addprefix $(RESULTS)/answers-corpus-test-,$(addsuffix -$(NV).json,$(REPORT))) \
+	  --json $(RESULTS)/answers-corpus-test-modes-$(NV).json
 	$(FLOORS) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model serving \
 	  --model negocios-$(NV) --json $(RESULTS)/faquad-dev-answers-negocios-$(NV).json
 

@@ -12,8 +12,9 @@ several versions (``--model serving`` for faquad-v5, ``--model negocios-v6`` for
 give each version's two model modes beside extraction, judged the same way.
 
 Run (after the eval, see docs/knowledge-base.md "Answer mode"):
-``.venv/bin/python bench/answer_modes.py bench/results/answers-corpus-test-*.json
---json bench/results/answers-corpus-test-modes.json``
+``.venv/bin/python bench/answer_modes.py bench/results/answers-corpus-test-B-v7.json ...
+--json bench/results/answers-corpus-test-modes-v7.json``, one file per report business
+(``make adapter-negocios`` runs it).
 """
 
 from __future__ import annotations

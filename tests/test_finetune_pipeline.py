@@ -28,6 +28,7 @@ def atende(tmp: Path, *args: str, timeout: int = 900) -> subprocess.CompletedPro
 @pytest.mark.skipif(not FAQUAD.is_dir(), reason="needs ../shared/datasets/faquad")
 def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  # type: ignore[no-untyped-def]
     from finetune.train import read_jsonl
+    from server.services.model_versions import DEFAULT_ADAPTER
 
     data, run = tmp_path / "curated", tmp_path / "run"
     out = atende(tmp_path, "finetune", "curate", "--out", str(data), "--passages", "0",
@@ -114,5 +115,5 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     assert listed.returncode == 0
     versions = {v["name"]: v for v in json.loads((tmp_path / "v.json").read_text())}
     assert versions["tiny"]["gate"]["passed"] is False
-    assert [v["name"] for v in versions.values() if v["serving"]] == ["faquad-v5"]
+    assert [v["name"] for v in versions.values() if v["serving"]] == [DEFAULT_ADAPTER.name]
     assert versions["tiny"]["data_sha256"] == figures["data_sha256"]

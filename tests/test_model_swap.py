@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from models.base import ChatMessage, ModelError
+from server.services.model_versions import DEFAULT_ADAPTER
 from tests.conftest import ROOT, server_env
 
 ASK: list[ChatMessage] = [{"role": "user", "content": "Qual o prazo para trocar um produto?"}]
 
-# Serves the bundled default (faquad-v5), then swaps between the plain base model and it through
+# Serves the bundled default adapter, then swaps between the plain base model and it through
 # rollback / promote and Runtime.sync_local, as the admin API does; a short reply after each.
 SWAPS = """
 import json
@@ -42,8 +43,8 @@ for step in range(%d):
     if step %% 2 == 0:
         mv.rollback(sessions)
     else:  # its verdict against the base model, which serves now
-        mv.record_gate(sessions, "faquad-v5", {"passed": True, "reasons": []}, {})
-        mv.promote(sessions, "faquad-v5", root=settings.data_dir)
+        mv.record_gate(sessions, mv.DEFAULT_ADAPTER.name, {"passed": True, "reasons": []}, {})
+        mv.promote(sessions, mv.DEFAULT_ADAPTER.name, root=settings.data_dir)
     rt.sync_local()
     rt.llm.complete(ask, max_tokens=2, temperature=0.0)
     lora = rt.models[runtime.LOCAL][0].lora_path
@@ -67,7 +68,8 @@ def test_swapping_the_local_model_keeps_memory_bounded(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["served"] == ["base", "faquad-v5"] * (swaps // 2)  # it did swap every time
+    default = DEFAULT_ADAPTER.name
+    assert got["served"] == ["base", default] * (swaps // 2)  # it did swap every time
     rss = got["rss"]
     # After the first swap, no later one holds a model more: one model is about 340 MB.
     assert max(rss[1:]) - rss[0] < 150, f"RSS (MB) after each swap: {rss}"

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, Server
 
 ADMIN = {"Authorization": "Bearer test-admin-token"}
 PASSED = {"passed": True, "target": "containment", "reasons": [], "deltas": []}
-DEFAULT = "faquad-v5"  # what a new database serves: the bundled default adapter
+DEFAULT = mv.DEFAULT_ADAPTER.name  # what a new database serves: the bundled default
 
 
 def _adapter(server: Server) -> str | None:

@@ -26,7 +26,7 @@ from rag.embedders import RANKER
 from rag.units import LAYOUTS, SENTENCES
 from server.schema import ModelPromotion, ModelVersion
 
-DEFAULT_ADAPTER = bundled_data("adapters", "faquad-v5")
+DEFAULT_ADAPTER = bundled_data("adapters", "negocios-v7")
 
 log = logging.getLogger(__name__)
 
