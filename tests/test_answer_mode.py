@@ -23,6 +23,7 @@ from models.spec import ModelSpec
 from rag import extractive
 from rag.evidence import Floors
 from server.services import answer_modes
+from server.services.model_versions import DEFAULT_ADAPTER
 from tests.conftest import ATENDE, ROOT, free_port, server_env
 from tests.fake_openai import FakeOpenAI
 
@@ -177,7 +178,7 @@ def test_models_compare_lists_extraction_keeps_the_choice_and_shows_why(tmp_path
     assert shown.returncode == 0, shown.stderr
     [mode] = json.loads((tmp_path / "mode.json").read_text())
     assert (mode["mode"], mode["reason"], mode["chosen_by"], mode["version"]) == \
-        (choice["mode"], choice["reason"], "gate", "faquad-v5")
+        (choice["mode"], choice["reason"], "gate", DEFAULT_ADAPTER.name)
     assert mode["gate"]["summary"][EXTRACTION]["answerable"] == 3
 
     # and so does the API, beside the knowledge bases no gate has judged (the default, said so)

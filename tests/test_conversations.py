@@ -78,7 +78,8 @@ def orders() -> Iterator[OrdersApi]:
 
 @pytest.fixture(scope="module")
 def whisper() -> Iterator[FakeWhisper]:
-    fake = FakeWhisper(texts={hashlib.sha256(VOICE_NOTE).hexdigest(): "vcs aceitam pix?"})
+    fake = FakeWhisper(texts={hashlib.sha256(VOICE_NOTE).hexdigest():
+                              "quais as formas de pagamento?"})
     yield fake
     fake.close()
 
@@ -273,7 +274,7 @@ def test_asking_for_a_person_is_answered_with_what_happens_next(shop: Server) ->
     told = _turn(shop, phone, "quero falar com um atendente")
     assert len(told) == 1 and "atendimento" in told[0], told
     # Waiting in the queue, no agent has answered: the assistant still answers what it can.
-    answered = _turn(shop, phone, "vcs aceitam pix?")
+    answered = _turn(shop, phone, "quais as formas de pagamento?")
     assert len(answered) == 1 and "pix" in answered[0].lower()
     # Once an agent writes, the bot stays out.
     (conv_id,) = _rows(shop, "SELECT id FROM conversations WHERE address=?", phone)[0]
@@ -353,7 +354,7 @@ def test_a_voice_note_is_transcribed_and_answered(shop: Server, whisper: FakeWhi
     (conv_id,) = _rows(shop, "SELECT id FROM conversations WHERE address=?", phone)[0]
     notes = [m for m in _api(shop, "GET", f"/api/conversations/{conv_id}/messages").json()
              if m["type"] == "voice"]
-    assert [n["transcript"] for n in notes] == ["vcs aceitam pix?"]
+    assert [n["transcript"] for n in notes] == ["quais as formas de pagamento?"]
     assert notes[0]["status"] == "answered"
     sent = whisper.requests[-1]
     assert sent.fields["model"] == "whisper-1" and sent.sha256 == hashlib.sha256(

@@ -91,19 +91,31 @@ def test_tiny_pipeline_from_curation_to_the_gate(tmp_path: Path, llm) -> None:  
     assert (run / "adapter-3.gguf").read_bytes() == last
     assert (run / "adapter-2.gguf").read_bytes() != last
 
-    # The gate runs the candidate against what serves (the bundled faquad-v5 adapter) and its
+    # The gate runs the candidate against what serves (the bundled default adapter) and its
     # verdict decides the promotion. On two cases "better beyond noise" means containing both
     # answers where the serving model contains neither (the bootstrap's lower bound is the
-    # smaller of the two differences); faquad-v5, answering greedily, contains the price of
-    # aurora-002, so the one right outcome is a refusal: exit 1, and no promotion.
-    out = atende(tmp_path, "models", "compare", "tiny", "--set", str(DEMO), "--limit", "2",
-                 "--top-k", "2", "--json", str(tmp_path / "gate.json"))
+    # smaller of the two differences); the default, answering greedily, contains at least one
+    # of these two, so the one right outcome is a refusal: exit 1, and no promotion.
+    two = tmp_path / "two"
+    two.mkdir()
+    (two / "docs").symlink_to(DEMO / "docs")
+    (two / "qa.jsonl").write_text("".join(json.dumps(case, ensure_ascii=False) + "\n" for case in [
+        {"id": "norte", "question": "qual o prazo de entrega pro norte?",
+         "answers": ["8 a 15 dias úteis"], "kind": "in_scope", "split": "test",
+         "sources": [{"doc": "docs/entregas-e-frete.md",
+                      "text": "| Norte | 8 a 15 dias úteis | R$ 34,90 |"}]},
+        {"id": "pix", "question": "quais as formas de pagamento?", "answers": ["Pix"],
+         "kind": "in_scope", "split": "test",
+         "sources": [{"doc": "docs/pagamentos.md", "text": "O Pix é a forma de pagamento mais "
+                      "rápida e tem 5% de desconto sobre o valor dos produtos."}]}]))
+    out = atende(tmp_path, "models", "compare", "tiny", "--set", str(two), "--top-k", "2",
+                 "--json", str(tmp_path / "gate.json"))
     assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Gate refused" in out.stdout
     gate = json.loads((tmp_path / "gate.json").read_text())
     serving = {c["case"]: c["contained"] for c in gate["cases"]
                if c["method"] == "serving" and c["kind"] == "in_scope"}
-    assert serving["aurora-002"], "the reason the gate must refuse is gone: see above"
+    assert any(serving.values()), "the reason the gate must refuse is gone: see above"
     verdict = gate["verdict"]
     assert {d["metric"] for d in verdict["deltas"]} >= {"containment", "unanswerable_refused"}
     assert verdict["passed"] is False
