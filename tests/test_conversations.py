@@ -159,6 +159,13 @@ def _turn(srv: Server, phone: str, text: str, timeout: float = 90) -> list[str]:
     return _heard(srv, phone)[before:]
 
 
+def _journey(srv: Server, phone: str, text: str) -> list[dict]:
+    """The journey of what the customer at ``phone`` wrote as ``text``."""
+    (msg_id,) = _rows(srv, "SELECT m.id FROM messages m JOIN conversations c ON "
+                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?", phone, text)[0]
+    return _api(srv, "GET", f"/api/messages/{msg_id}").json()["journey"]
+
+
 def _conversation(srv: Server, phone: str) -> dict:
     (conv_id,) = _rows(srv, "SELECT id FROM conversations WHERE address=?", phone)[0]
     return _api(srv, "GET", f"/api/conversations/{conv_id}/session").json()
@@ -176,10 +183,7 @@ def test_a_menu_takes_the_number_the_text_and_the_meaning(shop: Server) -> None:
     _turn(shop, "5511955550003", "olá")
     by_meaning = _turn(shop, "5511955550003", "quero devolver uma mesa que comprei")
     assert by_meaning[0].startswith("Vamos cuidar da sua troca")
-    (msg_id,) = _rows(shop, "SELECT m.id FROM messages m JOIN conversations c ON "
-                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?",
-                      "5511955550003", "quero devolver uma mesa que comprei")[0]
-    journey = _api(shop, "GET", f"/api/messages/{msg_id}").json()["journey"]
+    journey = _journey(shop, "5511955550003", "quero devolver uma mesa que comprei")
     trace = next(s["detail"]["trace"] for s in journey if s["event"] == "flow")
     matched = next(t for t in trace if t.get("matched"))
     assert matched["matched"] == "by_meaning" and matched["score"] >= 0.6
@@ -192,9 +196,7 @@ def test_a_question_sent_instead_of_a_menu_choice_is_answered(shop: Server) -> N
     told = _turn(shop, phone, asked)
     assert len(told) == 2 and told[0].startswith("Pode perguntar!"), told
     assert "pix" in told[1].lower(), told
-    (msg_id,) = _rows(shop, "SELECT m.id FROM messages m JOIN conversations c ON "
-                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?", phone, asked)[0]
-    journey = _api(shop, "GET", f"/api/messages/{msg_id}").json()["journey"]
+    journey = _journey(shop, phone, asked)
     trace = next(s["detail"]["trace"] for s in journey if s["event"] == "flow")
     assert {"node": "duvidas", "ai": "asked", "carried": "menu", "turn": 1} in trace
     assert any(s["event"] == "answered" for s in journey)
@@ -259,9 +261,7 @@ def test_a_private_host_no_one_named_takes_the_error_branch(shop: Server,
     assert _turn(shop, phone, "consultar") == ["Qual o número do pedido?"]
     assert _turn(shop, phone, "123") == [
         "Nosso sistema de pedidos não respondeu agora. Tente de novo mais tarde."]
-    (msg_id,) = _rows(shop, "SELECT m.id FROM messages m JOIN conversations c ON "
-                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?", phone, "123")[0]
-    journey = _api(shop, "GET", f"/api/messages/{msg_id}").json()["journey"]
+    journey = _journey(shop, phone, "123")
     (failed,) = [t for s in journey if s["event"] == "flow" for t in s["detail"]["trace"]
                  if t.get("http") == "failed"]
     assert "localhost is a private address" in failed["error"]
@@ -379,10 +379,7 @@ def test_ai_mode_resolves_an_elliptic_follow_up_against_the_session(shop: Server
     assert len(north) == 1 and "8 a 15" in north[0], north
     south = _turn(shop, phone, "e pro sul?")
     assert len(south) == 1 and "3 a 6" in south[0], south
-    (msg_id,) = _rows(shop, "SELECT m.id FROM messages m JOIN conversations c ON "
-                      "c.id=m.conversation_id WHERE c.address=? AND m.text=?", phone,
-                      "e pro sul?")[0]
-    journey = _api(shop, "GET", f"/api/messages/{msg_id}").json()["journey"]
+    journey = _journey(shop, phone, "e pro sul?")
     answered = next(s["detail"] for s in journey if s["event"] == "answered")
     assert answered["asked"] == "qual o prazo de entrega pro sul?"
 

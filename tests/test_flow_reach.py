@@ -83,9 +83,13 @@ def test_disguised_private_addresses_and_unresolvable_names_are_refused() -> Non
 
 
 def test_hosts_are_named_as_a_company_writes_them() -> None:
-    settings = Settings(flow_http_hosts=["ERP.Interno.", "[fd00::1]:8080", " 10.0.0.5 "])
+    settings = Settings(flow_http_hosts=["ERP.Interno.", "[fd00::1]:8080", " 10.0.0.5 ",
+                                         "10.0.0.6:80", "faß.de"])
     reach = Reach.of(settings)
-    assert reach.hosts == {"erp.interno", "[fd00::1]:8080", "10.0.0.5"}
+    assert reach.hosts == {"erp.interno", "[fd00::1]:8080", "10.0.0.5", "10.0.0.6:80",
+                           "xn--fa-hia.de"}  # as httpx connects to it
+    with pytest.raises(NotAllowed):
+        reach.check(_request("http://10.0.0.6:8080/"))  # ":80" named that port only
     for url in ("http://erp.interno.:8080/", "http://ERP.INTERNO/x", "http://[fd00::1]:8080/",
                 "http://10.0.0.5:9999/"):
         reach.check(_request(url))  # named: no lookup, no refusal

@@ -51,10 +51,9 @@ class Reach:
         httpx request hook: it runs for every redirect too). The host is the one httpx
         connects to (``raw_host``: "faß.de" as xn--fa-hia.de, not as the "fass.de" Python's
         resolver would make of it); one that does not resolve is refused, not waved on."""
-        host = request.url.raw_host.decode("ascii").lower().rstrip(".")
+        host = _host(request.url)
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
-        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if self.private or host in self.hosts or where in self.hosts:
+        if self.private or host in self.hosts or _at(host, port) in self.hosts:
             return
         try:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -81,13 +80,24 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 
 def _named(entry: str) -> str:
-    """A host as the company wrote it, as ``check`` compares it: lower case, no final dot,
-    an IPv6 address in brackets when a port follows."""
-    entry = entry.strip().lower()
-    host, _, port = entry.rpartition(":") if entry.count(":") == 1 or entry.startswith("[") \
-        else (entry, "", "")
-    host = host.strip("[]").rstrip(".")
-    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if port else host
+    """A host as the company wrote it, read by the parser ``check`` reads requests with (an
+    IDN as httpx connects to it, lower case, no final dot): "host" or "host:port"."""
+    entry = entry.strip()
+    if entry.count(":") > 1 and not entry.startswith("["):
+        entry = f"[{entry}]"  # a bare IPv6 address
+    try:
+        url = httpx.URL(f"host://{entry}")  # no scheme with a default port to drop: ":80" stays
+    except httpx.InvalidURL:
+        return entry.lower()  # no host at all: it names nothing, and allows nothing
+    return _at(_host(url), url.port) if url.port else _host(url)
+
+
+def _host(url: httpx.URL) -> str:
+    return url.raw_host.decode("ascii").lower().rstrip(".")
+
+
+def _at(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
