@@ -46,7 +46,7 @@ def top_sentences(embedder: Embedder, question: str, passages: Sequence[Passage]
     candidates, scores = _scored(embedder, question, passages, max_words, layout)
     if idf is not None and terms and candidates:
         scores = scores + terms * np.array(
-            lexical.held(question, [s for _, s in candidates], idf))
+            lexical.held(question, [key for _, _, key in candidates], idf))
     return [replace(candidates[i][0], text=candidates[i][1])
             for i in np.argsort(-scores, kind="stable")[:n]]
 
@@ -63,12 +63,16 @@ def closest(embedder: Embedder, question: str, passages: Sequence[Passage]) -> f
 
 def _scored(embedder: Embedder, question: str, passages: Sequence[Passage],
             max_words: int, layout: str = SENTENCES
-            ) -> tuple[list[tuple[Passage, str]], np.ndarray]:
-    candidates = [(p, x) for p in passages for u in units.of(p.text, question, layout, p.heading)
+            ) -> tuple[list[tuple[Passage, str, str]], np.ndarray]:
+    """(passage, unit as shown, what it is ranked on) and its similarity to the question: a
+    FAQ answer is ranked with its question (``units.Unit.asked``), shown without it."""
+    candidates = [(p, x, f"{u.asked} {x}" if u.asked else x)
+                  for p in passages for u in units.of(p.text, question, layout, p.heading)
                   for x in (units.shown(u, max_words) if max_words else [u.text])]
     if not candidates:
         return [], np.zeros(0)
-    return candidates, embedder.passages([s for _, s in candidates]) @ embedder.query(question)
+    keys = [key for _, _, key in candidates]
+    return candidates, embedder.passages(keys) @ embedder.query(question)
 
 
 def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage],

@@ -19,7 +19,7 @@ separated by blank lines, tables as ``|`` rows under a separator row; both give 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rag.lexical import fold
 
@@ -46,6 +46,7 @@ class Unit:
     text: str
     kind: str = "sentence"  # or "item" (with its lead-in), "row" (with its header), "list"
     lead: str = ""  # the lead-in an item carries, at the start of ``text``
+    asked: str = ""  # the FAQ question it answers: ranked with it, never shown or quoted
 
     @property
     def whole(self) -> bool:
@@ -98,16 +99,46 @@ def of(text: str, question: str = "", layout: str = SENTENCES, heading: str = ""
         raise ValueError(f"units: unknown layout {layout!r}; use one of {LAYOUTS}")
     whole_lists = asks_for_list(question)
     out: list[Unit] = []
-    for n, (kind, lines, lead) in enumerate(_blocks(text.splitlines())):
+    blocks = _blocks(text.splitlines())
+    asked = ""
+    for n, (kind, lines, lead) in enumerate(blocks):
         if kind == "list" and not lead and n == 0 and heading.strip():
             lead = clean(heading.split(" > ")[-1]).rstrip(":") + ":"
+        if kind == "prose" and _asks(lines[0]) and n + 1 < len(blocks):
+            asked = clean(lines[0])  # a FAQ's question: its answer follows
+            continue
         if kind == "table":
-            out += _rows(lines)
+            got = _rows(lines)
         elif kind == "list":
-            out += _list(lines, lead, whole_lists)
+            got = _list(lines, lead, whole_lists)
+        elif asked:
+            got = [Unit(s) for s in _answer(lines[0]) if _enough(s)]
         else:
-            out += [Unit(s) for s in map(clean, _IN_LINE.split(lines[0])) if _enough(s)]
+            got = [Unit(s) for s in map(clean, _IN_LINE.split(lines[0])) if _enough(s)]
+        out += [replace(u, asked=asked) for u in got] if asked else got
+        asked = ""
     return out
+
+
+def _asks(line: str) -> bool:
+    """A line of questions only ("**Posso trocar de plano?**"): a FAQ's question. It answers
+    nothing, and quoted it reads as the customer's own question asked back, so it is no unit:
+    the answer below carries it (``Unit.asked``) to be ranked with."""
+    said = [clean(s) for s in _IN_LINE.split(line.strip()) if clean(s)]
+    return bool(said) and all(s.endswith("?") for s in said)
+
+
+def _answer(line: str) -> list[str]:
+    """A FAQ answer's sentences, a short opening ("Não.", "Sim, claro.") kept with the sentence
+    after it: it is what decides a yes/no question."""
+    out: list[str] = []
+    short = ""
+    for s in map(clean, _IN_LINE.split(line.strip())):
+        s = f"{short} {s}".strip()
+        short = s if len(s.split()) < 3 else ""
+        if not short:
+            out.append(s)
+    return out + [short] if short else out
 
 
 def _blocks(lines: list[str]) -> list[tuple[str, list[str], str]]:

@@ -108,8 +108,10 @@ def _negated(words: list[str], key: set[str]) -> tuple[set[str], bool, set[str]]
 
 def answer(question: str, reply: str) -> str:
     """The reply, opened with "Sim, " or "Não, " where ``verdict`` decides the question (left
-    as it is when it opens with either already)."""
-    said = None if _ANSWERED.match(fold(reply)) else verdict(question, reply)
+    as it is when it opens with either already, or is a question itself: "Sim, posso usar meu
+    próprio roteador?" answers nothing)."""
+    said = None if _ANSWERED.match(fold(reply)) or reply.rstrip().endswith("?") else \
+        verdict(question, reply)
     if said is None:
         return reply
     return f"{said}, {reply[0].lower()}{reply[1:]}" if _common(reply.split()) else \

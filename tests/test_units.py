@@ -173,3 +173,47 @@ def test_training_targets_are_cut_into_the_units_serving_shows(e5) -> None:  # t
     old, _ = build(pairs, e5, passages=1, negatives=0.0, calibration=0.0, max_target_words=30,
                    seed=1)  # as faquad-v5 was trained: no lead-in, bare cells
     assert STORE not in {e.completion for e in old}
+
+
+FAQ = """# Perguntas frequentes
+
+**A clínica aplica vacinas?**
+Não. A Clínica Vida Plena não aplica vacinas. Para vacinação, procure um posto de saúde.
+
+**Quanto tempo demora a instalação?**
+Até 5 dias úteis na área urbana, depois da aprovação do cadastro.
+
+**Quais são as formas de pagamento?**
+- Pix
+- cartão de crédito em até 3x
+
+Dúvidas? Fale com a recepção pelo telefone (31) 3333-0000.
+"""
+
+
+def test_a_faq_question_is_no_unit_its_answer_carries_it() -> None:
+    found = units.of(FAQ, "", units.STRUCTURED)
+    texts = [u.text for u in found]
+    assert not any(t.endswith("?") for t in texts)  # quoted, it asks the customer back
+    # the short "Não." stays with what it decides
+    assert "Não. A Clínica Vida Plena não aplica vacinas." in texts
+    by_text = {u.text: u.asked for u in found}
+    assert by_text["Até 5 dias úteis na área urbana, depois da aprovação do cadastro."] == \
+        "Quanto tempo demora a instalação?"
+    assert by_text["cartão de crédito em até 3x."] == "Quais são as formas de pagamento?"
+    # a question inside prose is no FAQ heading: the sentence after it stands alone
+    assert by_text["Fale com a recepção pelo telefone (31) 3333-0000."] == ""
+
+
+def test_the_extractive_reply_quotes_the_faq_answer_not_its_question(tmp_path, e5) -> None:  # type: ignore[no-untyped-def]
+    kb = KnowledgeBase(EdgeClient(str(tmp_path)), e5)
+    kb.ingest("faq", "faq.md", FAQ)
+
+    def reply(question: str) -> str | None:
+        return extractive.best_sentence(e5, question, kb.search("faq", question, top_k=4))
+
+    assert reply("qnto tempo demora pra instalar dps q eu contratar") == \
+        "Até 5 dias úteis na área urbana, depois da aprovação do cadastro."
+    said = reply("vcs aplicam vacina da gripe?")
+    assert said is not None and said.startswith("Não. A Clínica Vida Plena não aplica vacinas")
+    kb.client.close()

@@ -56,6 +56,9 @@ PARCELAS = "As compras podem ser parceladas em até 10x sem juros."
      "Você pode trocar um produto em até 30 dias."),
     # a reply that answers already keeps its own opening
     ("vcs aceitam elo?", "Sim, aceitamos Elo.", "Sim, aceitamos Elo."),
+    # a reply that is a question decides nothing
+    ("posso usar meu roteador?", "Posso usar meu próprio roteador?",
+     "Posso usar meu próprio roteador?"),
 ])
 def test_yes_no_prefix(question: str, text: str, reply: str) -> None:
     assert answer(question, text) == reply
