@@ -107,15 +107,11 @@ def of(text: str, question: str = "", layout: str = SENTENCES, heading: str = ""
         if kind == "prose" and _asks(lines[0]) and n + 1 < len(blocks):
             asked = clean(lines[0])  # a FAQ's question: its answer follows
             continue
-        if kind == "table":
-            got = _rows(lines)
-        elif kind == "list":
-            got = _list(lines, lead, whole_lists)
-        elif asked:
-            got = [Unit(s) for s in _answer(lines[0]) if _enough(s)]
+        if kind == "prose":
+            out += _prose(lines[0], asked)
         else:
-            got = [Unit(s) for s in map(clean, _IN_LINE.split(lines[0])) if _enough(s)]
-        out += [replace(u, asked=asked) for u in got] if asked else got
+            got = _rows(lines) if kind == "table" else _list(lines, lead, whole_lists)
+            out += [replace(u, asked=asked) for u in got]
         asked = ""
     return out
 
@@ -128,17 +124,26 @@ def _asks(line: str) -> bool:
     return bool(said) and all(s.endswith("?") for s in said)
 
 
-def _answer(line: str) -> list[str]:
-    """A FAQ answer's sentences, a short opening ("Não.", "Sim, claro.") kept with the sentence
-    after it: it is what decides a yes/no question."""
-    out: list[str] = []
+def _prose(line: str, asked: str) -> list[Unit]:
+    """A prose line's sentences. A question among them ("Sua empresa quer o convênio? Escreva
+    para ...") is no unit either: the sentences after it carry it. An answer's short opening
+    ("Não.", "Sim, claro.") stays with the sentence after it, which it decides. A line in
+    capitals with no stop ("FARMACIA POPULAR NA BEM-ESTAR", a PDF's heading) is a title."""
+    out: list[Unit] = []
     short = ""
     for s in map(clean, _IN_LINE.split(line.strip())):
-        s = f"{short} {s}".strip()
-        short = s if len(s.split()) < 3 else ""
-        if not short:
-            out.append(s)
-    return out + [short] if short else out
+        if s.endswith("?"):
+            asked, short = s, ""
+            continue
+        s = f"{short} {s}".strip() if asked else s
+        short = s if asked and len(s.split()) < 3 else ""
+        if not short and _enough(s) and not _title(s):
+            out.append(Unit(s, asked=asked))
+    return out
+
+
+def _title(s: str) -> bool:
+    return s.isupper() and not s.endswith(_ENDS) and len(s.split()) <= 8
 
 
 def _blocks(lines: list[str]) -> list[tuple[str, list[str], str]]:

@@ -201,8 +201,10 @@ def test_a_faq_question_is_no_unit_its_answer_carries_it() -> None:
     assert by_text["Até 5 dias úteis na área urbana, depois da aprovação do cadastro."] == \
         "Quanto tempo demora a instalação?"
     assert by_text["cartão de crédito em até 3x."] == "Quais são as formas de pagamento?"
-    # a question inside prose is no FAQ heading: the sentence after it stands alone
-    assert by_text["Fale com a recepção pelo telefone (31) 3333-0000."] == ""
+    # a question among a line's sentences: no unit, carried by the sentences after it
+    assert by_text["Fale com a recepção pelo telefone (31) 3333-0000."] == "Dúvidas?"
+    assert not units.of("FARMACIA POPULAR NA BEM-ESTAR\n\nO programa dá remédios de graça.",
+                        "", units.STRUCTURED)[0].text.isupper()  # a PDF's title line
 
 
 def test_the_extractive_reply_quotes_the_faq_answer_not_its_question(tmp_path, e5) -> None:  # type: ignore[no-untyped-def]
