@@ -12,7 +12,8 @@ LLAMA  := llama-cpp-python==0.3.36
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE := $(CMAKE_ARGS) -DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)"
 
-.PHONY: run test lint install assets browser clean-venv adapter adapter-negocios evidence
+.PHONY: run test lint install assets browser clean-venv adapter adapter-negocios evidence \
+	refusal-negocios
 
 install: $(STAMP) assets
 
@@ -66,7 +67,7 @@ FAQUAD  ?= ../shared/datasets/faquad
 V       ?= v5
 ADAPTER := faquad-$(V)
 RESULTS := bench/results
-FLOORS  ?= ATENDE_RETRIEVAL_MIN_SCORE=1.668 ATENDE_RETRIEVAL_MIN_COVERAGE=0.5
+FLOORS  ?= ATENDE_EVIDENCE_MODEL=floors ATENDE_RETRIEVAL_MIN_SCORE=1.668 ATENDE_RETRIEVAL_MIN_COVERAGE=0.5
 EVIDENCE ?= models/evidence/faquad.json
 LEARNED := ATENDE_EVIDENCE_MODEL=$(EVIDENCE) ATENDE_RETRIEVAL_TOP_K=2
 adapter: $(STAMP)
@@ -106,6 +107,15 @@ adapter-negocios: $(STAMP)
 	  --json $(RESULTS)/answers-corpus-test-modes-$(NV).json
 	$(FLOORS) $(BIN)/atende eval answers --set $(FAQUAD) --split dev --top-k 2 --model serving \
 	  --model negocios-$(NV) --json $(RESULTS)/faquad-dev-answers-negocios-$(NV).json
+
+# The evidence rule and the serving version's refusal threshold, chosen together on the dev
+# businesses within one budget of wrong refusals, reported on the test ones; written into the
+# bundled rule and the version's version.json (docs/knowledge-base.md "Chosen together").
+refusal-negocios: $(STAMP)
+	ATENDE_DATA_DIR=$$(mktemp -d) $(BIN)/python -m bench.joint_refusal --budget 0.08 \
+	  --save-rule models/evidence/negocios.json \
+	  --save-threshold models/adapters/negocios-$(NV)/version.json \
+	  --json $(RESULTS)/negocios-joint-refusal.json
 
 # FaQuAD's learned evidence rule (rag/evidence.py), fitted on its train split and checked on dev
 # (`make adapter` answers FaQuAD dev behind it). It fits FaQuAD's formal questions: a company

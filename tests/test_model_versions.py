@@ -44,6 +44,23 @@ def test_new_database_serves_the_default_adapter_once(
     assert rows[0].gate["passed"] and rows[0].gate["against"] == "base"  # its verdict shows
 
 
+def test_a_bundled_threshold_chosen_again_reaches_an_install_that_registered_it(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    base = tmp_path / "base.gguf"
+    base.write_bytes(b"GGUF")
+    folder = adapter_dir(tmp_path)
+    mv.ensure_default(sessions, base, folder)
+    meta = json.loads((folder / "version.json").read_text())
+    (folder / "version.json").write_text(json.dumps({**meta, "refusal_threshold": 0.9}))
+    mv.ensure_default(sessions, base, folder)  # the next start, after an upgrade
+    assert mv.listing(sessions)[0][0].refusal_threshold == 0.9
+    # other weights under the same name are not the bundled ones: left as they are
+    (folder / "version.json").write_text(json.dumps(
+        {**meta, "refusal_threshold": 0.5, "data_sha256": "cd" * 32}))
+    mv.ensure_default(sessions, base, folder)
+    assert mv.listing(sessions)[0][0].refusal_threshold == 0.9
+
+
 def test_a_newer_bundled_adapter_waits_for_promotion_on_a_database_already_serving(
         sessions: sessionmaker[Session], tmp_path: Path) -> None:
     base = tmp_path / "base.gguf"

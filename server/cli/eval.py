@@ -162,7 +162,7 @@ def answers_cmd(
 
     es = load_cases(set_dir, split, limit)
     specs = {name: resolve_model(name) for name in model}
-    rule = configured_rule(min_score, min_coverage)
+    rule = configured_rule(min_score, min_coverage, top_k)
     outcomes = answer_outcomes(es, specs, embedder=embedder, top_k=top_k,
                                max_tokens=max_tokens, rule=rule, modes=modes)
     rows = answers.summarize(outcomes)
@@ -200,11 +200,13 @@ def resolve_model(name: str) -> ModelSpec:
         fail(str(exc))
 
 
-def configured_rule(score: float | None = None, coverage: float | None = None) -> Rule:
-    """The evidence rule serving uses, or floors where one is given (the other as configured)."""
+def configured_rule(score: float | None = None, coverage: float | None = None,
+                    top_k: int | None = None) -> Rule:
+    """The evidence rule serving uses on ``top_k`` passages, or floors where one is given (the
+    other as configured)."""
 
     if score is None and coverage is None:
-        return get_settings().evidence()
+        return get_settings().evidence(top_k)
     return configured_floors(score, coverage)
 
 

