@@ -126,7 +126,7 @@ def test_an_agent_is_refused_a_conversation_of_another_team(web: Web, browser: A
     conv = int(row.first.get_attribute("data-id") or 0)
     # Handed to atendimento (the flow's handoff): the trocas agent may not open it.
     agent.goto(f"/inbox/{conv}")
-    agent.locator(".chat-head .badge", has_text="atendimento").wait_for(timeout=20_000)
+    agent.locator(".chat-head .badge", has_text="Equipe: atendimento").wait_for(timeout=20_000)
     other = web.login(browser, "other")
     answer = other.goto(f"/inbox/{conv}")
     assert answer is not None and answer.status == 404
