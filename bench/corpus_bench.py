@@ -149,8 +149,9 @@ def rules(asked: list[Asked], budget: float, top_k: int) -> dict[str, Rule]:
     return found
 
 
-def measured(found: dict[str, Rule], asked: list[Asked]) -> dict[str, dict[str, object]]:
-    """Per split: the counts of each group, and each rule's rates."""
+def measured(found: dict[str, Rule] | dict[str, Callable[[Asked], bool]],
+             asked: list[Asked]) -> dict[str, dict[str, Any]]:
+    """Per split: the counts of each group, and each rule's (or decision's) rates."""
     return {split: {"counts": {g: len(of(asked, split, g)) for g in GROUPS},
                     "rates": {name: rates(rule, asked, split) for name, rule in found.items()}}
             for split in dict.fromkeys(a.split for a in asked)}

@@ -32,7 +32,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench.corpus_bench import CORPUS, Asked, Probe, ask_corpus, parsed, rates, show
+from bench.corpus_bench import CORPUS, Asked, Probe, ask_corpus, measured, parsed, show
 from eval import calibration
 from finetune import calibrate
 from models import registry
@@ -65,7 +65,7 @@ def probe_of(kb: KnowledgeBase, spec: ModelSpec) -> Probe:
 
 
 def behind(rule: Rule, threshold: float) -> Refuses:
-    """Serving's decision: the evidence rule, then the model at ``threshold`` (``rates``
+    """Serving's decision: the evidence rule, then the model at ``threshold`` (``measured``
     counts it as it counts a rule)."""
     return lambda a: rule.refuses(a.signals) or a.p >= threshold
 
@@ -131,10 +131,7 @@ def main() -> None:
         f"the rule and {name} chosen together ({joint.model_threshold:.3f})":
             behind(joint.rule, joint.model_threshold),
     }
-    splits = {split: {"counts": {g: sum(a.split == split and a.group == g for a in asked)
-                                 for g in ("answerable", "without", "out_of_scope", "near_miss")},
-                      "rates": {name: rates(d, asked, split) for name, d in decisions.items()}}
-              for split in ("dev", "test")}
+    splits = measured(decisions, asked)
     show(splits)
     if args.save_rule:
         joint.rule.save(args.save_rule)
