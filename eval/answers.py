@@ -22,7 +22,6 @@ from eval.evalset import Case, EvalSet, relevant
 from models.base import Provider
 from models.spec import REFUSAL
 from rag import evidence, extractive, guard, prompt, yesno
-from rag.embedders import Embedder
 from rag.evidence import Rule
 from rag.index import KnowledgeBase, Passage
 from rag.units import SENTENCES
@@ -35,12 +34,12 @@ MODES = (MODEL, EXTRACTION, MODEL_EXTRACTION)
 Method = Callable[[str, list[Passage]], tuple[str, str]]
 
 
-def extractive_method(embedder: Embedder) -> Method:
+def extractive_method(kb: KnowledgeBase, collection: str) -> Method:
     """The extractive reply as serving's fallback gives it: the best unit, list items with
-    their lead-in and table rows with their header, "Sim, "/"Não, " where it decides a yes/no
-    question (``extractive.best_sentence``)."""
+    their lead-in and table rows with their header, ranked with the rare question terms it
+    holds, "Sim, "/"Não, " where it decides a yes/no question (``extractive.answer_in``)."""
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
-        return extractive.best_sentence(embedder, question, passages) or NO_ANSWER, ""
+        return extractive.answer_in(kb, collection, question, passages) or NO_ANSWER, ""
     return reply
 
 
@@ -50,8 +49,6 @@ def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: 
     """Serving's path: too little evidence refuses without the model (``rag.evidence``); the
     prompt shows the ``first`` passages (0 = all), whole or as their ``sentences`` closest
     units (``layout``, as the version was trained)."""
-    embedder = kb.embedder
-
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
             return REFUSAL, ""
@@ -63,7 +60,7 @@ def model_method(llm: Provider, kb: KnowledgeBase, collection: str, max_tokens: 
         problem = guard.unfit(text, messages[0]["content"], grounds)
         if problem is None:
             return yesno.answer(question, text), ""  # "Sim, "/"Não, " as serving adds it
-        return extractive.best_sentence(embedder, question, passages) or NO_ANSWER, problem
+        return extractive.answer_in(kb, collection, question, passages) or NO_ANSWER, problem
     return reply
 
 
@@ -73,7 +70,7 @@ def extraction_method(kb: KnowledgeBase, collection: str, rule: Rule | None) -> 
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         if rule is not None and not evidence.enough(question, passages, rule, kb, collection):
             return REFUSAL, ""
-        return extractive.best_sentence(kb.embedder, question, passages) or REFUSAL, ""
+        return extractive.answer_in(kb, collection, question, passages) or REFUSAL, ""
     return reply
 
 

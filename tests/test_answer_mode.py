@@ -99,7 +99,7 @@ def test_serving_honours_the_mode_kept_for_its_knowledge_base(
     found = demo_kb.search("demo", EXCHANGE, top_k=settings.retrieval_top_k,
                            how=settings.search())
     assert (ans.reason, ans.handoff, ans.failures) == ("extracted", False, [])
-    assert ans.text == extractive.best_sentence(demo_kb.embedder, EXCHANGE, found)
+    assert ans.text == extractive.answer_in(demo_kb, "demo", EXCHANGE, found)
     assert ans.completion is not None and ans.completion.model == EXTRACTION
     assert ans.spec is None  # no model wrote it, none is charged
     assert api_answers.written_by(ans) == EXTRACTION  # what the OpenAI-compatible reply names

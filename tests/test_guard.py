@@ -115,7 +115,7 @@ def test_when_the_extractive_answer_was_said_already_a_human_takes_over(sessions
                                                                         llm, demo_kb) -> None:
     question = "vcs entregam no nordeste?"
     s = Settings(data_dir=tmp_path, kb_collection="demo")
-    said = extractive.best_sentence(demo_kb.embedder, question, demo_kb.search(
+    said = extractive.answer_in(demo_kb, "demo", question, demo_kb.search(
         "demo", question, top_k=s.retrieval_top_k, how=s.search()))
     assert said
     # the customer asks again; the model and the fallback would both repeat

@@ -219,3 +219,25 @@ def test_the_extractive_reply_quotes_the_faq_answer_not_its_question(tmp_path, e
     said = reply("vcs aplicam vacina da gripe?")
     assert said is not None and said.startswith("Não. A Clínica Vida Plena não aplica vacinas")
     kb.client.close()
+
+
+SUPPORT = """# Suporte
+
+O suporte atende pelos seguintes canais:
+- E-mail suporte@loja.example, com resposta em até 1 dia útil.
+- Telefone (48) 4002-0000, de segunda a sexta, das 8h às 18h.
+- Chat no site, das 8h às 22h.
+"""
+
+
+def test_the_extractive_reply_is_the_unit_holding_the_rare_term_asked(tmp_path, e5) -> None:  # type: ignore[no-untyped-def]
+    # e5 alone ranks the list's first item closest (it is most like "canais do suporte"); the
+    # customer asked for the telephone, a term only one item holds
+    kb = KnowledgeBase(EdgeClient(str(tmp_path)), e5)
+    kb.ingest("shop", "suporte.md", SUPPORT)
+    question = "qual telefone do suporte? prefiro ligar"
+    found = kb.search("shop", question, top_k=4)
+    assert "E-mail" in (extractive.best_sentence(e5, question, found, terms=0.0) or "")
+    said = extractive.answer_in(kb, "shop", question, found)
+    assert said is not None and "(48) 4002-0000" in said
+    kb.client.close()

@@ -233,7 +233,7 @@ def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedde
 
     scratch = tempfile.TemporaryDirectory(prefix="atende-eval-")
     kb = KnowledgeBase(EdgeClient(scratch.name), load_embedder(embedder))
-    methods = {"extractive": answers.extractive_method(kb.embedder)}
+    methods = {"extractive": answers.extractive_method(kb, "eval")}
     if modes:
         methods[answers.EXTRACTION] = answers.extraction_method(kb, "eval", rule)
     for label, spec in specs.items():

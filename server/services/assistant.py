@@ -165,7 +165,7 @@ def extracted(rt: Runtime, question: str, history: list[ChatMessage], use: Use) 
                             how=rt.settings.search())
     text = None
     if evidence.enough(question, passages, rt.settings.evidence(), rt.kb, use.collection):
-        text = extractive.best_sentence(rt.kb.embedder, question, passages)
+        text = extractive.answer_in(rt.kb, use.collection, question, passages)
     if text is None:
         return Answer(NO_ANSWER, handoff=True, reason="no_passages")
     if guard.repeats(text, earlier(history)):
@@ -186,7 +186,7 @@ def fallback(rt: Runtime, p: Prepared, said: Sequence[str] = ()) -> str | None:
     in model mode (the knowledge base's gate found quoting worse: a human goes)."""
     if p.mode == MODEL:
         return None
-    text = extractive.best_sentence(rt.kb.embedder, p.question, p.passages)
+    text = extractive.answer_in(rt.kb, p.use.collection, p.question, p.passages)
     return None if text is None or guard.repeats(text, said) else text
 
 
