@@ -8,8 +8,10 @@ evals) is counted when the reply is:
 
 1. the unit closest by e5 alone (the extractive answer up to session 21);
 2. the unit closest by e5 plus ``TERMS`` x the idf-weighted share of question terms it holds
-   (the extractive answer now, ranked as the focused prompt ranks);
-3. any unit of the passages: the ceiling of any ranking.
+   (ranked as the focused prompt ranks);
+3. the same plus ``NUMBER`` for a unit holding a number where the question asks for one (the
+   extractive answer now);
+4. any unit of the passages: the ceiling of any ranking.
 
 Figures are ratios against the first, of the same run. No evidence step refuses here: this
 measures the ranking only.
@@ -38,7 +40,8 @@ from server.settings import get_settings
 
 CORPUS = Path("corpus/atende-negocios")
 FAQUAD = Path("../shared/datasets/faquad")
-WAYS = ("e5 alone", f"e5 + {extractive.TERMS} x rare terms", "any unit (ceiling)")
+WAYS = ("e5 alone", f"e5 + {extractive.TERMS} x rare terms", f"+ {extractive.NUMBER} number asked",
+        "any unit (ceiling)")
 
 
 def held(kb: KnowledgeBase, es: evalset.EvalSet, collection: str, top_k: int) -> list[list[bool]]:
@@ -49,13 +52,14 @@ def held(kb: KnowledgeBase, es: evalset.EvalSet, collection: str, top_k: int) ->
         if case.kind != "in_scope":
             continue
         found = kb.search(collection, case.question, top_k=top_k, how=how)
-        alone = extractive.best_sentence(kb.embedder, case.question, found, terms=0.0)
-        termed = extractive.best_sentence(kb.embedder, case.question, found, idf=idf)
+        replies = [extractive.best_sentence(kb.embedder, case.question, found, idf=idf,
+                                            terms=terms, number=number)
+                   for terms, number in ((0.0, 0.0), (extractive.TERMS, 0.0),
+                                         (extractive.TERMS, extractive.NUMBER))]
         every = [u.text for p in found for u in units.of(p.text, case.question,
                                                          units.STRUCTURED, p.heading)]
-        out.append([bool(alone and contains(alone, case.answers)),
-                    bool(termed and contains(termed, case.answers)),
-                    any(contains(u, case.answers) for u in every)])
+        out.append([bool(r and contains(r, case.answers)) for r in replies]
+                   + [any(contains(u, case.answers) for u in every)])
     return out
 
 
@@ -95,8 +99,9 @@ def main() -> None:
             f"{row[w]:.3f}" + (f" ({row[w] / base:.2f}x)" if base else "") for w in WAYS])
     Console(width=140).print(table)
     if args.json:
-        args.json.write_text(json.dumps({"top_k": args.top_k, "terms": extractive.TERMS,
-                                         "splits": shares}, indent=1) + "\n")
+        args.json.write_text(json.dumps({
+            "top_k": args.top_k, "terms": extractive.TERMS, "number": extractive.NUMBER,
+            "splits": shares}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,13 @@ _ASKS_LIST = re.compile(
     r"\b(?:quais|quaes|qais|lista|listar|liste|relacao|todas as|todos os|quantas e quais"
     r"|quantos e quais|(?:que|q) (?:tipos|formas|opcoes|bandeiras|cartoes|lojas|planos"
     r"|servicos|produtos|cidades|regioes|marcas|modelos|unidades|documentos))\b")
+# A question asking for a number: how much, how many, how long, until when, at what time, which
+# price, deadline, rate, phone ("qnto custa", "qts dias", "ate qnd", "qual o whats"); folded.
+_ASKS_NUMBER = re.compile(
+    r"\b(?:quant[oa]s?|quantidade|qu?nt[oa]?s?|qt[oa]?s?|qn?td|ate quando|ate qnd|que horas"
+    r"|que dia|qual dia|custa|custo|valor|preco|prazo|desconto|taxa|multa|juros|horario"
+    r"|telefone|fone|numero|whats|whatsapp|porcento|por cento)\b")
+_DIGIT = re.compile(r"\d")
 # A list unit holds at most this many words: a reply is scored within 40 (eval.scoring).
 LIST_WORDS = 40
 
@@ -86,6 +93,16 @@ def asks_for_list(question: str) -> bool:
     """The question asks for a whole list ("quais lojas vcs tem", "quais as formas de
     pagamento?"), so a list's lead-in with its items answers it, and one item does not."""
     return bool(_ASKS_LIST.search(fold(question)))
+
+
+def asks_for_number(question: str) -> bool:
+    """The question asks for a number (a price, a count, a deadline, a time, a phone), so a
+    unit that holds none is unlikely to answer it."""
+    return bool(_ASKS_NUMBER.search(fold(question)))
+
+
+def has_number(text: str) -> bool:
+    return bool(_DIGIT.search(text))
 
 
 def of(text: str, question: str = "", layout: str = SENTENCES, heading: str = "") -> list[Unit]:

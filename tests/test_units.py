@@ -6,6 +6,7 @@ still shown sentences."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -240,4 +241,30 @@ def test_the_extractive_reply_is_the_unit_holding_the_rare_term_asked(tmp_path, 
     assert "E-mail" in (extractive.best_sentence(e5, question, found, terms=0.0) or "")
     said = extractive.answer_in(kb, "shop", question, found)
     assert said is not None and "(48) 4002-0000" in said
+    kb.client.close()
+
+
+def test_a_question_asking_for_a_number_is_told_from_others() -> None:
+    for asked in ("qnto custa o plano?", "qts dias pra chegar", "ate qnd posso trocar",
+                  "qual o whats de vcs", "itbi é quantos por cento", "qual horario do spinning"):
+        assert units.asks_for_number(asked), asked
+    for other in ("vcs aceitam pix?", "tem estacionamento?", "quais as formas de pagamento",
+                  "posso ir pro chile usando a cnh?"):
+        assert not units.asks_for_number(other), other
+
+
+def test_a_question_asking_for_a_number_is_answered_by_the_unit_holding_one(tmp_path, e5) -> None:  # type: ignore[no-untyped-def]
+    docs = Path(__file__).parent.parent / "corpus/atende-negocios/moda-bela-vista/docs"
+    kb = KnowledgeBase(EdgeClient(str(tmp_path)), e5)
+    for name in ("frete-e-entrega.md", "pagamento-e-cupons.md"):
+        kb.ingest("moda", name, (docs / name).read_text(encoding="utf-8"))
+    idf = kb.idf("moda")
+    for question, want in (("em qto tempo vcs postam o pedido?", "até 2 dias úteis"),
+                           ("qual o valor minimo pro cupom de primeira compra funcionar",
+                            "R$ 150,00")):
+        found = kb.search("moda", question, top_k=4)
+        # by similarity and terms alone, a unit about the same thing that holds no number
+        assert want not in (extractive.best_sentence(e5, question, found, idf=idf, number=0.0)
+                            or "")
+        assert want in (extractive.answer_in(kb, "moda", question, found) or "")
     kb.client.close()

@@ -47,8 +47,8 @@ def test_a_version_trained_on_focused_prompts_is_served_them(
         p = _prepared(sessions, tmp_path, llm, demo_kb, question, name, config)
         prompts[name] = _shown(p)
         whole = [x.text for x in p.passages]
-        best = extractive.best_sentence(demo_kb.embedder, question, p.passages,
-                                        extractive.SENTENCES, yes_no=False)
+        best = extractive.best_sentence(demo_kb.embedder, question, p.passages,  # by e5 alone
+                                        extractive.SENTENCES, yes_no=False, number=0.0)
     assert prompts["whole"].count("\n[") == 1 and all(t in prompts["whole"] for t in whole)
     items = prompts["focado"].split("\n\n")
     assert len(items) == 3 and prompts["focado"] != prompts["whole"]

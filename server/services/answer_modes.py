@@ -30,10 +30,10 @@ from server.schema import AnswerMode
 
 DEFAULT = MODEL_EXTRACTION
 DEFAULT_REASON = (f"the shipped default, {DEFAULT}: on the corpus's report businesses no mode "
-                  "passed the gate against it (0.560 containment against extraction's 0.553, "
-                  "and 73% of near-misses refused against 69%; docs/knowledge-base.md, The "
-                  "shipped default, measured); no gate has judged this knowledge base's own "
-                  "questions yet")
+                  "passed the gate against it: extraction holds more answers (0.610 against "
+                  "0.553, not beyond noise) and refuses fewer unanswerable questions (45% "
+                  "against 54%; docs/knowledge-base.md, The shipped default, measured); no "
+                  "gate has judged this knowledge base's own questions yet")
 
 
 @dataclass(frozen=True)
