@@ -126,3 +126,26 @@ def test_a_redirect_cannot_take_a_file_fetch_somewhere_unnamed(
     moved = flow_http.fetch_file(f"http://127.0.0.1:{first}/moved", tmp_path, max_bytes=1000,
                                  reach=both)
     assert moved["sha256"] == kept["sha256"]
+
+
+def test_a_name_the_resolver_does_not_answer_takes_the_error_branch_within_the_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The outside part here is the DNS server: the system's resolver is made to hang for one
+    # name, as it does when a DNS server drops queries (tens of seconds of retries)
+    answered, real = threading.Event(), flow_http.socket.getaddrinfo
+
+    def resolver(host: str, *args: object, **kwargs: object) -> object:
+        if host == "lento.example":
+            answered.wait(30)
+            raise OSError("no answer")
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(flow_http.socket, "getaddrinfo", resolver)
+    try:
+        result = flow_http.perform(flows.HttpRequest("GET", "http://lento.example/pedidos", 0.5),
+                                   Reach())
+        assert not result.ok
+        assert result.error == "lento.example did not resolve within 0.5s"
+        assert not answered.is_set()  # the flow went on while the lookup still hung
+    finally:
+        answered.set()

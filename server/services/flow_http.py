@@ -8,13 +8,17 @@ resolves to public addresses, or one the company named (``ATENDE_FLOW_HTTP_HOSTS
 flow would be a way into the cloud's metadata service (169.254.169.254) or this machine's own
 databases. Each request is checked as it leaves, a redirect's too. A name resolved again between
 the check and the connection (DNS rebinding) is not caught, nor is a service of this machine
-listening on its public address: for those, put the server behind an egress proxy."""
+listening on its public address: for those, put the server behind an egress proxy. The name is
+looked up within the node's own timeout, as the connection is made."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as Late
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from server.services import media
 from server.settings import Settings
 
 MAX_BYTES = 1_000_000  # an answer larger than this is no small lookup: the error branch
+RESOLVERS = 4  # lookups at once; one the resolver never answers holds a thread until it does
 
 
 class NotAllowed(ValueError):
@@ -55,14 +60,37 @@ class Reach:
         port = request.url.port or (443 if request.url.scheme == "https" else 80)
         if self.private or host in self.hosts or _at(host, port) in self.hosts:
             return
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            raise NotAllowed(f"{host} does not resolve") from None
+        found = _resolve(host, port, _connect_timeout(request))
         for address in {str(info[4][0]).split("%")[0] for info in found}:
             if not _public(ipaddress.ip_address(address)):
                 raise NotAllowed(f"{host} is a private address ({address}); name it in "
                                  "ATENDE_FLOW_HTTP_HOSTS to let flows reach it")
+
+
+def _connect_timeout(request: httpx.Request) -> float | None:
+    """The node's timeout as httpx carries it on the request (None: none was set)."""
+    timeout = request.extensions.get("timeout") or {}
+    value = timeout.get("connect")
+    return float(value) if value is not None else None
+
+
+@functools.cache
+def _resolver() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(RESOLVERS, thread_name_prefix="flow-dns")
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
+    """The host's addresses, within the node's timeout: ``getaddrinfo`` takes no timeout, and
+    a resolver that does not answer would hold the conversation's turn for as long as the
+    system's resolver retries (tens of seconds), past the timeout the flow's author set."""
+    future = _resolver().submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return future.result(timeout=timeout)
+    except Late:
+        future.cancel()  # still queued behind other lookups: never run it
+        raise NotAllowed(f"{host} did not resolve within {timeout:g}s") from None
+    except (OSError, UnicodeError):
+        raise NotAllowed(f"{host} does not resolve") from None
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
