@@ -36,8 +36,9 @@ Method = Callable[[str, list[Passage]], tuple[str, str]]
 
 def extractive_method(kb: KnowledgeBase, collection: str) -> Method:
     """The extractive reply as serving's fallback gives it: the best unit, list items with
-    their lead-in and table rows with their header, ranked with the rare question terms it
-    holds, "Sim, "/"Não, " where it decides a yes/no question (``extractive.answer_in``)."""
+    their lead-in and table rows with their header, ranked with the rare question terms and the
+    number asked for, "Sim, "/"Não, " where it decides a yes/no question
+    (``extractive.answer_in``)."""
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         return extractive.answer_in(kb, collection, question, passages) or NO_ANSWER, ""
     return reply

@@ -31,15 +31,17 @@ MAX_WORDS = 60
 ITEM_WORDS = 32
 # The extractive answer ranks units as the focused prompt does (``focus_terms`` of the versions
 # trained since faquad-v4): e5 similarity plus this times the idf-weighted share of the
-# question's terms a unit holds. e5 alone ranks "O plano Conecta 300 custa..." below a unit
-# about another plan; the rare term decides. On the corpus's train and dev businesses (top 4)
-# the reply held the answer 0.518 -> 0.606 and 0.532 -> 0.597 (bench/extraction_bench.py).
+# question's terms a unit holds. For "qual telefone do suporte? prefiro ligar" e5 alone ranks
+# the support list's e-mail item first; the rare term decides. On the corpus's train and dev
+# businesses (top 4) the reply held the answer 0.518 -> 0.606 and 0.532 -> 0.597
+# (bench/extraction_bench.py).
 TERMS = 0.15
 # ...plus this where the question asks for a number ("qnto custa", "qts dias", "ate qnd") and the
-# unit holds one (``units.asks_for_number``): e5 ranks "O frete é calculado no carrinho" with
-# "Entregamos em até 5 dias úteis" for "qts dias demora?". Chosen on the train businesses
-# (0.03 to 0.08 alike), checked on dev: 0.606 -> 0.635 and 0.597 -> 0.649. The extractive
-# answer only: a version's focused prompt keeps the order it was trained on.
+# unit holds one (``units.asks_for_number``): for "em qto tempo vcs postam o pedido?", "Assim
+# que o pedido é postado, você recebe o código de rastreio" ranked above "O pedido é ... postado
+# em até 2 dias úteis". Chosen on the train businesses (0.03 to 0.08 alike), checked on dev:
+# 0.606 -> 0.635 and 0.597 -> 0.649. The extractive answer only: a version's focused prompt
+# keeps the order it was trained on.
 NUMBER = 0.04
 
 
@@ -97,10 +99,9 @@ def best_sentence(embedder: Embedder, question: str, passages: Sequence[Passage]
                   terms: float = TERMS, number: float = NUMBER) -> str | None:
     """The extractive reply: the unit of the passages closest to the question (with ``idf``,
     ranked with the rare question terms it holds, and ``number`` for a number asked for, as
-    ``top_sentences``), cut to MAX_WORDS
-    words, never a table's header row (it names columns and answers nothing); with
-    ``yes_no``, opened with "Sim, " or "Não, " where it decides a yes/no question
-    (``rag.yesno``)."""
+    ``top_sentences``), cut to MAX_WORDS words, never a table's header row (it names columns
+    and answers nothing); with ``yes_no``, opened with "Sim, " or "Não, " where it decides a
+    yes/no question (``rag.yesno``)."""
     headers = set().union(*(units.headers(p.text) for p in passages))
     ranked = top_sentences(embedder, question, passages, 10_000, idf=idf, terms=terms,
                            layout=layout, number=number)
