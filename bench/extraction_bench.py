@@ -30,6 +30,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench.corpus_bench import CORPUS, FAQUAD
 from eval import evalset, retrieval
 from eval.scoring import contains
 from rag import extractive, units
@@ -38,8 +39,6 @@ from rag.embedders import load_embedder
 from rag.index import KnowledgeBase
 from server.settings import get_settings
 
-CORPUS = Path("corpus/atende-negocios")
-FAQUAD = Path("../shared/datasets/faquad")
 WAYS = ("e5 alone", f"e5 + {extractive.TERMS} x rare terms", f"+ {extractive.NUMBER} number asked",
         "any unit (ceiling)")
 
