@@ -224,6 +224,7 @@ class FakeGateway:
         # Called with the id about to be returned, before the response leaves: a status
         # webhook racing the send's response.
         self.before_reply: Callable[[str], object] | None = None
+        self.stall = 0.0  # seconds to hold a taken send before answering (a slow gateway)
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
@@ -232,6 +233,7 @@ class FakeGateway:
                 code, headers = _answer(gw.answers.pop(0) if gw.answers else 200)
                 if code == 200 and gw.before_reply:
                     gw.before_reply(f"gw-{len(gw.received)}")
+                time.sleep(gw.stall)
                 out = json.dumps({"id": f"gw-{len(gw.received)}"} if code == 200
                                  else {"error": "nope"}).encode()
                 self.send_response(code)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from gateway_bridge import StatusUpdate
+from gateway_bridge import InboundMessage, StatusUpdate
 from server.schema import EarlyStatus, Message, MessageEvent, Outbox
 from server.services import inbound, outbox, statuses
 from tests.test_store import STALE, _msg
@@ -154,3 +154,63 @@ def test_replies_leave_in_order_even_when_the_first_is_retrying(sessions, inst,
         "Primeira resposta."] * 3 + ["Segunda resposta."]
     with sessions() as s:
         assert s.get_one(Outbox, second).attempts == 1  # waiting spent no attempt
+
+
+def _echo(sessions, inst, provider_id: str, text: str) -> inbound.Outcome:
+    """The gateway's webhook for a message sent from the number: our send, echoed back."""
+    ev = InboundMessage(provider_message_id=provider_id, sender="5511987650000",
+                        phone="5511987650000", lid=None, sender_name=None, text=text,
+                        timestamp=datetime.now(UTC), from_me=True)
+    return inbound.handle(sessions, inst, [ev], STALE)
+
+
+def _journey(sessions, box: int) -> list[str]:
+    with sessions() as s:
+        return list(s.scalars(select(MessageEvent.event).join(
+            Outbox, Outbox.message_id == MessageEvent.message_id).where(Outbox.id == box)
+            .order_by(MessageEvent.id)))
+
+
+def test_a_send_whose_answer_times_out_is_not_sent_again_once_its_echo_came(
+        sessions, inst, fake_gateway) -> None:
+    """The gateway took the send and the answer never came: its echo shows it went out, so the
+    customer gets the reply once, whether the echo comes before the timeout or after it."""
+    with sessions.begin() as s:
+        s.merge(inst).api_url = fake_gateway.url
+    during = _queued_reply(sessions, inst, "Seu pedido sai hoje.")
+    fake_gateway.before_reply = lambda _pid: _echo(sessions, inst, "wa-echo-1",
+                                                   "Seu pedido sai hoje.")
+    fake_gateway.stall = 1.0
+    with httpx.Client(timeout=0.3) as http:
+        assert outbox.deliver(http, sessions, during, max_attempts=5) == "sent"  # no retry
+    assert _journey(sessions, during) == ["echo", "sent", "send_error"]
+    with sessions() as s:
+        msg = s.get_one(Message, s.get_one(Outbox, during).message_id)
+        assert (msg.provider_message_id, msg.status) == ("wa-echo-1", "sent")
+
+    after = _queued_reply(sessions, inst, "Chega amanhã.")
+    fake_gateway.before_reply = None
+    with httpx.Client(timeout=0.3) as http:
+        with pytest.raises(outbox.RetryLater):  # no answer, no echo yet: it may not have gone
+            outbox.deliver(http, sessions, after, max_attempts=5)
+        assert _echo(sessions, inst, "wa-echo-2", "Chega amanhã.").stored == 0  # late echo
+        fake_gateway.stall = 0.0
+        assert outbox.deliver(http, sessions, after, max_attempts=5) == "sent"
+    assert [t for _, t in fake_gateway.received] == ["Seu pedido sai hoje.", "Chega amanhã."]
+    assert _journey(sessions, after) == ["send_error", "echo", "sent"]
+    with sessions() as s:
+        assert s.get_one(Message, s.get_one(Outbox, after).message_id).provider_message_id == \
+            "wa-echo-2"
+
+
+def test_an_echo_before_the_send_answer_records_the_send_once(sessions, inst,
+                                                              fake_gateway) -> None:
+    with sessions.begin() as s:
+        s.merge(inst).api_url = fake_gateway.url
+    box = _queued_reply(sessions, inst, "Temos sim.")
+    fake_gateway.before_reply = lambda pid: _echo(sessions, inst, pid, "Temos sim.")
+    with httpx.Client() as http:
+        assert outbox.deliver(http, sessions, box, max_attempts=3) == "sent"
+    assert _journey(sessions, box) == ["echo", "sent"]
+    with sessions() as s:
+        assert s.get_one(Message, s.get_one(Outbox, box).message_id).provider_message_id == "gw-1"

@@ -125,7 +125,11 @@ def _send(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int, *
         final = not retryable or attempt >= max_attempts
         error = redact(str(exc), cfg)
         with sessions.begin() as s:
-            box = s.get_one(Outbox, outbox_id)
+            box = s.get_one(Outbox, outbox_id, with_for_update=True)
+            if box.status != "pending":  # its echo came meanwhile: the gateway had sent it
+                journey.record(s, box.message_id, "send_error", attempt=attempt, error=error,
+                               note="its echo had shown it sent: not tried again")
+                return box.status
             box.last_error, box.slot_at = error, None
             after = wait_before(attempt, getattr(exc, "retry_after", None))
             journey.record(s, box.message_id, "send_error", attempt=attempt, error=error,
@@ -139,7 +143,9 @@ def _send(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int, *
         raise RetryLater(error, after) from None
     try:
         with sessions.begin() as s:
-            box = s.get_one(Outbox, outbox_id)
+            box = s.get_one(Outbox, outbox_id, with_for_update=True)
+            if box.status != "pending":  # its echo settled it before this answer came
+                return box.status
             box.status = "sent"
             msg = s.get_one(Message, box.message_id)
             msg.provider_message_id = provider_id

@@ -5,6 +5,10 @@ Gateways post both like any message. An echo must not be stored twice (it is our
 message, matched by the id its send returned or, when the echo beats the send's answer, by the
 send in flight to the same chat with the same text); a message typed on the phone is the
 agent's reply, stored as such, and it pauses the bot for that contact.
+
+An echo of a send in flight also settles that send: the gateway shows it went out. A send whose
+answer never came (a timeout after the gateway had taken it) is otherwise tried again, and the
+customer gets the same reply twice.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import InboundMessage
 from server.schema import Conversation, Message, Outbox
-from server.services import contacts, journey, sending
+from server.services import contacts, journey, sending, statuses
 
 if TYPE_CHECKING:
     from server.services.inbound import Receiving, Rules
@@ -33,7 +37,11 @@ def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: Inbound
         ours = _ours(s, instance.id, ev)
         if ours is not None:
             journey.record(s, ours, "echo", provider_id=ev.provider_message_id)
-            return False
+        settled = ours is not None and _settle(s, ours, ev.provider_message_id)
+    if settled:
+        statuses.settle(sessions, instance.id, ev.provider_message_id)
+    if ours is not None:
+        return False
     contact_id = contacts.resolve(sessions, phone=ev.phone, lid=ev.lid, name=None,
                                   address=ev.sender)
     conv_id = contacts.conversation_for(sessions, contact_id, instance.id, ev.sender)
@@ -77,3 +85,20 @@ def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
                Outbox.attempts > 0, Conversation.address == ev.sender,
                Message.text == ev.text)
         .order_by(Message.id).limit(1))
+
+
+def _settle(s: Session, message_id: int, provider_id: str) -> bool:
+    """Record as sent, under the echo's id, our send still pending: in flight, or waiting to
+    be tried again after an answer that never came. True when it was pending."""
+    box = s.scalar(select(Outbox).where(Outbox.message_id == message_id).with_for_update())
+    if box is None or box.status != "pending":
+        return False
+    msg = s.get_one(Message, message_id)
+    box.status, box.slot_at = "sent", None
+    if msg.provider_message_id is None:
+        msg.provider_message_id = provider_id
+    if msg.status == "queued":
+        msg.status = "sent"
+    journey.record(s, message_id, "sent", provider_id=provider_id, attempt=box.attempts,
+                   note="its echo showed the gateway sent it")
+    return True
