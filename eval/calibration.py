@@ -79,6 +79,32 @@ def measures(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search, top_k
     return answerable, unanswerable
 
 
+def out_of_scope(es: EvalSet, kb: KnowledgeBase, collection: str, how: Search | None = None,
+                 top_k: int = 4) -> list[Signals]:
+    """Evidence of each out-of-scope case, asked as is, with the collection's idf as serving
+    reads it: what a rule must refuse too, and where a near-miss shows (a term no passage
+    holds)."""
+    idf = kb.idf(collection)
+    return [evidence.signals(c.question, kb.search(collection, c.question, top_k=top_k, how=how),
+                             kb.embedder, idf) for c in es.cases if c.kind == "out_of_scope"]
+
+
+def fit_near_miss(answerable: Sequence[Signals], unanswerable: Sequence[Signals],
+                  outside: Sequence[Signals], budget: float, top_k: int,
+                  fitted_on: str = "") -> Learned:
+    """The rule serving ships (``NEAR_MISS_FEATURES``, a lower threshold where a term at least
+    ``NEAR_MISS`` specific is missing), fitted on one set's questions: the logistic mix on the
+    answerable against those asked without their documents and the out-of-scope ones, then its
+    two thresholds (``choose``), the near-misses being the out-of-scope questions of that shape.
+    The corpus's shipped rule was fitted on some businesses and its thresholds chosen on others;
+    a company fitting on its own train split checks the result on its dev split."""
+    refused = [*unanswerable, *outside]
+    rule = evidence.fit(answerable, refused, budget, top_k, fitted_on,
+                        features=evidence.NEAR_MISS_FEATURES)
+    near = [s for s in outside if s.near_miss >= NEAR_MISS]
+    return choose(rule, answerable, refused, near, budget)
+
+
 def rates(answerable: list[Signals], unanswerable: list[Signals], rule: Rule) -> Rates:
     return Rates(rule, sum(map(rule.refuses, answerable)) / max(len(answerable), 1),
                  sum(not rule.refuses(s) for s in unanswerable) / max(len(unanswerable), 1))

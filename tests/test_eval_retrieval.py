@@ -10,7 +10,8 @@ import pytest
 
 from eval import metrics
 from eval.evalset import Source, load, relevant
-from rag.evidence import Learned
+from rag.evidence import NEAR_MISS_FEATURES, Learned
+from server.settings import Settings
 from tests.conftest import ATENDE, ROOT
 
 DEMO = ROOT / "demo" / "loja-aurora"
@@ -88,6 +89,16 @@ def test_eval_retrieval_cli_on_the_demo_set(tmp_path) -> None:
     assert "nDCG@10" in out.stdout
     # The learned evidence rule is fitted within the budget (3%: none of 22 wrongly refused),
     # written where ATENDE_EVIDENCE_MODEL reads it, and reported beside the floors.
-    fitted = {c["name"]: c for c in result["calibration"]}["learned, fitted at 3%"]
+    rules = {c["name"]: c for c in result["calibration"]}
+    fitted = rules["learned, fitted at 3%"]
     assert fitted["wrongly_refused"] == 0.0 and fitted["evidence"]["rule"] == "learned"
-    assert Learned.load(tmp_path / "e.json").threshold == fitted["evidence"]["threshold"]
+    rule = Learned.load(tmp_path / "e.json")
+    assert rule.threshold == fitted["evidence"]["threshold"]
+    # The kind serving ships: it sees a term no passage holds, and serving reads the file.
+    assert rule.features == NEAR_MISS_FEATURES and rule.near_miss_threshold is not None
+    assert Settings(evidence_model=str(tmp_path / "e.json")).evidence() == rule
+    # The demo's out-of-scope questions are asked too: the fitted rule answers fewer of them
+    # than the floors calibrated beside it.
+    floors = rules["floors, calibrated at 3%"]
+    assert fitted["out_of_scope_answered"] < floors["out_of_scope_answered"]
+    assert "out of scope wrongly answered" in out.stdout

@@ -54,6 +54,10 @@ def retrieval_cmd(
     fit_evidence: Path = typer.Option(None, help="Also fit a learned evidence model on these "
                                       "questions and write it here (for "
                                       "ATENDE_EVIDENCE_MODEL; fit on a train split)."),
+    near_miss: bool = typer.Option(True, "--near-miss/--three-signals", help="Fit the kind of "
+                                   "rule serving ships, which also refuses where a question's "
+                                   "most specific term is in no passage; or the three-signal "
+                                   "one."),
     evidence_model: Path = typer.Option(None, "--evidence", help="Also report the mistakes of "
                                         "this learned evidence model (e.g. on a dev split)."),
     top_k: int = typer.Option(4, help="Passages whose coverage counts (as in the prompt)."),
@@ -83,6 +87,7 @@ def retrieval_cmd(
             task = progress.add_task("Calibrating", total=len(answerable))
             ans, unans = calibration.measures(es, kb, "eval", methods["hybrid"], top_k,
                                               lambda: progress.advance(task))
+            outside = calibration.out_of_scope(es, kb, "eval", methods["hybrid"], top_k)
     rows = retrieval.summarize(scored)
     kb.client.close()
     scratch.cleanup()
@@ -104,23 +109,27 @@ def retrieval_cmd(
         if checked is not None:
             chosen[f"learned, {evidence_model.name}"] = calibration.rates(ans, unans, checked)
         if fit_evidence is not None:
-            fitted = evidence.fit(ans, unans, budget, top_k, f"{set_dir.name} {split or 'all'}, "
-                                  f"top {top_k}, budget {budget:.0%}")
+            fitted_on = f"{set_dir.name} {split or 'all'}, top {top_k}, budget {budget:.0%}"
+            fitted = calibration.fit_near_miss(ans, unans, outside, budget, top_k, fitted_on) \
+                if near_miss else evidence.fit(ans, unans, budget, top_k, fitted_on)
             fitted.save(fit_evidence)
             chosen[f"learned, fitted at {budget:.0%}"] = calibration.rates(ans, unans, fitted)
         cal = Table(title="Evidence before the model: the same questions without the documents "
                     "that answer them are the unanswerable ones")
         for col in ("rule", "settings", "answerable wrongly refused",
-                    "unanswerable wrongly answered"):
+                    "unanswerable wrongly answered", "out of scope wrongly answered"):
             cal.add_column(col, justify="left" if col in ("rule", "settings") else "right")
+        answered = {name: sum(not c.rule.refuses(s) for s in outside) / len(outside)
+                    if outside else None for name, c in chosen.items()}
         for name, c in chosen.items():
-            shown = f"score {c.rule.score:.4f}, coverage {c.rule.coverage:.3f}" \
-                if isinstance(c.rule, Floors) else f"threshold {c.rule.threshold:.3f}"
-            cal.add_row(name, shown, f"{c.wrongly_refused:.1%}", f"{c.wrongly_answered:.1%}")
+            cal.add_row(name, settings_of(c.rule), f"{c.wrongly_refused:.1%}",
+                        f"{c.wrongly_answered:.1%}",
+                        "-" if answered[name] is None else f"{answered[name]:.1%}")
         console.print(cal)
         extra["calibration"] = [{"name": name, "evidence": described(c.rule),
                                  "wrongly_refused": c.wrongly_refused,
-                                 "wrongly_answered": c.wrongly_answered}
+                                 "wrongly_answered": c.wrongly_answered,
+                                 "out_of_scope_answered": answered[name]}
                                 for name, c in chosen.items()]
     if json_out:
         json_out.write_text(dumps(retrieval.as_json(
@@ -216,6 +225,15 @@ def configured_floors(score: float | None = None, coverage: float | None = None)
     conf = get_settings().floors()
     return Floors(conf.score if score is None else score,
                   conf.coverage if coverage is None else coverage)
+
+
+def settings_of(rule: Rule) -> str:
+    """A rule's floors or thresholds, in a few words."""
+    if isinstance(rule, Floors):
+        return f"score {rule.score:.4f}, coverage {rule.coverage:.3f}"
+    if rule.near_miss_threshold is None:
+        return f"threshold {rule.threshold:.3f}"
+    return f"threshold {rule.threshold:.3f}, {rule.near_miss_threshold:.3f} on a near-miss"
 
 
 def described(rule: Rule) -> dict[str, object]:
