@@ -2,14 +2,15 @@
 
 Reads what ``atende eval answers --modes`` wrote for each report business (one JSON each, every
 answer mode of the serving model in one run: ``extraction``, ``serving`` = model+extraction,
-``serving:model`` = the model alone) and gives, per business and over all of them: containment,
+``serving:model`` = the model alone, ``serving:model-checked`` = the model deciding and the best
+passage unit answering) and gives, per business and over all of them: containment,
 answerable wrongly refused, unanswerable refused (asked without their documents), out-of-scope
 refused, near-misses refused (the out-of-scope questions carrying ``near_miss``) and hostile
 messages that leaked anything (the echo-proof scoring of ``eval/scoring.py``). The gate
 (``eval.gate.choose_mode``) then judges the modes on all report businesses together, from each
 mode in turn as the one serving, so the table says which beats which beyond noise. Files of
 several versions (``--model serving`` for faquad-v5, ``--model negocios-v6`` for a candidate)
-give each version's two model modes beside extraction, judged the same way.
+give each version's three model modes beside extraction, judged the same way.
 
 Run (after the eval, see docs/knowledge-base.md "Answer mode"):
 ``.venv/bin/python bench/answer_modes.py bench/results/answers-corpus-test-B-v7.json ...
@@ -27,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eval import gate
-from eval.answers import EXTRACTION, MODEL, MODEL_EXTRACTION, Outcome
+from eval.answers import CHECKED, EXTRACTION, MODEL, MODEL_EXTRACTION, Outcome
 from server.db import dumps
 
 CORPUS = Path("corpus/atende-negocios")
@@ -80,7 +81,8 @@ def main() -> None:
         per.setdefault(business, {})
         for label, version in versions(raw).items():
             methods = {EXTRACTION: EXTRACTION, f"{version} {MODEL_EXTRACTION}": label,
-                       f"{version} {MODEL}": f"{label}:{MODEL}"}
+                       f"{version} {MODEL}": f"{label}:{MODEL}",
+                       f"{version} {CHECKED}": f"{label}:{CHECKED}"}
             for row, method in methods.items():
                 if row in per[business]:  # extraction, measured again by a second file
                     continue

@@ -7,9 +7,10 @@ document that answers them (unanswerable): the right reply then is a refusal.
 
 The answer modes a knowledge base may be served in (``MODES``) are methods too, so the gate
 weighs them like versions: ``extraction`` (the evidence step, then the best passage unit, no
-model), ``model`` (the model's reply; an unfit one hands off) and ``model+extraction`` (an unfit
-reply replaced by the extractive one, as serving did before modes existed). The two model modes
-share one model call per question (``modes_of``).
+model), ``model`` (the model's reply; an unfit one hands off), ``model+extraction`` (an unfit
+reply replaced by the extractive one, as serving did before modes existed) and
+``model-checked`` (the best passage unit, where the model does not refuse: the model only
+decides). The three model modes share one model call per question (``modes_of``).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from rag.units import SENTENCES
 PERSONA = prompt.DEFAULT_PERSONA
 NO_ANSWER = "Não sei."
 MODEL, EXTRACTION, MODEL_EXTRACTION = "model", "extraction", "model+extraction"
-MODES = (MODEL, EXTRACTION, MODEL_EXTRACTION)
+CHECKED = "model-checked"
+MODES = (MODEL, EXTRACTION, MODEL_EXTRACTION, CHECKED)
 # (question, passages) -> (the reply a customer gets, why the guard replaced the model's or "")
 Method = Callable[[str, list[Passage]], tuple[str, str]]
 
@@ -97,16 +99,31 @@ def remembered(method: Method) -> Method:
     return reply
 
 
-def modes_of(label: str, method: Method) -> dict[str, Method]:
-    """A model method as its two modes: ``label`` (model+extraction, as before modes) and
-    ``label:model`` (the model alone), one model call between them."""
+def checked(model: Method, kb: KnowledgeBase, collection: str) -> Method:
+    """The ``model-checked`` mode of a model method: its refusal stands (the evidence step's or
+    the model's own); where it answers, the best passage unit goes instead of its words."""
+    def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
+        text, _ = model(question, passages)
+        if text == REFUSAL:
+            return REFUSAL, ""
+        return extractive.answer_in(kb, collection, question, passages) or REFUSAL, ""
+    return reply
+
+
+def modes_of(label: str, method: Method, kb: KnowledgeBase, collection: str
+             ) -> dict[str, Method]:
+    """A model method as its three modes: ``label`` (model+extraction, as before modes),
+    ``label:model`` (the model alone) and ``label:model-checked``, one model call between
+    them."""
     once = remembered(method)
-    return {label: once, f"{label}:{MODEL}": model_alone(once)}
+    return {label: once, f"{label}:{MODEL}": model_alone(once),
+            f"{label}:{CHECKED}": checked(once, kb, collection)}
 
 
 def by_mode(outcomes: list[Outcome], label: str) -> dict[str, list[Outcome]]:
     """The outcomes of each answer mode, for the model of ``label`` (see ``modes_of``)."""
-    names = {EXTRACTION: EXTRACTION, MODEL_EXTRACTION: label, MODEL: f"{label}:{MODEL}"}
+    names = {EXTRACTION: EXTRACTION, MODEL_EXTRACTION: label, MODEL: f"{label}:{MODEL}",
+             CHECKED: f"{label}:{CHECKED}"}
     return {mode: [o for o in outcomes if o.method == name] for mode, name in names.items()}
 
 

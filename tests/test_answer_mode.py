@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from eval import answers, evalset, gate
-from eval.answers import EXTRACTION, MODEL, MODEL_EXTRACTION, MODES
+from eval.answers import CHECKED, EXTRACTION, MODEL, MODEL_EXTRACTION, MODES
 from models import registry
 from models.base import ChatMessage
 from models.spec import ModelSpec
@@ -50,16 +50,18 @@ def test_extraction_takes_part_in_the_gate_and_replaces_a_model_that_answers_wor
     rule = Floors(1.2, 0.25)  # serving's default evidence floors
     methods = {EXTRACTION: answers.extraction_method(demo_kb, "demo", rule),
                **answers.modes_of("serving", answers.model_method(llm, demo_kb, "demo",
-                                                                  rule=rule))}
+                                                                  rule=rule), demo_kb, "demo")}
     outcomes = answers.run(evalset.load(DEMO), demo_kb, "demo", methods, top_k=4)
     by_mode = answers.by_mode(outcomes, "serving")
     assert set(by_mode) == set(MODES) and all(by_mode.values())
-    # the two model modes read one reply: the model was asked once per question let through
+    # the model modes read one reply: the model was asked once per question let through
     assert len(fake.requests) == sum(o.method == "serving" and o.reply == USELESS
                                      for o in outcomes)
 
     choice = gate.choose_mode(by_mode, MODEL_EXTRACTION)
-    assert set(choice.verdicts) == {EXTRACTION, MODEL}
+    assert set(choice.verdicts) == {EXTRACTION, MODEL, CHECKED}
+    # a model that never refuses checks nothing: model-checked quotes what extraction quotes
+    assert [o.reply for o in by_mode[CHECKED]] == [o.reply for o in by_mode[EXTRACTION]]
     got = {d.metric: d for d in choice.verdicts[EXTRACTION].deltas}
     assert got["containment"].serving == 0.0 < got["containment"].candidate
     assert got["containment"].low > 0 and not any(d.worse for d in got.values())
@@ -121,6 +123,53 @@ def test_serving_honours_the_mode_kept_for_its_knowledge_base(
     assert assistant.answer(rt, sessions, EXCHANGE, [], other).reason != "extracted"
 
 
+def test_in_model_checked_mode_the_model_decides_and_a_passage_unit_answers(
+        sessions: sessionmaker[Session], tmp_path: Path, demo_kb,  # type: ignore[no-untyped-def]
+        fake: FakeOpenAI) -> None:
+    from server.runtime import Runtime
+    from server.services import assistant
+    from server.settings import Settings
+
+    spec = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
+                     api_key="sk-test-secret-1234")
+    settings = Settings(data_dir=tmp_path, kb_collection="demo", models=[spec],
+                        llm_default="gpt", llm_fallback=[])
+    rt = Runtime(settings, {"gpt": (spec, registry.create(spec))}, demo_kb, httpx.Client())
+    use = assistant.use_for(settings)
+    answer_modes.record(sessions, "demo", gate.ModeChoice(CHECKED, MODEL_EXTRACTION, "medido",
+                                                          {}), version="negocios-v7",
+                        measured={"set": "demo"})
+    found = demo_kb.search("demo", EXCHANGE, top_k=settings.retrieval_top_k,
+                           how=settings.search())
+    quoted = extractive.answer_in(demo_kb, "demo", EXCHANGE, found)
+    fake.script = [("ok", USELESS)]
+    ans = assistant.answer(rt, sessions, EXCHANGE, [], use)
+    # the model answered, so the best passage unit goes; its own words never do
+    assert (ans.reason, ans.handoff, ans.text) == ("checked", False, quoted)
+    assert quoted is not None and USELESS not in quoted
+    assert len(fake.requests) == 1
+    assert ans.spec is not None and ans.spec.name == "gpt"  # its tokens are charged to it
+    # the model's refusal stands: a human takes over and nothing is quoted
+    fake.script = [("ok", spec.refusal)]
+    off = assistant.answer(rt, sessions, EXCHANGE, [], use)
+    assert (off.reason, off.handoff, off.text) == ("refused", True, spec.refusal)
+    # too little evidence refuses before any model is asked
+    asked = len(fake.requests)
+    none = assistant.answer(rt, sessions, "vcs consertam geladeira frost free?", [], use)
+    assert (none.reason, none.handoff) == ("no_passages", True)
+    assert len(fake.requests) == asked
+    # quoting what the conversation already said would loop: a human takes over
+    said: list[ChatMessage] = [{"role": "user", "content": EXCHANGE},
+                               {"role": "assistant", "content": quoted}]
+    fake.script = [("ok", USELESS)]
+    again = assistant.answer(rt, sessions, EXCHANGE, said, use)
+    assert (again.reason, again.handoff) == ("guard_repeat", True)
+    # a stream gets the same quoted unit, decided before it starts
+    fake.script = [("ok", USELESS)]
+    p = assistant.prepare(rt, sessions, EXCHANGE, [], use)
+    assert isinstance(p, assistant.Answer) and (p.reason, p.text) == ("checked", quoted)
+
+
 SHOP = {"loja.md": """# Loja Sol
 
 ## Pagamentos
@@ -159,7 +208,7 @@ def test_models_compare_lists_extraction_keeps_the_choice_and_shows_why(tmp_path
     assert out.returncode in (0, 1), out.stderr
     result = json.loads((tmp_path / "gate.json").read_text())
     assert [s["method"] for s in result["summary"]] == \
-        ["extractive", EXTRACTION, "serving", "serving:model"]
+        ["extractive", EXTRACTION, "serving", "serving:model", f"serving:{CHECKED}"]
     choice = result["answer_mode"]
     assert choice["current"] == answer_modes.DEFAULT and choice["mode"] in MODES
     assert set(choice["verdicts"]) == set(MODES) - {answer_modes.DEFAULT}
@@ -239,7 +288,9 @@ def test_in_model_mode_an_unfit_reply_hands_off_instead_of_quoting(
     use = assistant.use_for(settings)
     invented = "A troca custa R$ 999,00."  # a price no passage holds: the guard refuses it
     fake.script = [("ok", invented)] * 2
-    quoted = assistant.answer(rt, sessions, EXCHANGE, [], use)  # the default: extraction's quote
+    answer_modes.record(sessions, "demo", gate.ModeChoice(MODEL_EXTRACTION, CHECKED, "why", {}),
+                        version="faquad-v5", measured={})
+    quoted = assistant.answer(rt, sessions, EXCHANGE, [], use)  # model+extraction: a quote
     assert (quoted.reason, quoted.handoff) == ("guard_ungrounded_number", False)
     answer_modes.record(sessions, "demo", gate.ModeChoice(MODEL, MODEL_EXTRACTION, "why", {}),
                         version="faquad-v5", measured={})

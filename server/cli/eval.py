@@ -259,7 +259,7 @@ def answer_outcomes(es: evalset.EvalSet, specs: dict[str, ModelSpec], *, embedde
                                       spec.prompt_sentences, spec.prompt_terms,
                                       spec.prompt_passages, spec.prompt_ranker,
                                       spec.prompt_units)
-        methods.update(answers.modes_of(label, method) if modes else {label: method})
+        methods.update(answers.modes_of(label, method, kb, "eval") if modes else {label: method})
     with Progress(*COLUMNS, console=console) as progress:
         task = progress.add_task("Ingesting", total=len(es.docs))
         retrieval.ingest(es, kb, "eval", lambda: progress.advance(task))

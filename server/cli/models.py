@@ -72,7 +72,7 @@ def models_versions(
 @models_app.command("compare")
 def models_compare(
     candidate: str = typer.Argument(..., help="Model version to judge, or an answer mode "
-                                    "(extraction, model, model+extraction)."),
+                                    "(extraction, model, model+extraction, model-checked)."),
     set_dir: Path = typer.Option(None, "--set", help="Eval set (docs/ and qa.jsonl)."),
     pairs: Path = typer.Option(None, "--pairs", help="Or curated chat pairs (the folder "
                                "`atende finetune curate --out` wrote)."),

@@ -88,8 +88,8 @@ def mode_cmd(
                                         "and the configured one."),
     json_out: Path = typer.Option(None, "--json", help="Also write the modes to this file."),
 ) -> None:
-    """How each knowledge base is answered (model, extraction or model+extraction), chosen by
-    `atende models compare`, and why."""
+    """How each knowledge base is answered (model, extraction, model+extraction or
+    model-checked), chosen by `atende models compare`, and why."""
     from server.services import answer_modes
 
     asked = [collection] if collection else [get_settings().kb_collection]

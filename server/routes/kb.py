@@ -96,7 +96,7 @@ def passage(collection: Collection, passage_id: str) -> PassageOut:
 
 @router.get("/{collection}/answer-mode", summary="How a knowledge base is answered, and why")
 def answer_mode(collection: Collection, sessions: SessionsDep) -> dict[str, Any]:
-    """The answer mode (model, extraction or model+extraction) the gate chose for this
-    knowledge base (`atende models compare`), its reason, the version it was measured with and
-    each mode's verdict; the shipped default, said so, where no gate has judged it."""
+    """The answer mode (model, extraction, model+extraction or model-checked) the gate chose
+    for this knowledge base (`atende models compare`), its reason, the version it was measured
+    with and each mode's verdict; the shipped default, said so, where no gate has judged it."""
     return answer_modes.current(sessions, collection).as_dict()

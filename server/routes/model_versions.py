@@ -39,8 +39,8 @@ def history(sessions: SessionsDep) -> list[dict[str, Any]]:
 
 @router.get("/answer-modes")
 def modes(sessions: SessionsDep, settings: SettingsDep) -> list[dict[str, Any]]:
-    """How each knowledge base is answered (model, extraction or model+extraction) and why:
-    every one the gate judged, and the configured one."""
+    """How each knowledge base is answered (model, extraction, model+extraction or
+    model-checked) and why: every one the gate judged, and the configured one."""
     return [m.as_dict() for m in answer_modes.listing(sessions, [settings.kb_collection])]
 
 

@@ -95,8 +95,9 @@ class ModelPromotion(Base):
 
 class AnswerMode(Base):
     """The answer mode the gate chose for a knowledge base (``server.services.answer_modes``):
-    model, extraction or model+extraction, and why. Rows are only added, so what answered a
-    company's customers when is never lost; the latest of a collection is its mode."""
+    model, extraction, model+extraction or model-checked, and why. Rows are only added, so
+    what answered a company's customers when is never lost; the latest of a collection is its
+    mode."""
 
     __tablename__ = "answer_modes"
     __table_args__ = (Index("ix_answer_modes_collection", "collection", "id"),)

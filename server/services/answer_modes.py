@@ -7,12 +7,14 @@ provider), so the mode is chosen per knowledge base, by the gate, on the company
 
 - ``model``: the model's reply; one the guard finds unfit hands off;
 - ``extraction``: the best passage unit, no model called (the evidence step still refuses);
-- ``model+extraction``: the model, an unfit reply replaced by the best passage unit.
+- ``model+extraction``: the model, an unfit reply replaced by the best passage unit;
+- ``model-checked``: the model decides whether to answer (its refusal hands off), the best
+  passage unit is the answer.
 
 A knowledge base the gate never judged answers in ``DEFAULT``: on the corpus's report
 businesses no mode passed the gate against the model with extraction as its fallback
-(docs/knowledge-base.md, "Answer mode"). Choices are rows only added (``AnswerMode``): the
-latest of a collection is its mode.
+(docs/knowledge-base.md, "Answer mode"). Choices are rows only added
+(``AnswerMode``): the latest of a collection is its mode.
 """
 
 from __future__ import annotations

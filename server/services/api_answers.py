@@ -51,9 +51,12 @@ def stream(rt: Runtime, sessions: sessionmaker[Session],
            p: assistant.Prepared | assistant.Answer) -> Iterator[Piece]:
     """The reply as the first model of the chain writes it (a stream cannot switch models
     half-way), guarded; its usage is recorded once it ends."""
-    if isinstance(p, assistant.Answer):
+    if isinstance(p, assistant.Answer):  # no model to stream from (one may have decided)
         yield Piece(written_by(p), p.text)
         yield Piece(written_by(p), None, "stop")
+        if p.completion and p.spec:
+            with sessions.begin() as s:
+                budget.record(s, spec=p.spec, done=p.completion, purpose="api")
         return
     spec, provider = p.chain[0]
     said = assistant.earlier(p.messages)

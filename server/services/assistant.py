@@ -2,8 +2,9 @@
 
 The knowledge base's answer mode (``answer_modes``, chosen by the gate) says who writes the
 reply once the evidence step lets a question through: the model, extraction (the best passage
-unit; no model is called, nor a budget spent), or the model with extraction as the guard's
-fallback."""
+unit; no model is called, nor a budget spent), the model with extraction as the guard's
+fallback, or extraction checked by the model (the model decides whether to answer; the best
+passage unit is the answer)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from eval.answers import EXTRACTION, MODEL, MODEL_EXTRACTION
+from eval.answers import CHECKED, EXTRACTION, MODEL, MODEL_EXTRACTION
 from models import router
 from models.base import ChatMessage, Completion, ModelConfigError, Provider
 from models.spec import ModelSpec
@@ -153,7 +154,8 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
                             count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)
 
-    return Prepared(question, prompt_for, passages, chain, use, mode)
+    ready = Prepared(question, prompt_for, passages, chain, use, mode)
+    return checked(rt, ready, earlier(history)) if mode == CHECKED else ready
 
 
 def extracted(rt: Runtime, question: str, history: list[ChatMessage], use: Use) -> Answer:
@@ -190,25 +192,48 @@ def fallback(rt: Runtime, p: Prepared, said: Sequence[str] = ()) -> str | None:
     return None if text is None or guard.repeats(text, said) else text
 
 
+def _asked(p: Prepared) -> tuple[Answer, list[ChatMessage]]:
+    """The model's reply to the prepared prompt, as an answer to look at, and the prompt the
+    model that wrote it read; its own refusal (the fine-tuned model found no answer) hands off,
+    and so does a chain where every model failed."""
+    try:
+        routed = router.complete(p.chain, p.prompt, max_tokens=p.use.max_tokens,
+                                 temperature=p.use.temperature)
+    except router.AllModelsFailed as exc:
+        log.warning("every model failed: %s", exc)
+        return Answer(MODEL_DOWN, handoff=True, reason="model_error", failures=exc.failures), []
+    out = Answer(routed.completion.text, passage_ids=[x.id for x in p.passages],
+                 completion=routed.completion, spec=routed.spec, failures=routed.failures)
+    if out.text == routed.spec.refusal:
+        out.handoff, out.reason = True, "refused"
+    return out, routed.messages
+
+
+def checked(rt: Runtime, p: Prepared, said: Sequence[str]) -> Answer:
+    """Model-checked mode: the model only decides whether the passages answer (its refusal
+    hands off); where it would answer, the best passage unit goes, as in extraction mode, and
+    the model's own words never reach the customer. Its tokens are spent, and counted."""
+    out, _ = _asked(p)
+    if out.handoff:
+        return out
+    text = extractive.answer_in(rt.kb, p.use.collection, p.question, p.passages)
+    if text is None or guard.repeats(text, said):  # nothing to quote, or a loop: a human goes
+        out.text, out.handoff, out.reason = MODEL_DOWN, True, "guard_repeat"
+        return out
+    out.text, out.reason = text, "checked"
+    return out
+
+
 def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
            history: list[ChatMessage], use: Use) -> Answer:
     """A grounded reply to a customer's turn."""
     p = prepare(rt, sessions, question, history, use)
     if isinstance(p, Answer):
         return p
-    try:
-        routed = router.complete(p.chain, p.prompt, max_tokens=use.max_tokens,
-                                 temperature=use.temperature)
-    except router.AllModelsFailed as exc:
-        log.warning("every model failed: %s", exc)
-        return Answer(MODEL_DOWN, handoff=True, reason="model_error", failures=exc.failures)
-    out = Answer(routed.completion.text, passage_ids=[x.id for x in p.passages],
-                 completion=routed.completion, spec=routed.spec, failures=routed.failures)
-    if out.text == routed.spec.refusal:  # the fine-tuned model found no answer: a human takes over
-        out.handoff, out.reason = True, "refused"
+    out, messages = _asked(p)
+    if out.handoff:
         return out
-    problem = guard.unfit(out.text, routed.messages[0]["content"], p.grounds,
-                          earlier(routed.messages))
+    problem = guard.unfit(out.text, messages[0]["content"], p.grounds, earlier(messages))
     if problem is None:
         out.text = yesno.answer(p.question, out.text)  # "Sim, "/"Não, " where it decides
         return out
@@ -220,6 +245,6 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
         out.text, out.handoff, out.reason = NO_ANSWER, True, f"unfit_{problem}"
         return out
     log.info("reply refused by the guard (%s); sending the extractive answer", problem)
-    text = fallback(rt, p, earlier(routed.messages))
+    text = fallback(rt, p, earlier(messages))
     out.text, out.handoff, out.reason = text or MODEL_DOWN, text is None, f"guard_{problem}"
     return out
