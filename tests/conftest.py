@@ -258,6 +258,18 @@ def _answer(told: int | tuple[int, dict[str, str]]) -> tuple[int, dict[str, str]
     return told if isinstance(told, tuple) else (told, {})
 
 
+def serve_mode(sessions: sessionmaker[Session], collection: str, mode: str) -> None:
+    """Answer ``collection`` in ``mode``, as if its gate had chosen it: for tests of what a
+    model writes, which the shipped default (model-checked: the model decides, a passage unit
+    answers) never sends."""
+    from eval.gate import ModeChoice
+    from server.services import answer_modes
+
+    answer_modes.record(sessions, collection, ModeChoice(mode, answer_modes.DEFAULT,
+                                                         "chosen by the test", {}),
+                        version=None, measured={})
+
+
 @pytest.fixture
 def fake_gateway() -> Iterator[FakeGateway]:
     gw = FakeGateway()

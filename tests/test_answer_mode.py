@@ -127,7 +127,7 @@ def test_in_model_checked_mode_the_model_decides_and_a_passage_unit_answers(
         sessions: sessionmaker[Session], tmp_path: Path, demo_kb,  # type: ignore[no-untyped-def]
         fake: FakeOpenAI) -> None:
     from server.runtime import Runtime
-    from server.services import assistant
+    from server.services import api_answers, assistant
     from server.settings import Settings
 
     spec = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
@@ -164,10 +164,13 @@ def test_in_model_checked_mode_the_model_decides_and_a_passage_unit_answers(
     fake.script = [("ok", USELESS)]
     again = assistant.answer(rt, sessions, EXCHANGE, said, use)
     assert (again.reason, again.handoff) == ("guard_repeat", True)
-    # a stream gets the same quoted unit, decided before it starts
+    # a stream gets the same quoted unit, whole, once the model has decided
     fake.script = [("ok", USELESS)]
     p = assistant.prepare(rt, sessions, EXCHANGE, [], use)
-    assert isinstance(p, assistant.Answer) and (p.reason, p.text) == ("checked", quoted)
+    assert isinstance(p, assistant.Prepared) and p.mode == CHECKED
+    pieces = list(api_answers.stream(rt, sessions, p))
+    assert "".join(x.text for x in pieces if x.text) == quoted
+    assert pieces[-1].finish == "stop" and len(fake.requests) == asked + 2
 
 
 SHOP = {"loja.md": """# Loja Sol

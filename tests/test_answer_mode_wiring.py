@@ -12,10 +12,12 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from eval.answers import MODEL_EXTRACTION
 from models import registry
 from models.spec import ModelSpec
 from rag import extractive, units
 from server.services import model_versions as mv
+from tests.conftest import serve_mode
 from tests.fake_openai import FakeOpenAI
 
 LIST_QUESTION = "o que a troca precisa ter pra ser aceita?"
@@ -101,6 +103,7 @@ def test_serving_opens_a_model_reply_that_decides_a_yes_no_question_with_sim_or_
     settings = Settings(data_dir=tmp_path, kb_collection="demo", models=[spec],
                         llm_default="gpt", llm_fallback=[])
     rt = Runtime(settings, {"gpt": (spec, registry.create(spec))}, demo_kb, httpx.Client())
+    serve_mode(sessions, "demo", MODEL_EXTRACTION)  # a mode that sends the model's words
     fake.script = [("ok", reply) for _, reply, _ in ASKED]
     for question, _, sent in ASKED:
         ans = assistant.answer(rt, sessions, question, [], assistant.use_for(settings))

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from eval.answers import MODEL_EXTRACTION
 from models import registry
 from models.spec import ModelSpec
 from server.engine import turns
@@ -18,6 +19,7 @@ from server.runtime import Runtime
 from server.schema import Conversation, Instance, LlmUsage, Message
 from server.services import inbound, journey
 from server.settings import Settings
+from tests.conftest import serve_mode
 from tests.fake_openai import FakeOpenAI
 from tests.test_store import STALE, _msg
 
@@ -33,6 +35,7 @@ def remote(sessions, inst, tmp_path, llm, demo_kb) -> Iterator[tuple[Runtime, Fa
                         llm_default="gpt", llm_fallback=[])
     with sessions.begin() as s:
         s.get_one(Instance, inst.id).kb_collection = "demo"
+    serve_mode(sessions, "demo", MODEL_EXTRACTION)  # these turns follow what the model writes
     with httpx.Client() as http:
         yield Runtime(settings, {"local": (settings.local_model(), llm),
                                  "gpt": (spec, registry.create(spec))}, demo_kb, http), fake

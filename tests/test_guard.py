@@ -6,11 +6,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from eval.answers import MODEL_EXTRACTION
 from models.spec import ModelSpec
 from rag import extractive, guard
 from server.runtime import Runtime
 from server.services import assistant
 from server.settings import Settings
+from tests.conftest import serve_mode
 from tests.fake_openai import FakeOpenAI
 
 PASSAGES = ("O Pix tem 5% de desconto. O boleto vence em 3 dias úteis. "
@@ -58,6 +60,7 @@ def test_an_invented_discount_is_replaced_by_the_passage_sentence(sessions, tmp_
 
     rt = Runtime(s, {"local": (s.local_model(), llm), "gpt": (remote, registry.create(remote))},
                  demo_kb, httpx.Client())
+    serve_mode(sessions, "demo", MODEL_EXTRACTION)  # the guard judges the model's own words
     ans = assistant.answer(rt, sessions, "pagando no pix tem desconto?", [],
                            assistant.use_for(s))
     fake.close()
@@ -95,6 +98,7 @@ def _answer_by_a_model_that_says(reply: str, question: str, history: list, sessi
     s = Settings(data_dir=tmp_path, kb_collection="demo", models=[remote], llm_default="gpt")
     rt = Runtime(s, {"local": (s.local_model(), llm), "gpt": (remote, registry.create(remote))},
                  demo_kb, httpx.Client())
+    serve_mode(sessions, "demo", MODEL_EXTRACTION)  # the guard judges the model's own words
     try:
         return assistant.answer(rt, sessions, question, history, assistant.use_for(s))
     finally:

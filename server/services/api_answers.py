@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from eval.answers import CHECKED
 from models.base import ChatMessage, Completion, ModelError
 from rag import guard
 from server.runtime import Runtime
@@ -51,6 +52,8 @@ def stream(rt: Runtime, sessions: sessionmaker[Session],
            p: assistant.Prepared | assistant.Answer) -> Iterator[Piece]:
     """The reply as the first model of the chain writes it (a stream cannot switch models
     half-way), guarded; its usage is recorded once it ends."""
+    if isinstance(p, assistant.Prepared) and p.mode == CHECKED:
+        p = assistant.checked(rt, p, assistant.earlier(p.messages))  # the model only decides
     if isinstance(p, assistant.Answer):  # no model to stream from (one may have decided)
         yield Piece(written_by(p), p.text)
         yield Piece(written_by(p), None, "stop")

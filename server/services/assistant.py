@@ -154,8 +154,7 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
                             count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)
 
-    ready = Prepared(question, prompt_for, passages, chain, use, mode)
-    return checked(rt, ready, earlier(history)) if mode == CHECKED else ready
+    return Prepared(question, prompt_for, passages, chain, use, mode)
 
 
 def extracted(rt: Runtime, question: str, history: list[ChatMessage], use: Use) -> Answer:
@@ -212,7 +211,8 @@ def _asked(p: Prepared) -> tuple[Answer, list[ChatMessage]]:
 def checked(rt: Runtime, p: Prepared, said: Sequence[str]) -> Answer:
     """Model-checked mode: the model only decides whether the passages answer (its refusal
     hands off); where it would answer, the best passage unit goes, as in extraction mode, and
-    the model's own words never reach the customer. Its tokens are spent, and counted."""
+    the model's own words never reach the customer. Its tokens are spent, and counted; a
+    stream gets the whole unit once the model has decided (``api_answers.stream``)."""
     out, _ = _asked(p)
     if out.handoff:
         return out
@@ -230,6 +230,8 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     p = prepare(rt, sessions, question, history, use)
     if isinstance(p, Answer):
         return p
+    if p.mode == CHECKED:
+        return checked(rt, p, earlier(history))
     out, messages = _asked(p)
     if out.handoff:
         return out
