@@ -173,6 +173,39 @@ def test_in_model_checked_mode_the_model_decides_and_a_passage_unit_answers(
     assert pieces[-1].finish == "stop" and len(fake.requests) == asked + 2
 
 
+def test_model_checked_asks_a_local_version_for_one_token_and_a_remote_model_for_its_reply(
+        sessions: sessionmaker[Session], tmp_path: Path, llm, demo_kb,  # type: ignore[no-untyped-def]
+        fake: FakeOpenAI) -> None:
+    """A local version refuses at its first token, so that token is the whole decision; a
+    remote model's refusal is its words, so it is asked for the reply (never sent)."""
+    from server.runtime import Runtime
+    from server.services import assistant
+    from server.settings import Settings
+
+    remote = ModelSpec(name="gpt", provider="openai", base_url=fake.url, model="gpt-fake",
+                       api_key="sk-test-secret-1234")
+    settings = Settings(data_dir=tmp_path, kb_collection="demo", models=[remote],
+                        llm_default="gpt", llm_fallback=[])
+    use = assistant.use_for(settings)
+    assert answer_modes.mode_of(sessions, "demo") == CHECKED  # the shipped default
+    rt = Runtime(settings, {"gpt": (remote, registry.create(remote))}, demo_kb, httpx.Client())
+    fake.script = [("ok", USELESS)]
+    assert assistant.answer(rt, sessions, EXCHANGE, [], use).reason == "checked"
+    assert fake.requests[-1]["max_tokens"] == use.max_tokens
+
+    local = Settings(data_dir=tmp_path, kb_collection="demo")
+    version = local.local_model().model_copy(update={"path": llm.path,
+                                                     "refusal_threshold": 0.99})
+    rt = Runtime(local, {"local": (version, llm)}, demo_kb, httpx.Client())
+    saved, llm.refusal_threshold = llm.refusal_threshold, 0.99  # as the version loads it
+    try:
+        ans = assistant.answer(rt, sessions, EXCHANGE, [], assistant.use_for(local))
+    finally:
+        llm.refusal_threshold = saved
+    assert ans.reason == "checked" and ans.completion is not None
+    assert ans.completion.completion_tokens == 1
+
+
 SHOP = {"loja.md": """# Loja Sol
 
 ## Pagamentos

@@ -191,12 +191,13 @@ def fallback(rt: Runtime, p: Prepared, said: Sequence[str] = ()) -> str | None:
     return None if text is None or guard.repeats(text, said) else text
 
 
-def _asked(p: Prepared) -> tuple[Answer, list[ChatMessage]]:
-    """The model's reply to the prepared prompt, as an answer to look at, and the prompt the
-    model that wrote it read; its own refusal (the fine-tuned model found no answer) hands off,
-    and so does a chain where every model failed."""
+def _asked(p: Prepared, max_tokens: int | None = None) -> tuple[Answer, list[ChatMessage]]:
+    """The model's reply to the prepared prompt (``max_tokens``: the turn's own by default),
+    as an answer to look at, and the prompt the model that wrote it read; its own refusal (the
+    fine-tuned model found no answer) hands off, and so does a chain where every model
+    failed."""
     try:
-        routed = router.complete(p.chain, p.prompt, max_tokens=p.use.max_tokens,
+        routed = router.complete(p.chain, p.prompt, max_tokens=max_tokens or p.use.max_tokens,
                                  temperature=p.use.temperature)
     except router.AllModelsFailed as exc:
         log.warning("every model failed: %s", exc)
@@ -213,7 +214,7 @@ def checked(rt: Runtime, p: Prepared, said: Sequence[str]) -> Answer:
     hands off); where it would answer, the best passage unit goes, as in extraction mode, and
     the model's own words never reach the customer. Its tokens are spent, and counted; a
     stream gets the whole unit once the model has decided (``api_answers.stream``)."""
-    out, _ = _asked(p)
+    out, _ = _asked(p, _to_decide(p))
     if out.handoff:
         return out
     text = extractive.answer_in(rt.kb, p.use.collection, p.question, p.passages)
@@ -222,6 +223,15 @@ def checked(rt: Runtime, p: Prepared, said: Sequence[str]) -> Answer:
         return out
     out.text, out.reason = text, "checked"
     return out
+
+
+def _to_decide(p: Prepared) -> int:
+    """Tokens a model-checked turn asks for: one where every model of the chain is a local
+    version that refuses at its first token (``refusal_threshold``), as its reply is never
+    sent; else the turn's own, since a remote model's refusal is the whole of its words."""
+    local = all(spec.provider == "llamacpp" and spec.refusal_threshold is not None
+                for spec, _ in p.chain)
+    return 1 if local else p.use.max_tokens
 
 
 def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
