@@ -218,10 +218,12 @@ def checked(rt: Runtime, p: Prepared, said: Sequence[str]) -> Answer:
     if out.handoff:
         return out
     text = extractive.answer_in(rt.kb, p.use.collection, p.question, p.passages)
-    if text is None or guard.repeats(text, said):  # nothing to quote, or a loop: a human goes
+    if text is None:  # no unit to quote: as in extraction mode
+        out.text, out.handoff, out.reason = NO_ANSWER, True, "no_passages"
+    elif guard.repeats(text, said):  # saying it again would loop: a human takes over
         out.text, out.handoff, out.reason = MODEL_DOWN, True, "guard_repeat"
-        return out
-    out.text, out.reason = text, "checked"
+    else:
+        out.text, out.reason = text, "checked"
     return out
 
 
