@@ -102,11 +102,11 @@ def remembered(method: Method) -> Method:
 def checked(model: Method, kb: KnowledgeBase, collection: str) -> Method:
     """The ``model-checked`` mode of a model method: its refusal stands (the evidence step's or
     the model's own); where it answers, the best passage unit goes instead of its words."""
+    quote = extraction_method(kb, collection, None)  # the evidence step ran in ``model``
+
     def reply(question: str, passages: list[Passage]) -> tuple[str, str]:
         text, _ = model(question, passages)
-        if text == REFUSAL:
-            return REFUSAL, ""
-        return extractive.answer_in(kb, collection, question, passages) or REFUSAL, ""
+        return (REFUSAL, "") if text == REFUSAL else quote(question, passages)
     return reply
 
 
