@@ -214,3 +214,46 @@ def test_an_echo_before_the_send_answer_records_the_send_once(sessions, inst,
     assert _journey(sessions, box) == ["echo", "sent"]
     with sessions() as s:
         assert s.get_one(Message, s.get_one(Outbox, box).message_id).provider_message_id == "gw-1"
+
+
+def _given_up(sessions, inst, fake_gateway, text: str) -> int:
+    """A reply whose one try timed out after the gateway took it: failed, though it went."""
+    box = _queued_reply(sessions, inst, text)
+    fake_gateway.stall = 1.0
+    try:
+        with httpx.Client(timeout=0.3) as http:
+            assert outbox.deliver(http, sessions, box, max_attempts=1) == "failed"
+    finally:
+        fake_gateway.stall = 0.0
+    return box
+
+
+def test_an_echo_after_the_last_try_failed_records_the_send_and_pauses_nothing(
+        sessions, inst, fake_gateway) -> None:
+    """The last try timed out after the gateway took it, so the reply was given up on; its echo
+    then shows it went out. It is recorded as sent (no one replays it from the dead letters)
+    and not as an agent typing on the phone, which would pause the bot. Much later, the same
+    words from the phone are an agent's."""
+    from server.schema import Conversation
+
+    with sessions.begin() as s:
+        s.merge(inst).api_url = fake_gateway.url
+    box = _given_up(sessions, inst, fake_gateway, "Pode trocar em até 7 dias.")
+    assert _echo(sessions, inst, "wa-late-1", "Pode trocar em até 7 dias.").stored == 0
+    assert _journey(sessions, box) == ["send_error", "failed", "echo", "sent"]
+    with sessions() as s:
+        sent = s.get_one(Outbox, box)
+        msg = s.get_one(Message, sent.message_id)
+        assert (sent.status, msg.status, msg.provider_message_id) == ("sent", "sent", "wa-late-1")
+        assert s.get_one(Conversation, msg.conversation_id).mode != "human"
+    with pytest.raises(LookupError):  # not a dead letter any more: a replay would send it twice
+        outbox.replay(sessions, box)
+
+    again = _given_up(sessions, inst, fake_gateway, "Pode trocar em até 7 dias.")
+    with sessions.begin() as s:  # given up on long ago
+        s.get_one(Outbox, again).updated_at = datetime.now(UTC) - timedelta(hours=1)
+    assert _echo(sessions, inst, "wa-typed-1", "Pode trocar em até 7 dias.").stored == 1
+    with sessions() as s:
+        assert s.get_one(Outbox, again).status == "failed"
+        conv = s.get_one(Message, s.get_one(Outbox, again).message_id).conversation_id
+        assert s.get_one(Conversation, conv).mode == "human"

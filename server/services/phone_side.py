@@ -8,24 +8,30 @@ agent's reply, stored as such, and it pauses the bot for that contact.
 
 An echo of a send in flight also settles that send: the gateway shows it went out. A send whose
 answer never came (a timeout after the gateway had taken it) is otherwise tried again, and the
-customer gets the same reply twice.
+customer gets the same reply twice. One whose last try timed out was given up on, though it may
+have gone: its echo records it as sent, so it is not replayed from the dead letters, and it is
+not taken for an agent typing on the phone, which would pause the bot.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import InboundMessage
-from server.schema import Conversation, Message, Outbox
+from server.schema import Conversation, Message, Outbox, utcnow
 from server.services import contacts, journey, sending, statuses
 
 if TYPE_CHECKING:
     from server.services.inbound import Receiving, Rules
+
+# How long after a send's last try failed its echo still counts as that send's: a gateway echoes
+# within seconds. Later, the same text from the phone is an agent typing it.
+LATE_ECHO = timedelta(minutes=10)
 
 
 def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: InboundMessage,
@@ -72,7 +78,8 @@ def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: Inbound
 
 def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
     """Our outbound message this echo is of: by the id its send returned, or, when the echo
-    beats the send's answer, the send in flight to the same chat with the same text."""
+    beats the send's answer, the send we tried to the same chat with the same text: in flight,
+    waiting to be tried again, or given up on (within LATE_ECHO) after its last try timed out."""
     known = s.scalar(select(Message.id).where(
         Message.instance_id == instance_id, Message.direction == "out",
         Message.provider_message_id == ev.provider_message_id))
@@ -81,24 +88,30 @@ def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
     return s.scalar(
         select(Message.id).join(Outbox, Outbox.message_id == Message.id)
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.instance_id == instance_id, Outbox.status == "pending",
-               Outbox.attempts > 0, Conversation.address == ev.sender,
+        .where(Message.instance_id == instance_id, Outbox.attempts > 0,
+               or_(Outbox.status == "pending",
+                   and_(Outbox.status == "failed", Outbox.updated_at >= utcnow() - LATE_ECHO)),
+               Conversation.address == ev.sender,
                Message.text == ev.text)
         .order_by(Message.id).limit(1))
 
 
 def _settle(s: Session, message_id: int, provider_id: str) -> bool:
-    """Record as sent, under the echo's id, our send still pending: in flight, or waiting to
-    be tried again after an answer that never came. True when it was pending."""
+    """Record as sent, under the echo's id, our send not known to be sent: in flight, waiting to
+    be tried again after an answer that never came, or failed after its last try. A failed one
+    leaves the dead letters, so no one sends it again; its journey keeps the failure. True
+    when it was not yet recorded as sent."""
     box = s.scalar(select(Outbox).where(Outbox.message_id == message_id).with_for_update())
-    if box is None or box.status != "pending":
+    if box is None or box.status not in ("pending", "failed"):
         return False
     msg = s.get_one(Message, message_id)
+    was = box.status
     box.status, box.slot_at = "sent", None
     if msg.provider_message_id is None:
         msg.provider_message_id = provider_id
-    if msg.status == "queued":
+    if msg.status in ("queued", "failed"):
         msg.status = "sent"
     journey.record(s, message_id, "sent", provider_id=provider_id, attempt=box.attempts,
-                   note="its echo showed the gateway sent it")
+                   note="its echo showed the gateway sent it" +
+                   (" after all" if was == "failed" else ""))
     return True
