@@ -113,6 +113,8 @@ def fit(cfg: TrainConfig, base: Path, callbacks: list[Any] | None = None) -> dic
     Returns the run's figures (kept in ``fit.json``): examples, loss, steps, seconds, tokens per
     second, device; and the model type and layer count the GGUF export needs.
     """
+    # A chosen step with no checkpoint is refused before the libraries and model load, not after.
+    chosen = _checkpoint_at(cfg.out, cfg.export_step) if cfg.export_step else None
     import datasets
     import torch
     from peft import LoraConfig, set_peft_model_state_dict
@@ -147,9 +149,7 @@ def fit(cfg: TrainConfig, base: Path, callbacks: list[Any] | None = None) -> dic
                               train_dataset=datasets.Dataset.from_list(rows),
                               peft_config=peft, callbacks=callbacks)
     saved = cfg.out / "checkpoints"
-    resume = get_last_checkpoint(str(saved)) if saved.is_dir() else None
-    if cfg.export_step:
-        resume = _checkpoint_at(cfg.out, cfg.export_step)
+    resume = chosen or (get_last_checkpoint(str(saved)) if saved.is_dir() else None)
     started = time.monotonic()
     if resume and (cfg.export_step or _finished(Path(resume), cfg.max_steps)):
         # A finished run asked again, a chosen checkpoint, or one trained elsewhere: take it as
