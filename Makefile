@@ -36,8 +36,9 @@ run: $(STAMP) assets
 	@$(BIN)/atende demo logins
 	$(BIN)/atende serve
 
+# Two workers, a file each at a time: most of a test's time is a server or model answering.
 test: $(STAMP) assets browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The pages' front-end files come from the npm registry at the versions web/package-lock.json
 # pins (with their integrity hashes), copied next to our own static files.

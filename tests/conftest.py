@@ -29,6 +29,13 @@ SECRET_KEY = "tQ2oVbE3Xo1Zb0n0m3fE4v6cQ0m2n3b4v5c6x7z8a9s="
 os.environ["ATENDE_SECRET_KEY"] = SECRET_KEY
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (model training, minutes) first: `make test` hands files to two workers
+    (pytest-xdist, --dist loadfile --no-loadscope-reorder) in this order, so the longest file
+    does not start last while the other worker sits idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
