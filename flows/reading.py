@@ -9,7 +9,7 @@ from typing import Any
 
 from flows.events import Matcher
 from flows.nodes import MenuNode
-from flows.text import normalize
+from flows.text import normalize, readings
 
 _NUMBER = re.compile(r"^(?:opcao |numero |n )?(\d{1,2})$")
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -27,7 +27,23 @@ def pick_option(node: MenuNode, text: str, options: list[str], match: Matcher | 
                 ) -> tuple[int | None, dict[str, Any]]:
     """The option an answer names (``options`` are the texts the customer saw), by number, by
     text, then by meaning through ``match``; and how, for the journey."""
+    for reading in readings(text):  # a burst ("oi", then "2") by each of its lines too
+        picked = _by_number_or_text(normalize(reading), options)
+        if picked is not None:
+            return picked
     said = normalize(text)
+    if match is None or not said:
+        return None, {"why": "no_match"}
+    found = match(text, options)
+    if found is None:
+        return None, {"why": "no_match"}
+    index, score = found
+    if not 0 <= index < len(options) or score < node.min_score:
+        return None, {"why": "no_match", "score": round(float(score), 4)}
+    return index, {"matched": "by_meaning", "score": round(float(score), 4)}
+
+
+def _by_number_or_text(said: str, options: list[str]) -> tuple[int, dict[str, Any]] | None:
     number = _NUMBER.match(said)
     if number and 1 <= int(number.group(1)) <= len(options):
         return int(number.group(1)) - 1, {"matched": "number"}
@@ -38,17 +54,7 @@ def pick_option(node: MenuNode, text: str, options: list[str], match: Matcher | 
     # devoluções" (menus often say "digite 2 para trocas").
     starts = [i for i, o in enumerate(options) if said and f"{normalize(o)} ".startswith(
         f"{said} ")]
-    if len(starts) == 1:
-        return starts[0], {"matched": "text"}
-    if match is None or not said:
-        return None, {"why": "no_match"}
-    found = match(text, options)
-    if found is None:
-        return None, {"why": "no_match"}
-    index, score = found
-    if not 0 <= index < len(options) or score < node.min_score:
-        return None, {"why": "no_match", "score": round(float(score), 4)}
-    return index, {"matched": "by_meaning", "score": round(float(score), 4)}
+    return (starts[0], {"matched": "text"}) if len(starts) == 1 else None
 
 
 def lookup(data: Any, path: str) -> tuple[bool, str]:

@@ -56,7 +56,7 @@ from flows.nodes import (
     WaitNode,
 )
 from flows.reading import lookup, menu_text, pick_option
-from flows.text import normalize, render
+from flows.text import normalize, readings, render
 
 MAX_AUTO_STEPS = 50
 
@@ -245,15 +245,18 @@ def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -
                 run.carried = incoming.text
             return node.options[index].next
         if isinstance(node, QuestionNode):
-            value = answers.check(node.validate, incoming.text, node.compiled())
+            value = next((v for r in readings(incoming.text)
+                          if (v := answers.check(node.validate, r, node.compiled())) is not None),
+                         None)
             if value is None:
                 return run.refuse(node, node.validate)
             run.store(node.save_as, value)
             run.trace.append({"node": node.id, "captured": node.save_as})
             return node.next
         if isinstance(node, AiNode):
-            said = normalize(incoming.text)
-            if said and said in {normalize(w) for w in node.exit_words}:
+            words = {normalize(w) for w in node.exit_words}
+            said = next((r for r in map(normalize, readings(incoming.text)) if r in words), "")
+            if said:
                 run.trace.append({"node": node.id, "exit": "exit_word", "word": said})
                 return node.next
             run.ask(node, incoming.text)

@@ -27,6 +27,15 @@ def normalize(text: str) -> str:
     return _NOT_WORD.sub(" ", bare).strip()
 
 
+def readings(text: str) -> list[str]:
+    """The ways to read a customer's turn: the whole text, then, for a burst of messages (a
+    turn joins them one per line), each line from the last. "oi" then "2" sent within the
+    debounce is the answer "2", and of "2" then "3" the later one is the customer's last word;
+    read only whole, the burst would match nothing and the menu would be asked again."""
+    lines = [line for line in (part.strip() for part in text.splitlines()) if line]
+    return [text, *reversed(lines)] if len(lines) > 1 else [text]
+
+
 def template_problem(template: str) -> str | None:
     """Why a template cannot be read (an unclosed ``{{``, a badly named variable), or None."""
     for name in _PLACEHOLDER.findall(template):

@@ -338,6 +338,23 @@ def test_a_burst_of_five_is_one_turn(shop: Server) -> None:
         {"merged": 5}] * 5
 
 
+def test_a_menu_answer_inside_a_burst_is_taken_not_asked_again(shop: Server) -> None:
+    """"desculpa a demora" and "2" within one debounce are one turn; its last message answers
+    the menu. Read whole, "desculpa a demora 2" names no option and the menu came again."""
+    phone = "5511955550020"
+    _turn(shop, phone, "oi")
+    before = len(_heard(shop, phone))
+    _say(shop, phone, "desculpa a demora")
+    _say(shop, phone, "2")
+    _wait("the burst to settle", lambda: _settled(shop, phone))
+    told = _heard(shop, phone)[before:]
+    assert len(told) == 1 and told[0].startswith("Vamos cuidar da sua troca"), told
+    merged = _rows(shop, "SELECT e.detail FROM message_events e JOIN messages m ON "
+                   "m.id=e.message_id JOIN conversations c ON c.id=m.conversation_id WHERE "
+                   "c.address=? AND e.event='turn_started' ORDER BY e.id DESC LIMIT 1", phone)
+    assert [json.loads(d) if isinstance(d, str) else d for (d,) in merged] == [{"merged": 2}]
+
+
 def _speak(srv: Server, phone: str) -> list[str]:
     before = len(_heard(srv, phone))
     _say(srv, phone, "", voice=base64.b64encode(VOICE_NOTE).decode(), voice_mime="audio/ogg")

@@ -156,6 +156,23 @@ def test_demo_invalid_answers_asked_again_then_handed_off(demo: flows.Flow) -> N
     assert last.actions[-1] == Handoff("atendimento") and last.state.status == "handed_off"
 
 
+def test_a_burst_is_read_by_each_of_its_messages_the_last_first(demo: flows.Flow) -> None:
+    """A turn joins the messages sent within the debounce one per line."""
+    late = talk(demo, ["oi", "desculpa a demora\n2"])[1]
+    assert late.trace[0] == {"node": "menu_principal", "matched": "number", "option": 1}
+    changed = talk(demo, ["oi", "2\n3"])[1]  # the later message is the customer's last word
+    assert changed.actions[-1] == Handoff("atendimento")
+    order = talk(demo, ["oi", "2", "o numero é\nAU20250417"])[2]
+    assert SetField("pedido", "AU20250417") in order.actions
+    state = talk(demo, ["oi", "1", "vocês entregam em sp?"])[2].state
+    answered = flows.step(demo, state, AiResult(outcome="answered", now=NOW), context=ANA)
+    back = flows.step(demo, answered.state, msg("obrigada!\nmenu"), context=ANA)
+    assert back.trace[0] == {"node": "duvidas", "exit": "exit_word", "word": "menu"}
+    # nothing in the burst names an option: asked again, as for one message
+    again = talk(demo, ["oi", "bom dia\nbanana"], match=by_meaning)[1]
+    assert again.trace[0]["invalid"] == "no_match" and again.state.tries == 1
+
+
 def test_demo_question_fails_after_retries(demo: flows.Flow) -> None:
     rs = talk(demo, ["oi", "2", "AU20250417", "123", "abc", "000.000.000-00"])
     assert [r.state.tries for r in rs[3:5]] == [1, 2]

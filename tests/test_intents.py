@@ -14,6 +14,8 @@ from server.services.intents import asks_for_human
     "tem alguem ai? preciso falar com uma pessoa", "posso conversar com alguém?",
     "quero falar com uma pessoa de verdade", "I want to talk to a human", "agent",
     "como falo com uma pessoa de vdd e nao com robo",
+    # a burst: the messages sent within the debounce, one per line
+    "boa tarde, preciso de ajuda com meu pedido\natendente", "oi\nHUMANO",
 ])
 def test_asking_for_a_person_is_recognised(text: str) -> None:
     assert asks_for_human(text)
@@ -30,6 +32,7 @@ def test_asking_for_a_person_is_recognised(text: str) -> None:
     "quero saber se tem atendente no sábado", "preciso de remédio de uso humano",
     "o pedido passa por um operador?",
     "não quero falar com atendente, só o preço", "não precisa chamar atendente",
+    "oi\nqual o horário do atendimento humano?",
 ])
 def test_questions_that_only_mention_people_are_answered(text: str) -> None:
     assert not asks_for_human(text)

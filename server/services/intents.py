@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from flows.text import readings
 from rag.lexical import fold
 
 _AGENT = r"(atendentes?|humanos?|operador|pessoa real|pessoa de verdade)"
@@ -31,7 +32,12 @@ _NOT = re.compile(r"\b(nao|nem|never|not|don't|dont)\b[^.?!,]{0,12}$")  # "não 
 
 
 def asks_for_human(text: str) -> bool:
-    """The customer asks to be served by a person (pt-BR first; English too)."""
+    """The customer asks to be served by a person (pt-BR first; English too), in the turn's
+    text or in any one message of a burst: "boa tarde, preciso de ajuda" then "atendente"."""
+    return any(_asks(reading) for reading in readings(text))
+
+
+def _asks(text: str) -> bool:
     folded = " ".join(fold(text).split())
     return any(not _NOT.search(folded[:m.start()])
                for p in _WANTS_HUMAN for m in p.finditer(folded))
