@@ -29,6 +29,9 @@ def test_openai_client_gets_a_grounded_answer(server: Server, token: str) -> Non
     assert resp.usage and resp.usage.prompt_tokens > 50
     extra = resp.model_extra or {}
     assert extra["atende"]["passages"]
+    # model-checked, the default: the model decided, a passage unit is the reply, and the
+    # reply says so rather than naming the version whose tokens it spent
+    assert extra["atende"]["reason"] == "checked" and resp.model == "extraction"
     report = httpx.get(f"{server.url}/api/reports/usage", headers=ADMIN).json()
     assert any(r["purpose"] == "api" and r["calls"] >= 1 and r["prompt_tokens"] > 50
                for r in report["rows"])

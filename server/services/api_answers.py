@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from eval.answers import CHECKED
+from eval.answers import CHECKED, EXTRACTION
 from models.base import ChatMessage, Completion, ModelError
 from rag import guard
 from server.runtime import Runtime
@@ -33,9 +33,15 @@ NO_MODEL = "atende"  # the name a reply no model wrote goes out under (a refusal
 
 
 def written_by(ans: assistant.Answer) -> str:
-    """The ``model`` an API reply names: the version that wrote it, ``extraction`` where the
-    knowledge base answers by extraction, ``atende`` where no model was asked."""
-    return ans.completion.model if ans.completion else NO_MODEL
+    """The ``model`` an API reply names: the version that wrote it; ``extraction`` where a
+    passage unit is the reply (extraction mode, model-checked mode, where the model only
+    decided, and a model's reply the guard replaced), though a model's tokens may have been
+    spent (``usage``); ``atende`` where no model was asked."""
+    if ans.completion is None:
+        return NO_MODEL
+    if ans.reason == "checked" or (ans.reason.startswith("guard_") and not ans.handoff):
+        return EXTRACTION
+    return ans.completion.model
 
 
 def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
