@@ -47,6 +47,25 @@ def test_stream_is_server_sent_events(server: Server, token: str) -> None:
     assert chunks[-1].choices[0].finish_reason in {"stop", "content_filter"}
 
 
+def test_a_reply_already_given_is_not_given_again_whole_or_streamed(server: Server,
+                                                                  token: str) -> None:
+    """The second time the same question gets the same passage unit, saying it again would be
+    a loop: a person takes over. The bundled version is shown no history, so the loop is seen
+    in the conversation itself, not in the model's prompt."""
+    question = {"role": "user", "content": "o boleto vence em quantos dias?"}
+    first = _post(server, token, {"model": "default", "messages": [question]}).json()
+    said = first["choices"][0]["message"]["content"]
+    assert first["atende"]["reason"] == "checked"
+    again = [question, {"role": "assistant", "content": said}, question]
+    whole = _post(server, token, {"model": "default", "messages": again}).json()
+    assert whole["atende"] == {**whole["atende"], "handoff": True, "reason": "guard_repeat"}
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0)
+    for text in (whole["choices"][0]["message"]["content"], "".join(
+            c.choices[0].delta.content or "" for c in client.chat.completions.create(
+                model="default", stream=True, messages=again) if c.choices)):  # type: ignore
+        assert said not in text and "atendente humano" in text
+
+
 def test_hostile_message_does_not_leak_instructions(server: Server, token: str) -> None:
     for stream in (False, True):
         resp = _post(server, token, {"model": "default", "stream": stream, "max_tokens": 64,

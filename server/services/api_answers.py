@@ -59,7 +59,7 @@ def stream(rt: Runtime, sessions: sessionmaker[Session],
     """The reply as the first model of the chain writes it (a stream cannot switch models
     half-way), guarded; its usage is recorded once it ends."""
     if isinstance(p, assistant.Prepared) and p.mode == CHECKED:
-        p = assistant.checked(rt, p, assistant.earlier(p.messages))  # the model only decides
+        p = assistant.checked(rt, p)  # the model only decides
     if isinstance(p, assistant.Answer):  # no model to stream from (one may have decided)
         yield Piece(written_by(p), p.text)
         yield Piece(written_by(p), None, "stop")
@@ -68,7 +68,7 @@ def stream(rt: Runtime, sessions: sessionmaker[Session],
                 budget.record(s, spec=p.spec, done=p.completion, purpose="api")
         return
     spec, provider = p.chain[0]
-    said = assistant.earlier(p.messages)
+    said = p.said
     text, finish = "", "stop"
     try:
         pieces = provider.stream(p.messages, max_tokens=p.use.max_tokens,

@@ -95,6 +95,9 @@ class Prepared:
     chain: list[tuple[ModelSpec, Provider]]
     use: Use
     mode: str = MODEL_EXTRACTION  # model: an unfit reply hands off instead of quoting
+    # The assistant's replies already in the conversation: one said again is a loop. Not read
+    # off a prompt, which a fine-tuned version is shown without the history.
+    said: list[str] = field(default_factory=list)
 
     @functools.cached_property
     def messages(self) -> list[ChatMessage]:
@@ -154,7 +157,7 @@ def prepare(rt: Runtime, sessions: sessionmaker[Session], question: str,
                             count_tokens=provider.count_tokens,
                             history_budget=rt.settings.history_tokens)
 
-    return Prepared(question, prompt_for, passages, chain, use, mode)
+    return Prepared(question, prompt_for, passages, chain, use, mode, earlier(history))
 
 
 def extracted(rt: Runtime, question: str, history: list[ChatMessage], use: Use) -> Answer:
@@ -209,7 +212,7 @@ def _asked(p: Prepared, max_tokens: int | None = None) -> tuple[Answer, list[Cha
     return out, routed.messages
 
 
-def checked(rt: Runtime, p: Prepared, said: Sequence[str]) -> Answer:
+def checked(rt: Runtime, p: Prepared) -> Answer:
     """Model-checked mode: the model only decides whether the passages answer (its refusal
     hands off); where it would answer, the best passage unit goes, as in extraction mode, and
     the model's own words never reach the customer. Its tokens are spent, and counted; a
@@ -220,7 +223,7 @@ def checked(rt: Runtime, p: Prepared, said: Sequence[str]) -> Answer:
     text = extractive.answer_in(rt.kb, p.use.collection, p.question, p.passages)
     if text is None:  # no unit to quote: as in extraction mode
         out.text, out.handoff, out.reason = NO_ANSWER, True, "no_passages"
-    elif guard.repeats(text, said):  # saying it again would loop: a human takes over
+    elif guard.repeats(text, p.said):  # saying it again would loop: a human takes over
         out.text, out.handoff, out.reason = MODEL_DOWN, True, "guard_repeat"
     else:
         out.text, out.reason = text, "checked"
@@ -243,11 +246,11 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     if isinstance(p, Answer):
         return p
     if p.mode == CHECKED:
-        return checked(rt, p, earlier(history))
+        return checked(rt, p)
     out, messages = _asked(p)
     if out.handoff:
         return out
-    problem = guard.unfit(out.text, messages[0]["content"], p.grounds, earlier(messages))
+    problem = guard.unfit(out.text, messages[0]["content"], p.grounds, p.said)
     if problem is None:
         out.text = yesno.answer(p.question, out.text)  # "Sim, "/"Não, " where it decides
         return out
@@ -259,6 +262,6 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
         out.text, out.handoff, out.reason = NO_ANSWER, True, f"unfit_{problem}"
         return out
     log.info("reply refused by the guard (%s); sending the extractive answer", problem)
-    text = fallback(rt, p, earlier(messages))
+    text = fallback(rt, p, p.said)
     out.text, out.handoff, out.reason = text or MODEL_DOWN, text is None, f"guard_{problem}"
     return out
