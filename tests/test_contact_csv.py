@@ -58,7 +58,7 @@ def test_bad_rows_are_reported_and_good_ones_stored_once(
             "Fabi;(11) 98765-0006\n"  # 8: too few cells
             ";;\n"  # blank: skipped
             "Gil;(11) 98765-0007;⭐;;\n")  # 10: not a tag name
-    report = contact_csv.import_csv(sessions, data.encode())
+    report = contact_csv.import_csv(sessions, ADMIN, data.encode())
     assert (report.created, report.updated) == (2, 0)
     assert [(r.line, r.column) for r in report.rejected] == [
         (4, "telefone"), (5, "plano"), (6, "renda"), (7, "telefone"), (8, ""), (10, "etiquetas")]
@@ -76,15 +76,15 @@ def test_bad_rows_are_reported_and_good_ones_stored_once(
 
 def test_importing_again_changes_nothing(sessions: sessionmaker[Session]) -> None:
     _fields(sessions)
-    contact_csv.import_csv(sessions, GOOD.encode())
+    contact_csv.import_csv(sessions, ADMIN, GOOD.encode())
     before = (_count(sessions, Contact), _count(sessions, ContactIdentity),
               _count(sessions, ContactTag))
-    again = contact_csv.import_csv(sessions, GOOD.encode("cp1252"))  # as Excel saves it
+    again = contact_csv.import_csv(sessions, ADMIN, GOOD.encode("cp1252"))  # as Excel saves it
     assert (again.created, again.updated, again.rejected) == (0, 2, [])
     assert (_count(sessions, Contact), _count(sessions, ContactIdentity),
             _count(sessions, ContactTag)) == before
     # An empty cell leaves a value be; a new tag is added, none taken away.
-    contact_csv.import_csv(sessions, b"telefone,etiquetas,plano\n11987650001,nova,\n")
+    contact_csv.import_csv(sessions, ADMIN, b"telefone,etiquetas,plano\n11987650001,nova,\n")
     assert _by_phone(sessions, "5511987650001") == ("Ana Souza", {"vip", "sp", "nova"},
                                                     {"plano": "Ouro", "renda": "5000"})
 
@@ -95,7 +95,7 @@ def test_a_phone_without_the_ninth_digit_finds_the_whatsapp_customer(
     # The customer wrote on WhatsApp, which reported the old 8-digit form of the mobile.
     customer = contacts.resolve(sessions, phone="551187650001", lid=None, name="Ana")
     report = contact_csv.import_csv(
-        sessions, b"nome;telefone;etiquetas\nAna Souza;(11) 8765-0001;vip\n")
+        sessions, ADMIN, b"nome;telefone;etiquetas\nAna Souza;(11) 8765-0001;vip\n")
     assert (report.created, report.updated) == (0, 1)
     assert _count(sessions, Contact) == 1
     with sessions() as s:
@@ -112,7 +112,7 @@ def test_a_phone_without_the_ninth_digit_finds_the_whatsapp_customer(
 def test_a_file_that_cannot_be_read_is_refused_whole(
         sessions: sessionmaker[Session], data: bytes, why: str) -> None:
     with pytest.raises(Refused) as refused:
-        contact_csv.import_csv(sessions, data)
+        contact_csv.import_csv(sessions, ADMIN, data)
     assert why in str(refused.value.problems["file"])
     assert _count(sessions, Contact) == 0
 
@@ -122,16 +122,16 @@ def test_a_file_over_the_limits_is_refused(sessions: sessionmaker[Session],
     monkeypatch.setattr(contact_csv, "MAX_ROWS", 3)
     rows = "".join(f"11 98765-{i:04d}\n" for i in range(4))
     with pytest.raises(Refused, match="linhas"):
-        contact_csv.import_csv(sessions, ("telefone\n" + rows).encode())
+        contact_csv.import_csv(sessions, ADMIN, ("telefone\n" + rows).encode())
     with pytest.raises(Refused, match="MB"):
-        contact_csv.import_csv(sessions, b"telefone\n" + b"1" * contact_csv.MAX_BYTES)
+        contact_csv.import_csv(sessions, ADMIN, b"telefone\n" + b"1" * contact_csv.MAX_BYTES)
     assert _count(sessions, Contact) == 0
 
 
 def test_the_export_is_the_filtered_list_and_imports_back(
         sessions: sessionmaker[Session]) -> None:
     _fields(sessions)
-    contact_csv.import_csv(sessions, (GOOD + "=HYPERLINK(1);11 98765-0003;;;-5\n").encode())
+    contact_csv.import_csv(sessions, ADMIN, (GOOD + "=HYPERLINK(1);11 98765-0003;;;-5\n").encode())
     text = "".join(contact_csv.export_csv(sessions, ADMIN, ContactFilter(tags=("vip",))))
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";"))
@@ -140,7 +140,7 @@ def test_the_export_is_the_filtered_list_and_imports_back(
         ("Ana Souza", "5511987650001", "sp, vip", "Ouro", "5000")]
     everyone = "".join(contact_csv.export_csv(sessions, ADMIN, ContactFilter()))
     assert "'=HYPERLINK(1)" in everyone and ";-5;" in everyone  # no formula; a number stays
-    again = contact_csv.import_csv(sessions, everyone.encode())
+    again = contact_csv.import_csv(sessions, ADMIN, everyone.encode())
     assert (again.created, again.updated, again.rejected) == (0, 3, [])
 
 

@@ -5,6 +5,8 @@ contact's address lands on the kept one."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,6 +140,35 @@ def test_a_contact_is_not_merged_with_itself_or_with_nothing(
         merge.merge(s, MANAGER, w["a"], 999_999)
     with sessions() as s:
         assert s.get(Contact, w["b"]) is not None
+
+
+def test_two_merges_of_one_contact_at_once_make_one(sessions: sessionmaker[Session]) -> None:
+    """A double click on "merge": the second waits for the first, then finds B gone, and the
+    merge is recorded once."""
+    w = _pair(sessions)
+    first = sessions()
+    first.begin()
+    merge.merge(first, MANAGER, w["a"], w["b"])
+    outcome: list[str] = []
+
+    def second() -> None:
+        try:
+            with sessions.begin() as s:
+                merge.merge(s, MANAGER, w["a"], w["b"])
+            outcome.append("merged")
+        except LookupError:
+            outcome.append("not found")
+
+    late = threading.Thread(target=second)
+    late.start()
+    time.sleep(0.5)  # the second is past its first look at the contacts, waiting on the first
+    first.commit()
+    first.close()
+    late.join(30)
+    assert outcome == ["not found"]
+    with sessions() as s:
+        assert len(s.scalars(select(ContactMerge).where(
+            ContactMerge.merged_id == w["b"])).all()) == 1
 
 
 def test_duplicates_are_suggested_by_name_and_phone(sessions: sessionmaker[Session]) -> None:

@@ -19,8 +19,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.db import sessions_for
 from server.routes import contact_data as contact_data_routes
 from server.routes import contacts as contact_routes
-from server.schema import Contact, ContactIdentity, Conversation, Team
-from server.services import access, contact_data, contact_search, instances
+from server.schema import Contact, ContactIdentity, Conversation, Instance, Message, Team
+from server.services import (
+    access,
+    contact_card,
+    contact_csv,
+    contact_data,
+    contact_search,
+    instances,
+)
 from server.services.access import Principal
 from server.services.contact_checks import Refused
 from server.services.contact_search import ContactFilter, FieldCondition
@@ -166,6 +173,52 @@ def test_an_agent_finds_only_their_teams_contacts(sessions: sessionmaker[Session
         eva, bruno = (s.scalar(select(Contact.id).where(Contact.name == n)) for n in (
             "Eva Nunes", "Bruno Lima"))
         assert access.sees_contact(s, agent, eva) and not access.sees_contact(s, agent, bruno)
+
+
+def test_a_contact_shows_only_the_conversations_the_caller_may_see(
+        sessions: sessionmaker[Session]) -> None:
+    """Ana is atendimento's on one number and trocas' on the other: atendimento's agent sees
+    her card with the one conversation and its messages, never the other's."""
+    ids = _world(sessions)
+    with sessions.begin() as s:
+        outra = s.scalar(select(Instance.id).where(Instance.name == "outra"))
+        assert outra is not None
+        mine = s.scalar(select(Conversation).where(Conversation.contact_id == ids["ana"]))
+        assert mine is not None
+        theirs = Conversation(contact_id=ids["ana"], instance_id=outra, address="5511987650001",
+                              team_id=ids["trocas"], status="queued")
+        s.add(theirs)
+        s.flush()
+        for conv, text in ((mine, "oi, sobre a entrega"), (theirs, "quero trocar o sofá")):
+            s.add(Message(instance_id=conv.instance_id, conversation_id=conv.id, direction="in",
+                          author="customer", text=text, status="answered"))
+        mine_id, theirs_id = mine.id, theirs.id
+    agent = Principal(level="agent", user_id=None, teams=frozenset({ids["atendimento"]}))
+    with sessions() as s:
+        assert [t.id for t in contact_card.card(s, agent, ids["ana"]).threads] == [mine_id]
+        assert [x.text for x in contact_card.history(s, agent, ids["ana"])[0]] == [
+            "oi, sobre a entrega"]
+        assert [t.id for t in contact_card.card(s, ADMIN, ids["ana"]).threads] == [
+            mine_id, theirs_id]
+        assert len(contact_card.history(s, ADMIN, ids["ana"])[0]) == 2
+
+
+def test_an_import_cannot_change_another_teams_customer(sessions: sessionmaker[Session]) -> None:
+    """A manager of atendimento imports a file naming Bruno (trocas') and Eva (no team yet):
+    Bruno's row is refused and he is left as he was; Eva's is applied."""
+    ids = _world(sessions)
+    manager = Principal(level="manager", user_id=None, teams=frozenset({ids["atendimento"]}))
+    report = contact_csv.import_csv(sessions, manager, (
+        b"nome;telefone;etiquetas\nSobrescrito;5511987650002;golpe\n"
+        b"Eva Nunes;5511987650005;nova\n"))
+    assert (report.created, report.updated) == (0, 1)
+    assert [(r.line, r.column, str(r.why)) for r in report.rejected] == [
+        (2, "telefone", "o telefone é de um cliente de outra equipe")]
+    with sessions() as s:
+        bruno = s.get(Contact, ids["bruno"])
+        assert bruno is not None and bruno.name == "Bruno Lima"
+        assert contact_data.tags_of(s, ids["bruno"]) == {"vip"}
+        assert contact_data.tags_of(s, ids["eva"]) == {"nova"}
 
 
 def test_pages_of_fifty_walk_every_contact_once(sessions: sessionmaker[Session]) -> None:

@@ -42,6 +42,23 @@ def test_a_signed_webhook_with_a_5000_digit_number_is_a_400(server: Server) -> N
     assert ok.status_code == 200  # the instance still takes what is well formed
 
 
+def test_an_id_or_a_number_beyond_what_the_database_holds_is_a_422(server: Server) -> None:
+    """A person's id past 64 bits, or a team's window of 10^20 minutes: refused by name, not
+    a 500 from the database's integer."""
+    _signed_post(server, {"event": "message", "id": "huge-1", "from": "5511900000077",
+                          "text": "oi", "timestamp": int(time.time())})
+    ((conv,),) = _rows(server, "SELECT conversation_id FROM messages "
+                       "WHERE provider_message_id='huge-1'")
+    for method, path, body in (
+            ("POST", f"/api/conversations/{conv}/assign", {"user_id": 2**63}),
+            ("POST", f"/api/conversations/{conv}/reopen", {"user_id": 2**80}),
+            ("POST", "/api/teams", {"name": "enorme", "closed_window_minutes": 10**20})):
+        resp = httpx.request(method, f"{server.url}{path}", json=body, headers=ADMIN)
+        assert resp.status_code == 422, (path, resp.status_code, resp.text)
+        assert resp.json()["detail"][0]["type"] == "less_than_equal", resp.text
+    assert _rows(server, "SELECT count(*) FROM teams WHERE name='enorme'") == [(0,)]
+
+
 def _peak_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         status = f.read()

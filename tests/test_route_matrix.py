@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -313,6 +315,52 @@ def test_each_level_reaches_what_it_may_and_no_more(
                 wrong.append((method, path, codes))
                 break
     assert not wrong
+
+
+@sqlite_only
+def test_every_page_opened_by_its_address_draws(
+        app: FastAPI, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """A page a browser opens by its address (a bookmark, a reload, a link in a new tab: no
+    HTMX header) answers its level with no server error, fragments included."""
+    csrf = TestClient(app).get("/login").cookies["csrftoken"]
+    callers = {level: Caller(app, settings, sessions, csrf, level, "session")
+               for level in LEVELS}
+    failed = {}
+    for method, path in sorted(PAGES):
+        least = ACCESS[(method, path)]
+        if method == "GET" and "{" not in path and least in LEVELS:
+            code = callers[least].call(method, path).status_code
+            if code >= 500:
+                failed[path] = code
+    assert not failed
+
+
+@sqlite_only
+def test_a_live_stream_ends_when_its_user_is_deactivated(
+        app: FastAPI, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """The inbox's live stream is asked again who is watching at each look: a person
+    deactivated meanwhile stops getting news of the conversations at once, not after the
+    five minutes a stream lasts."""
+    user = _user(sessions, "agent")
+    client = TestClient(app)
+    client.cookies.set(auth.COOKIE, auth.start_session(sessions, settings, user).token)
+    ended = threading.Event()
+
+    def watch() -> None:
+        with client.stream("GET", "/inbox/events", params={"since": time.time()}) as resp:
+            assert resp.status_code == 200
+            for _ in resp.iter_lines():
+                pass
+        ended.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    time.sleep(1.5)
+    assert not ended.is_set()  # a stream goes on while its person may watch
+    with sessions.begin() as s:
+        deactivated = s.get(User, user)
+        assert deactivated is not None
+        deactivated.active = False
+    assert ended.wait(15), "the stream went on after its user was deactivated"
 
 
 @sqlite_only

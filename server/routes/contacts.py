@@ -157,20 +157,21 @@ def export_contacts(f: Filter, who: CurrentPrincipal, sessions: SessionsDep) -> 
              responses=errors(422), dependencies=MANAGER)
 def import_contacts(file: Annotated[UploadFile, File(description="nome;telefone;etiquetas;"
                                                      "<field keys>")],
-                    sessions: SessionsDep) -> ImportReport:
+                    who: CurrentPrincipal, sessions: SessionsDep) -> ImportReport:
     data = file.file.read(contact_csv.MAX_BYTES + 1)
     with answering():
-        report = contact_csv.import_csv(sessions, data)
+        report = contact_csv.import_csv(sessions, who, data)
     return ImportReport(created=report.created, updated=report.updated, rejected=[
         {"line": r.line, "column": r.column, "reason": str(r.why)} for r in report.rejected])
 
 
 @router.get("/{contact_id}", summary="A contact: identities, conversations, tags, fields, "
             "history", responses=errors(404), dependencies=AGENT)
-def get_contact(contact_id: ContactId, sessions: SessionsDep) -> ContactOut:
+def get_contact(contact_id: ContactId, who: CurrentPrincipal,
+                sessions: SessionsDep) -> ContactOut:
     with answering(), sessions() as s:
-        card = contact_card.card(s, contact_id)
-        lines, older = contact_card.history(s, contact_id)
+        card = contact_card.card(s, who, contact_id)
+        lines, older = contact_card.history(s, who, contact_id)
     return ContactOut(id=card.id, name=card.name, phone=card.phone, created_at=card.created_at,
                       identities=card.identities, tags=card.tags, fields=card.fields,
                       conversations=[Thread(**vars(t)) for t in card.threads],
@@ -179,12 +180,12 @@ def get_contact(contact_id: ContactId, sessions: SessionsDep) -> ContactOut:
 
 @router.patch("/{contact_id}", summary="Change a contact's name, tags or fields, all or none",
               responses=errors(404, 422), dependencies=AGENT)
-def patch_contact(contact_id: ContactId, body: ContactPatch,
+def patch_contact(contact_id: ContactId, body: ContactPatch, who: CurrentPrincipal,
                   sessions: SessionsDep) -> ContactOut:
     with answering(), sessions.begin() as s:
         contact_card.update(s, contact_id, name=body.name, tags=body.tags, fields=None if (
             body.fields is None) else {k: v or "" for k, v in body.fields.items()})
-    return get_contact(contact_id, sessions)
+    return get_contact(contact_id, who, sessions)
 
 
 @router.get("/{contact_id}/duplicates", summary="Contacts that may be this one too",

@@ -25,11 +25,11 @@ class HandOff(BaseModel):
 
 
 class Assign(BaseModel):
-    user_id: int = Field(ge=1)
+    user_id: int = Field(ge=1, le=2**63 - 1)
 
 
 class Reopen(BaseModel):
-    user_id: int | None = Field(None, ge=1)
+    user_id: int | None = Field(None, ge=1, le=2**63 - 1)
 
 
 @router.post("/{conversation_id}/handoff", summary="Hand the conversation to a team's queue",

@@ -84,15 +84,16 @@ class TeamFields(Strict):
 
 class TeamIn(TeamFields):
     name: str = Field(min_length=1, max_length=64)
-    closed_window_minutes: int = Field(720, ge=1, description="The closed message is told at "
-                                       "most once per this many minutes per contact")
+    closed_window_minutes: int = Field(
+        720, ge=1, le=people.MAX_WINDOW,
+        description="The closed message is told at most once per this many minutes per contact")
 
 
 class TeamPatch(TeamFields):
     """What to change; hours or a message set to null returns it to the default."""
 
     name: str | None = Field(None, min_length=1, max_length=64)
-    closed_window_minutes: int | None = Field(None, ge=1)
+    closed_window_minutes: int | None = Field(None, ge=1, le=people.MAX_WINDOW)
 
 
 def _user_out(user: User) -> UserOut:

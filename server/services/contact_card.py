@@ -20,7 +20,8 @@ from server.schema import (
     Message,
     Team,
 )
-from server.services import contact_checks, contact_data
+from server.services import access, contact_checks, contact_data
+from server.services.access import Principal
 from server.services.contact_checks import Refused, Why
 
 HISTORY = 100  # messages a page shows, the newest
@@ -62,7 +63,9 @@ class Line:
     instance: str
 
 
-def card(s: Session, contact_id: int) -> Card:
+def card(s: Session, who: Principal, contact_id: int) -> Card:
+    """The contact, with only the conversations ``who`` may see: a customer who wrote to two
+    numbers may be one team's on one and another team's on the other."""
     contact = s.get(Contact, contact_id)
     if contact is None:
         raise LookupError(f"no contact {contact_id}")
@@ -74,21 +77,23 @@ def card(s: Session, contact_id: int) -> Card:
                Conversation.last_inbound_at)
         .join(Instance, Instance.id == Conversation.instance_id)
         .outerjoin(Team, Team.id == Conversation.team_id)
-        .where(Conversation.contact_id == contact_id).order_by(Conversation.id)).tuples()]
+        .where(Conversation.contact_id == contact_id, access.visible(who))
+        .order_by(Conversation.id)).tuples()]
     return Card(contact.id, contact.name, contact.phone, contact.created_at, list(identities),
                 threads, sorted(contact_data.tags_of(s, contact_id), key=normalize),
                 contact_data.fields_of(s, contact_id))
 
 
-def history(s: Session, contact_id: int, limit: int = HISTORY) -> tuple[list[Line], bool]:
-    """The contact's last ``limit`` messages on every number, newest last; and whether
-    there are older ones."""
+def history(s: Session, who: Principal, contact_id: int, limit: int = HISTORY
+            ) -> tuple[list[Line], bool]:
+    """The contact's last ``limit`` messages on every number, in the conversations ``who`` may
+    see, newest last; and whether there are older ones."""
     rows = s.execute(
         select(Message.id, Message.created_at, Message.direction, Message.author,
                Message.text, Message.type, Instance.name)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(Instance, Instance.id == Message.instance_id)
-        .where(Conversation.contact_id == contact_id)
+        .where(Conversation.contact_id == contact_id, access.visible(who))
         .order_by(Message.id.desc()).limit(limit + 1)).tuples().all()
     return [Line(*row) for row in reversed(rows[:limit])], len(rows) > limit
 

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.schema import Contact, ContactField, ContactIdentity, CustomField
-from server.services import contact_checks, contact_data, contact_search
+from server.services import access, contact_checks, contact_data, contact_search
 from server.services.access import Principal
 from server.services.contact_card import check_fields
 from server.services.contact_checks import Refused, Why
@@ -65,9 +65,11 @@ class _Row:
     fields: dict[str, str]
 
 
-def import_csv(sessions: sessionmaker[Session], data: bytes) -> Report:
+def import_csv(sessions: sessionmaker[Session], who: Principal, data: bytes) -> Report:
     """Read ``data`` and apply its accepted rows; the report says what was made, found and
-    refused. A file that cannot be read at all is ``Refused`` (by ``file``)."""
+    refused. A file that cannot be read at all is ``Refused`` (by ``file``). A row whose phone
+    is a contact ``who`` may not see (another team's customer) is refused, not applied: an
+    import is no way around the teams."""
     if len(data) > MAX_BYTES:
         raise _file("o arquivo passa de {n} MB", n=str(MAX_BYTES // 1024 // 1024))
     reader = csv.reader(io.StringIO(_decode(data)), _dialect(data))
@@ -86,7 +88,7 @@ def import_csv(sessions: sessionmaker[Session], data: bytes) -> Report:
                 continue
             if len(rows) + len(report.rejected) >= MAX_ROWS:
                 raise _file("o arquivo passa de {n} linhas: divida-o", n=str(MAX_ROWS))
-            row = _row(s, columns, cells, start)
+            row = _row(s, who, columns, cells, start)
             if isinstance(row, Rejected):
                 report.rejected.append(row)
             elif row.phone in seen:
@@ -149,7 +151,8 @@ def _columns(s: Session, header: list[str]) -> list[str | None]:
     return out
 
 
-def _row(s: Session, columns: list[str | None], cells: list[str], line: int) -> _Row | Rejected:
+def _row(s: Session, who: Principal, columns: list[str | None], cells: list[str],
+         line: int) -> _Row | Rejected:
     if len(cells) != len(columns):
         return Rejected(line, Why("a linha tem {n} colunas e o cabeçalho {m}",
                                   {"n": str(len(cells)), "m": str(len(columns))}))
@@ -157,6 +160,9 @@ def _row(s: Session, columns: list[str | None], cells: list[str], line: int) -> 
     phone = contact_checks.phone(by.pop(PHONE))
     if isinstance(phone, Why):
         return Rejected(line, phone, PHONE)
+    owner = _owner(s, phone)
+    if owner is not None and not access.sees_contact(s, who, owner):
+        return Rejected(line, Why("o telefone é de um cliente de outra equipe"), PHONE)
     name = contact_checks.name(by.pop(NAME, ""))
     if isinstance(name, Why):
         return Rejected(line, name, NAME)

@@ -48,7 +48,8 @@ def merge(s: Session, who: Principal, into: int, other: int) -> ContactMerge:
     The same contact twice is ``Refused``; an unknown one a LookupError."""
     if into == other:
         raise Refused({"other": Why("um contato não se junta a ele mesmo")})
-    a, b = (_locked(s, i) for i in (into, other))
+    locked = {i: _locked(s, i) for i in sorted((into, other))}  # one order: no deadlock
+    a, b = locked[into], locked[other]
     identities = [[k, v] for k, v in s.execute(
         select(ContactIdentity.kind, ContactIdentity.value)
         .where(ContactIdentity.contact_id == b.id).order_by(ContactIdentity.id)).tuples()]
@@ -67,7 +68,14 @@ def merge(s: Session, who: Principal, into: int, other: int) -> ContactMerge:
 
 
 def _locked(s: Session, contact_id: int) -> Contact:
-    contact = s.scalar(select(Contact).where(Contact.id == contact_id).with_for_update())
+    """The contact, held until the transaction ends. A write comes first, as SQLite's reads
+    take no lock: of two merges of one contact at once (a double click), the second waits
+    here for the first, then finds it gone (a LookupError), where a read would have found it
+    still there and recorded the merge twice."""
+    held = s.execute(update(Contact).where(Contact.id == contact_id)
+                     .values(phone=Contact.phone)).rowcount  # type: ignore[attr-defined]
+    contact = s.scalar(select(Contact).where(Contact.id == contact_id)
+                       .execution_options(populate_existing=True)) if held else None
     if contact is None:
         raise LookupError(f"no contact {contact_id}")
     return contact

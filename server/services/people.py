@@ -25,6 +25,7 @@ from server.services.contact_data import Conflict, Invalid, flush_or_conflict, i
 LEVELS = ("admin", "manager", "agent")
 HOURS_KEYS = frozenset({"timezone", "hours", "closed"})
 MAX_MESSAGE = 4000
+MAX_WINDOW = 60 * 24 * 365  # closed_window_minutes: a year at most (and no integer overflow)
 
 
 def email_address(text: str) -> str:
@@ -214,9 +215,10 @@ def _apply(team: Team, changes: Mapping[str, Any]) -> None:
             setattr(team, key, (changes[key] or "").strip() or None)
     if changes.get("closed_window_minutes") is not None:
         minutes = changes["closed_window_minutes"]
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
-            raise Invalid("closed_window_minutes must be a whole number, 1 or more",
-                          "closed_window_minutes")
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not (
+                1 <= minutes <= MAX_WINDOW):
+            raise Invalid(f"closed_window_minutes must be a whole number from 1 to {MAX_WINDOW}"
+                          " (a year)", "closed_window_minutes")
         team.closed_window_minutes = minutes
 
 

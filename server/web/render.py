@@ -53,8 +53,9 @@ def nav_for(who: Principal) -> list[NavItem]:
 
 def page(request: Request, template: str, context: dict[str, Any], *, who: Principal,
          block: str | None = None, status: int = 200,
-         headers: dict[str, str] | None = None) -> HTMLResponse:
-    """Render ``template`` for ``who``; only ``block`` when HTMX asks for a fragment."""
+         headers: dict[str, str] | None = None, partial: bool = False) -> HTMLResponse:
+    """Render ``template`` for ``who``; only ``block`` when HTMX asks for a fragment, or always
+    with ``partial`` (a fragment with no page of its own: its context draws no page)."""
     language = i18n.chosen(request.cookies.get(i18n.COOKIE))
     full = {
         "who": who, "menu": nav_for(who), "path": request.url.path,
@@ -63,7 +64,8 @@ def page(request: Request, template: str, context: dict[str, Any], *, who: Princ
         "_": i18n.translator(language),
         **context,
     }
-    fragment = block if block and request.headers.get("HX-Request") == "true" else None
+    fragment = block if block and (partial or request.headers.get("HX-Request") == "true") \
+        else None
     drawn = templates.TemplateResponse(request, template, full, block_name=fragment,
                                        status_code=status, headers=headers)
     return cast(HTMLResponse, drawn)  # a _TemplateResponse, an HTMLResponse; typed as Response

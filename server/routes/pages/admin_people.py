@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from server.deps import PageAdmin, Principal, RowId, SessionsDep
@@ -74,11 +74,11 @@ class UserForm(BaseModel):
     email: str = ""
     level: str = "agent"
     active: str = ""
-    teams: list[int] = []
+    teams: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = []
 
 
 class MemberForm(BaseModel):
-    user_id: int = 0
+    user_id: int = Field(0, ge=0, le=2**63 - 1)
 
 
 def _team_changes(form: TeamForm) -> dict[str, Any]:

@@ -110,8 +110,8 @@ def _contact_page(request: Request, who: Principal, s: Session, contact_id: int,
                   block: str | None = None, problems: dict[str, Why] | None = None,
                   form: dict[str, str] | None = None, flash: str = "",
                   status: int = 200) -> HTMLResponse:
-    card = contact_card.card(s, contact_id)
-    lines, older = contact_card.history(s, contact_id)
+    card = contact_card.card(s, who, contact_id)
+    lines, older = contact_card.history(s, who, contact_id)
     manager = who.at_least("manager")
     context = {**_labels(), "card": card, "lines": lines, "older": older,
                "all_fields": contact_data.list_fields(s), "type_hints": TYPE_HINTS,
@@ -138,7 +138,7 @@ def import_file(who: PageManager, request: Request, sessions: SessionsDep,
     problems: dict[str, Why] = {}
     report = None
     try:
-        report = contact_csv.import_csv(sessions, file.file.read(contact_csv.MAX_BYTES + 1))
+        report = contact_csv.import_csv(sessions, who, file.file.read(contact_csv.MAX_BYTES + 1))
     except Refused as exc:
         problems = exc.problems
     with sessions() as s:
@@ -179,7 +179,7 @@ def change_tags(who: PageAgent, contact_id: ContactId, request: Request, form: F
     """Add the tag in ``add``, or take away the one in ``remove``."""
     problems: dict[str, Why] = {}
     with sessions.begin() as s:
-        tags = contact_card.card(s, contact_id).tags
+        tags = contact_card.card(s, who, contact_id).tags
         if form.get("remove"):
             tags = [t for t in tags if t != form["remove"]]
         elif form.get("add", "").strip():

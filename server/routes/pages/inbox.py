@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
-from server.deps import ConversationId, MessageId, PageAgent, SessionsDep
+from server.deps import ConversationId, MessageId, PageAgent, SessionCookie, SessionsDep
 from server.routes.pages import inbox_actions, inbox_canned
 from server.routes.pages.inbox_view import chat_context, draw, labels, list_context
 from server.schema import Message
-from server.services import access, inbox, inbox_live, journey, people
+from server.services import access, auth, inbox, inbox_live, journey, people
 from server.services.access import Principal
 
 router = APIRouter()
@@ -43,6 +43,7 @@ def inbox_page(who: PageAgent, request: Request, sessions: SessionsDep) -> HTMLR
 async def events(who: PageAgent, request: Request, sessions: SessionsDep,
                  since: Annotated[float, Query(ge=0, le=2**40)],
                  conversation: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+                 cookie: SessionCookie = None,
                  last_event_id: Annotated[str | None, Header()] = None) -> EventSourceResponse:
     """The viewer's changes as they happen: ``inbox`` (the list's rows changed) and, for the
     open ``conversation``, ``chat``. ``since`` is when the page was drawn (epoch seconds);
@@ -53,16 +54,18 @@ async def events(who: PageAgent, request: Request, sessions: SessionsDep,
                 raise HTTPException(404, f"conversation {conversation} not found")
     resumed = _epoch(last_event_id)
     start = datetime.fromtimestamp(max(since, resumed or 0.0), UTC)
-    return EventSourceResponse(_stream(sessions, inbox_live.Watch(who, start), conversation),
-                               ping=15)
+    return EventSourceResponse(_stream(sessions, inbox_live.Watch(who, start), conversation,
+                                       cookie), ping=15)
 
 
 async def _stream(sessions: sessionmaker[Session], watch: inbox_live.Watch,
-                  conversation: int | None) -> AsyncIterator[dict[str, Any]]:
+                  conversation: int | None, cookie: str | None) -> AsyncIterator[dict[str, Any]]:
     loop = asyncio.get_running_loop()
     end = loop.time() + LIFETIME
     while loop.time() < end:
-        changed = await run_in_threadpool(_look, sessions, watch)
+        changed = await run_in_threadpool(_look, sessions, watch, cookie)
+        if changed is None:  # logged out, deactivated: the stream ends with the session
+            return
         stamp = f"{_now():.3f}"
         if changed:
             yield {"event": "inbox", "id": stamp, "data": ",".join(map(str, sorted(changed)))}
@@ -71,7 +74,15 @@ async def _stream(sessions: sessionmaker[Session], watch: inbox_live.Watch,
         await asyncio.sleep(TICK)
 
 
-def _look(sessions: sessionmaker[Session], watch: inbox_live.Watch) -> set[int]:
+def _look(sessions: sessionmaker[Session], watch: inbox_live.Watch,
+          cookie: str | None) -> set[int] | None:
+    """What changed for the viewer as they are now (None: their session is over): a person
+    deactivated, logged out or moved to another team sees the change at the next tick, not
+    when the stream would have ended (``LIFETIME``)."""
+    who = auth.principal(sessions, None, cookie)
+    if who is None:
+        return None
+    watch.who = who
     with sessions() as s:
         return watch.look(s)
 

@@ -43,7 +43,8 @@ def suggest(who: PageAgent, request: Request, sessions: SessionsDep,
     word = text.strip()
     with sessions() as s:
         rows = canned.listing(s, word) if word.startswith("/") and " " not in word else []
-        return draw(request, "chat.html", {"suggestions": rows[:8]}, who, block="suggestions")
+        return draw(request, "chat.html", {"suggestions": rows[:8]}, who, block="suggestions",
+                    partial=True)  # the list alone, whoever asks: it has no page
 
 
 @router.post("/inbox/canned")

@@ -94,5 +94,7 @@ def chat_context(s: Session, who: Principal, conversation_id: int) -> dict[str, 
 
 
 def draw(request: Request, template: str, context: dict[str, Any], who: Principal,
-         block: str | None = None, headers: dict[str, str] | None = None) -> HTMLResponse:
-    return page(request, f"inbox/{template}", context, who=who, block=block, headers=headers)
+         block: str | None = None, headers: dict[str, str] | None = None,
+         partial: bool = False) -> HTMLResponse:
+    return page(request, f"inbox/{template}", context, who=who, block=block, headers=headers,
+                partial=partial)
