@@ -357,6 +357,24 @@ def test_an_unknown_payload_shape_is_kept_whole_and_counted(server: Server, numb
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
+def test_a_kept_body_shows_no_credential_of_the_gateway(server: Server, numbers: Any) -> None:
+    """Evolution's envelope carries its API key and our webhook URL with its secret token; a
+    body kept for a person to read keeps neither, and all the rest."""
+    num = numbers("evolution")
+    marker = f"novelty-{secrets.token_hex(4)}"
+    envelope = json.loads(fe.envelope("labels.weird", {"what": marker}, instance=num.remote))
+    token = num.secret
+    destination = str(httpx.URL(num.url, params=fe.query(token)))  # as Evolution was told it
+    envelope.update(destination=destination, apikey="evo-global-key-123")
+    assert num.post(json.dumps(envelope).encode()).status_code == 200
+    kept = httpx.get(f"{server.url}/api/instances/{num.name}/unsupported", headers=ADMIN).json()
+    (body,) = [k["body"] for k in kept if marker in k["body"]]
+    assert token not in body and "evo-global-key-123" not in body
+    stored = json.loads(body)
+    assert stored["apikey"] == "[redacted]" and stored["destination"].endswith("token=[redacted]")
+    assert stored["data"] == {"what": marker} and stored["event"] == "labels.weird"
+
+
 # -- 5. echoes and an agent on the phone (Evolution) -------------------------------------------
 
 def test_our_echo_is_not_stored_twice_and_an_agent_on_the_phone_pauses_the_bot(
@@ -570,6 +588,26 @@ def _revoke_body(num: Number, msg_id: str, phone: str) -> bytes:
             "revokedMessageId": msg_id, "before": None}, session=num.remote)).encode()
     return fc.message(f"wamid.{_mid()}", phone, type="revoke", timestamp=int(time.time()),
                       phone_number_id=num.remote, revoke={"original_message_id": msg_id})
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_message_deleted_before_its_turn_stays_marked_and_unanswered(
+        server: Server, numbers: Any, provider: str) -> None:
+    """The customer takes a message back before the bot answered it: its revoke arrives after
+    it (within the debounce) or, a retried delivery reordered, before it. Either way the
+    message stays, marked deleted, and nothing answers it."""
+    num = numbers(provider)
+    for revoke_first in (False, True):
+        phone = _phone()
+        msg_id = _mid() if provider != "cloud" else f"wamid.{_mid()}"
+        bodies = [num.text(msg_id, phone, QUESTION), _revoke_body(num, msg_id, phone)]
+        for body in reversed(bodies) if revoke_first else bodies:
+            resp = num.post(body)
+            assert resp.status_code == 200, resp.text
+        customer = _message(server, num, num.stored_id(msg_id, phone))
+        assert customer is not None and customer["text"] == QUESTION
+        assert customer["status"] == "ignored", (revoke_first, _events(customer))
+        assert _step(customer, "deleted").get("early", False) is revoke_first
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

@@ -116,7 +116,7 @@ def _change(change: dict[str, Any], check: bool, want: str | None) -> list[Event
         return _messages(value, "messages", from_me=False)
     if field == "smb_message_echoes":  # typed in the WhatsApp Business app (coexistence)
         return _messages(value, "message_echoes", from_me=True)
-    if field in QUIET_FIELDS:
+    if isinstance(field, str) and field in QUIET_FIELDS:
         return [Ignored(f"{field} needs no action")]
     return [Ignored(f"unknown field {str(field)[:40]!r}", unknown=True)]
 
@@ -183,14 +183,14 @@ def _error(errors: Any) -> tuple[str | None, str | None]:
     data = err.get("error_data")
     details = data.get("details") if isinstance(data, dict) else None
     said = err.get("message") or err.get("title")
-    words = ": ".join(str(x) for x in dict.fromkeys((said, details)) if x)  # each once
+    words = ": ".join(dict.fromkeys(str(x) for x in (said, details) if x))  # each once
     code = err.get("code")
     return words or None, (str(code) if code is not None else None)
 
 
 def _status(st: dict[str, Any]) -> Event:
     status = st.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         return Ignored(f"unknown status {str(status)[:40]!r}", unknown=True)
     error, code = _error(st.get("errors")) if status == "failed" else (None, None)
     return StatusUpdate(provider_message_id=_id(st, "id"), status=str(status),

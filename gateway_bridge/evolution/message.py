@@ -218,7 +218,8 @@ def message_of(data: Mapping[str, Any], *, backlog: bool = False,
     if kind == "contactMessage":
         return InboundMessage(text=_contact_text(part), type="contact", **common)
     if kind == "contactsArrayMessage":
-        cards = [_contact_text(_dict(c)) for c in part.get("contacts") or []]
+        listed = part.get("contacts")
+        cards = [_contact_text(_dict(c)) for c in (listed if isinstance(listed, list) else [])]
         text = "; ".join(c for c in cards if c) or _str(part.get("displayName")) or ""
         return InboundMessage(text=text, type="contact", **common)
     if kind == "reactionMessage":  # an empty text is a reaction taken back

@@ -155,7 +155,7 @@ def _status(update: dict[str, Any]) -> Event:
     word = NUMERIC.get(word, word) if isinstance(word, int) else word
     if word == "PENDING":
         return Ignored("message pending on the phone")
-    if word not in STATUSES:
+    if not isinstance(word, str) or word not in STATUSES:
         return Ignored(f"unknown message status {str(word)[:40]!r}", unknown=True)
     failed = word == "ERROR"
     return StatusUpdate(provider_message_id=msg_id, status=STATUSES[word], timestamp=_now(),
@@ -186,7 +186,7 @@ def _connection(payload: Any) -> Event:
     if not isinstance(payload, dict):
         raise PayloadError("connection.update: 'data' must be an object")
     word = payload.get("state")
-    if word not in STATES:
+    if not isinstance(word, str) or word not in STATES:
         return Ignored(f"unknown connection state {str(word)[:40]!r}", unknown=True)
     reason = payload.get("statusReason")
     detail = str(word) if reason in (None, 200) else f"{word} {reason}"

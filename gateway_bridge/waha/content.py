@@ -120,9 +120,10 @@ def vcard_text(card: str) -> str:
 
 
 def contact_text(payload: Mapping[str, Any], content: Mapping[str, Any]) -> str:
-    cards = [c for c in payload.get("vCards") or [] if isinstance(c, str)]
+    vcards, listed = payload.get("vCards"), content.get("contacts")
+    cards = [c for c in (vcards if isinstance(vcards, list) else []) if isinstance(c, str)]
     if not cards:  # the protobuf: contactMessage, or contactsArrayMessage's list
-        parts = [content, *[obj(c) for c in content.get("contacts") or []]]
+        parts = [content, *[obj(c) for c in (listed if isinstance(listed, list) else [])]]
         cards = [p["vcard"] for p in parts if isinstance(p.get("vcard"), str)]
         if not cards:
             return str(content.get("displayName") or "")

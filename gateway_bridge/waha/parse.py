@@ -152,7 +152,7 @@ def _ack(payload: dict[str, Any], envelope_ms: Any) -> StatusUpdate | Ignored:
         ack = ACK_NAMES.get(name)
     if ack == 0:
         return Ignored("message.ack PENDING: not yet on WhatsApp's server")
-    if isinstance(ack, bool) or ack not in ACKS:
+    if isinstance(ack, bool) or not isinstance(ack, int) or ack not in ACKS:
         return Ignored(f"message.ack with an unknown ack {str(ack)[:20]!r}", unknown=True)
     failed = ACKS[ack] == "failed"
     return StatusUpdate(

@@ -32,6 +32,7 @@ from gateway_bridge.http import inline
 from server.db import engine_of
 from server.schema import Conversation, Message, UnsupportedPayload
 from server.services import connection, contacts, journey, media, phone_side, statuses
+from server.services.scrub import scrubbed
 
 log = logging.getLogger(__name__)
 # Types nobody expects an answer to: stored for the agents, no turn.
@@ -108,8 +109,8 @@ def handle(sessions: sessionmaker[Session], instance: Receiving, events: list[Ev
 def keep_unknown(sessions: sessionmaker[Session], instance_id: int, reason: str,
                  body: bytes) -> None:
     with sessions.begin() as s:
-        s.add(UnsupportedPayload(instance_id=instance_id, reason=reason[:300],
-                                 body=body.decode("utf-8", "replace").replace("\x00", "")))
+        s.add(UnsupportedPayload(instance_id=instance_id, reason=reason[:300], body=scrubbed(
+            body.decode("utf-8", "replace").replace("\x00", ""))))  # a gateway's keys: out
     log.warning("unsupported webhook payload kept for instance %d: %s", instance_id, reason)
 
 

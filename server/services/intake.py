@@ -30,9 +30,18 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway_bridge import AuthError, PayloadError, adapter_for
+from gateway_bridge import (
+    Adapter,
+    AuthError,
+    Event,
+    Ignored,
+    InboundMessage,
+    InstanceConfig,
+    PayloadError,
+    adapter_for,
+)
 from server.db import engine_of
-from server.services import inbound, inbound_batch, instances
+from server.services import inbound, inbound_batch, instances, statuses
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -109,6 +118,9 @@ class _Writer:
                     hooks[i] = _checked(d, numbers[d.name])
                 except Refused as exc:
                     d.result = exc
+                except Exception as exc:  # noqa: BLE001 - this webhook's 500, not the batch's
+                    log.exception("webhook for %s could not be checked", d.name)
+                    d.result = exc
             fast = [h for h in hooks.values() if inbound_batch.simple(h)]
             if fast:
                 try:
@@ -120,6 +132,7 @@ class _Writer:
                         h.outcome = None
             for i, h in hooks.items():
                 batch[i].result = h.outcome or self.alone(c, batch[i], h)
+        _revokes(self.sessions, batch, hooks)
         turns = [t for d in batch if isinstance(d.result, inbound.Outcome) for t in d.result.turns]
         fetch = [m for d in batch if isinstance(d.result, inbound.Outcome) for m in d.result.fetch]
         if turns or fetch:
@@ -138,6 +151,19 @@ class _Writer:
             return exc
 
 
+def _revokes(sessions: sessionmaker[Session], batch: list[Delivery],
+             hooks: Mapping[int, inbound_batch.Webhook]) -> None:
+    """A revoke that came before its message, applied now the message is stored (one query a
+    batch); a failure leaves it kept and the webhooks answered as stored, which they are."""
+    stored = [(h.instance.id, ev.provider_message_id) for i, h in hooks.items()
+              if isinstance(batch[i].result, inbound.Outcome)
+              for ev in h.events if isinstance(ev, InboundMessage)]
+    try:
+        statuses.revoke_kept(sessions, stored)
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("kept revokes not applied")
+
+
 def _checked(d: Delivery, inst: instances.Number | None) -> inbound_batch.Webhook:
     """The number (404), the signature (401) and the events (400) of one webhook."""
     if inst is None or inst.provider != d.provider:
@@ -146,7 +172,7 @@ def _checked(d: Delivery, inst: instances.Number | None) -> inbound_batch.Webhoo
     adapter = adapter_for(d.provider)
     try:
         adapter.verify(d.body, d.headers, d.query, cfg)
-        events = adapter.parse(d.body, cfg)
+        events = _parsed(adapter, d, cfg)
     except AuthError as exc:
         log.warning("webhook for %s refused: %s", d.name, exc)
         raise Refused(401, str(exc)) from None
@@ -155,6 +181,19 @@ def _checked(d: Delivery, inst: instances.Number | None) -> inbound_batch.Webhoo
     from server.tasks import rules  # the task queue needs what imports us
 
     return inbound_batch.Webhook(inst, events, rules(d.settings))
+
+
+def _parsed(adapter: Adapter, d: Delivery, cfg: InstanceConfig) -> list[Event]:
+    """The events of a verified body. An adapter's bug on it (a shape it should have taken as
+    unknown) keeps the body in the unsupported store for a person to read, as an unknown
+    shape's is, rather than a 500 the gateway would resend for ever."""
+    try:
+        return adapter.parse(d.body, cfg)
+    except (AuthError, PayloadError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - see above; the log has the adapter's traceback
+        log.exception("the %s adapter could not read a webhook for %s", d.provider, d.name)
+        return [Ignored(f"the adapter could not read it ({type(exc).__name__})", unknown=True)]
 
 
 def _answer(batch: list[Delivery]) -> None:

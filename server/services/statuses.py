@@ -4,6 +4,8 @@ A gateway may report a status before our outbox has recorded the id it returned 
 (the webhook races the send's response). Such a status is kept (``EarlyStatus``, unique per
 message id and status) and applied once the id is recorded; both sides check after their own
 commit, so whichever commits second applies it, and a claim on the row applies it only once.
+A customer's revoke can come before the message it takes back, too (a retried delivery
+reordered): it is kept the same way and applied when the message is stored (``revoke_kept``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,8 +47,12 @@ def apply(sessions: sessionmaker[Session], instance_id: int, ev: StatusUpdate) -
                               status=ev.status, error=error))
     except IntegrityError:
         return 0  # the gateway retried a status already kept
-    log.info("status %s for %s kept until its send is recorded", ev.status,
+    log.info("status %s for %s kept until its message is recorded", ev.status,
              ev.provider_message_id)
+    if ev.status == "deleted":  # the customer's message may have been stored meanwhile
+        kept = revoke_kept(sessions, [(instance_id, ev.provider_message_id)])
+        if kept:
+            return kept
     return settle(sessions, instance_id, ev.provider_message_id)
 
 
@@ -80,15 +86,53 @@ def purge(sessions: sessionmaker[Session], older_than: timedelta) -> int:
             EarlyStatus.received_at < utcnow() - older_than)).rowcount  # type: ignore[attr-defined]
 
 
-def _revoked(sessions: sessionmaker[Session], instance_id: int, provider_message_id: str) -> bool:
-    """A customer deleted a message they sent: it stays, marked, for the agents to know."""
+def revoke_kept(sessions: sessionmaker[Session], stored: list[tuple[int, str]]) -> int:
+    """Apply the revokes kept for these customer messages (instance, provider id), now they
+    are stored; returns how many. Called after the message's commit, as ``apply`` calls it
+    after the revoke's: whichever commits second applies it, and the claim does it once."""
+    if not stored:
+        return 0
+    applied = 0
     with sessions.begin() as s:
-        msg_id = s.scalar(select(Message.id).where(
-            Message.instance_id == instance_id, Message.direction == "in",
-            Message.provider_message_id == provider_message_id))
+        kept = s.execute(select(EarlyStatus.id, EarlyStatus.instance_id,
+                                EarlyStatus.provider_message_id).where(
+            EarlyStatus.status == "deleted", EarlyStatus.applied_to.is_(None),
+            tuple_(EarlyStatus.instance_id, EarlyStatus.provider_message_id).in_(stored)
+        )).tuples().all()
+        for row_id, instance_id, provider_message_id in kept:
+            msg_id = _received(s, instance_id, provider_message_id)
+            if msg_id is None:
+                continue
+            claimed = s.execute(update(EarlyStatus).where(
+                EarlyStatus.id == row_id, EarlyStatus.applied_to.is_(None))
+                .values(applied_to=msg_id)).rowcount  # type: ignore[attr-defined]
+            if claimed:
+                _mark_revoked(s, msg_id, early=True)
+                applied += 1
+    return applied
+
+
+def _revoked(sessions: sessionmaker[Session], instance_id: int, provider_message_id: str) -> bool:
+    with sessions.begin() as s:
+        msg_id = _received(s, instance_id, provider_message_id)
         if msg_id is not None:
-            journey.record(s, msg_id, "deleted", reason="the customer deleted it for everyone")
+            _mark_revoked(s, msg_id)
     return msg_id is not None
+
+
+def _received(s: Session, instance_id: int, provider_message_id: str) -> int | None:
+    return s.scalar(select(Message.id).where(
+        Message.instance_id == instance_id, Message.direction == "in",
+        Message.provider_message_id == provider_message_id))
+
+
+def _mark_revoked(s: Session, msg_id: int, early: bool = False) -> None:
+    """A customer deleted a message they sent: it stays, marked, for the agents to know; one
+    not answered yet is not answered (``ignored``), as the customer took it back."""
+    s.execute(update(Message).where(Message.id == msg_id, Message.status == "pending")
+              .values(status="ignored"))
+    journey.record(s, msg_id, "deleted", reason="the customer deleted it for everyone",
+                   **({"early": True} if early else {}))
 
 
 def _sent(s: Session, instance_id: int, provider_message_id: str) -> Message | None:
