@@ -190,6 +190,14 @@ def test_what_needs_no_action_is_ignored(name: str, unknown: bool) -> None:
     assert isinstance(ev, Ignored) and ev.unknown is unknown
 
 
+@pytest.mark.parametrize("name", ["undecrypted-no-content", "undecrypted-stub"])
+def test_a_message_not_decrypted_yet_is_not_taken_for_one(name: str) -> None:
+    """WhatsApp's "Aguardando mensagem": no content yet, the same id coming again with it.
+    Stored as a message, it would take the id and the real text be dropped as its copy."""
+    ev = one(fixture(name))
+    assert isinstance(ev, Ignored) and not ev.unknown and "3EB0C431C26A1916E07A" in ev.reason
+
+
 def test_the_shared_fixture_reads_as_an_inbound_text() -> None:
     inst = InstanceConfig(name="sales-01", webhook_secret=SECRET)
     msg = one((SHARED / "evolution-messages-upsert.json").read_bytes(), inst)

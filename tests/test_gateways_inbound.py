@@ -357,6 +357,21 @@ def test_an_unknown_payload_shape_is_kept_whole_and_counted(server: Server, numb
     assert httpx.get(f"{server.url}/health").status_code == 200
 
 
+def test_a_message_first_delivered_undecrypted_is_stored_once_its_text_comes(
+        server: Server, numbers: Any) -> None:
+    """Evolution forwards a message whose content WhatsApp had not decrypted yet, then, after
+    the phone's retry, the same id with its text: one message, the text, answered."""
+    num = numbers("evolution")
+    phone, msg_id = _phone(), _mid()
+    stub = fe.message(msg_id, phone, instance=num.remote,
+                      message={"messageContextInfo": {"deviceListMetadataVersion": 2}})
+    assert num.post(stub).json()["stored"] == 0
+    assert num.post(num.text(msg_id, phone, QUESTION)).json()["stored"] == 1
+    customer = _message(server, num, msg_id)
+    assert customer is not None and customer["text"] == QUESTION and customer["type"] == "text"
+    _reply_recorded(server, num, phone)
+
+
 def test_a_kept_body_shows_no_credential_of_the_gateway(server: Server, numbers: Any) -> None:
     """Evolution's envelope carries its API key and our webhook URL with its secret token; a
     body kept for a person to read keeps neither, and all the rest."""

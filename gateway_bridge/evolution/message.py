@@ -183,6 +183,13 @@ def message_of(data: Mapping[str, Any], *, backlog: bool = False,
     stamp = when(data.get("messageTimestamp"))
     message = unwrap(_dict(data.get("message")))
     kind = content_type(message)
+    if kind is None:
+        # Nothing to read yet: WhatsApp could not decrypt it ("Aguardando mensagem", a Baileys
+        # CIPHERTEXT stub), and the retry brings it under the same id. Stored, it would take
+        # that id, and the real text would then be dropped as its duplicate.
+        stub = data.get("messageStubParameters")
+        return Ignored(f"message {msg_id} has no content yet (not decrypted"
+                       f"{': ' + str(stub)[:80] if stub else ''}); its retry brings it")
     if kind == "protocolMessage":
         proto = _dict(message["protocolMessage"])
         target = revoked(proto)
@@ -235,5 +242,4 @@ def message_of(data: Mapping[str, Any], *, backlog: bool = False,
                 or _str(reply.get("selectedRowId")) or "")
         return InboundMessage(text=text, type="interactive", **common)
     # a message type we do not know (polls, events, orders...): kept whole for a person
-    raw = {kind: message[kind]} if kind else {"message": data.get("message")}
-    return InboundMessage(text="", type="unsupported", raw=raw, **common)
+    return InboundMessage(text="", type="unsupported", raw={kind: message[kind]}, **common)
