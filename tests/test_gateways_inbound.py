@@ -17,13 +17,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import text
 
+from server.db import make_engine
 from tests.conftest import Server
 from tests.gateways import fake_cloud as fc
 from tests.gateways import fake_evolution as fe
@@ -388,6 +391,19 @@ def test_a_kept_body_shows_no_credential_of_the_gateway(server: Server, numbers:
     stored = json.loads(body)
     assert stored["apikey"] == "[redacted]" and stored["destination"].endswith("token=[redacted]")
     assert stored["data"] == {"what": marker} and stored["event"] == "labels.weird"
+    # A body kept before bodies were scrubbed, as it sits in the database: scrubbed on the way out.
+    engine = make_engine(server.db_url)
+    try:
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO unsupported_payloads (instance_id, reason, body, "
+                           "received_at) SELECT id, 'old', :body, :at FROM instances "
+                           "WHERE name = :name"), {"body": json.dumps(envelope), "name": num.name,
+                                                    "at": datetime.now(UTC)})
+    finally:
+        engine.dispose()
+    kept = httpx.get(f"{server.url}/api/instances/{num.name}/unsupported", headers=ADMIN).json()
+    assert kept[0]["reason"] == "old" and json.loads(kept[0]["body"])["apikey"] == "[redacted]"
+    assert not any(token in k["body"] or "evo-global-key-123" in k["body"] for k in kept)
 
 
 # -- 5. echoes and an agent on the phone (Evolution) -------------------------------------------

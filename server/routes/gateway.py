@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -28,6 +28,7 @@ from server.deps import (
 )
 from server.schema import Instance, UnsupportedPayload
 from server.services import connection, instances, media, outbox, sending
+from server.services.scrub import scrubbed
 from server.tasks import deliver
 
 router = APIRouter(prefix="/api", tags=["admin"], responses=ADMIN_ERRORS)
@@ -100,12 +101,14 @@ async def qr(name: str, sessions: SessionsDep) -> dict[str, str | None]:
 
 @router.get("/instances/{name}/unsupported", summary="Webhook bodies we could not read, kept",
             dependencies=ADMIN)
-def unsupported(name: str, s: SessionDep, limit: int = 50) -> list[dict[str, Any]]:
+def unsupported(name: str, s: SessionDep,
+                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
     inst = _instance(s, name)
     rows = s.scalars(select(UnsupportedPayload).where(UnsupportedPayload.instance_id == inst.id)
-                     .order_by(UnsupportedPayload.id.desc()).limit(min(limit, 500)))
-    return [{"id": r.id, "reason": r.reason, "received_at": r.received_at, "body": r.body}
-            for r in rows]
+                     .order_by(UnsupportedPayload.id.desc()).limit(limit))
+    # scrubbed again on the way out: a body kept before scrubbing began still held its keys
+    return [{"id": r.id, "reason": r.reason, "received_at": r.received_at,
+             "body": scrubbed(r.body)} for r in rows]
 
 
 @router.get("/outbox/failed", summary="Dead letters: sends that failed for good",
