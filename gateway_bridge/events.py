@@ -162,9 +162,14 @@ class StatusUpdate:
     timestamp: datetime
     error: str | None = None  # the gateway's words
     error_code: str | None = None  # the gateway's code: Cloud's 131047, Baileys' 479...
+    # The reference our send carried, when the gateway gives it back (Cloud's
+    # biz_opaque_callback_data): it names our message even when the send's answer was lost.
+    ref: str | None = None
 
     def __post_init__(self) -> None:
         _fits("provider_message_id", self.provider_message_id)
+        if self.ref is not None and (len(self.ref) > 128 or not self.ref.isprintable()):
+            object.__setattr__(self, "ref", None)  # not one of ours: ours are "out-<id>"
         if self.status not in STATUSES:
             raise PayloadError(f"unknown status {self.status!r}")
         if self.error:

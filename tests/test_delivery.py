@@ -257,3 +257,43 @@ def test_an_echo_after_the_last_try_failed_records_the_send_and_pauses_nothing(
         assert s.get_one(Outbox, again).status == "failed"
         conv = s.get_one(Message, s.get_one(Outbox, again).message_id).conversation_id
         assert s.get_one(Conversation, conv).mode == "human"
+
+
+def test_a_status_naming_our_reference_records_a_send_whose_answer_was_lost(
+        sessions, inst, fake_gateway) -> None:
+    """The Cloud API sends no echo, but gives back on a message's statuses the reference its
+    send carried (``biz_opaque_callback_data``): a status for an id we never got, naming our
+    message, shows the send went. Waiting to be tried again, it is not sent again; given up
+    on, it leaves the dead letters. A reference to no message of ours changes nothing."""
+    with sessions.begin() as s:
+        s.merge(inst).api_url = fake_gateway.url
+    waiting = _queued_reply(sessions, inst, "Enviamos hoje.")
+    fake_gateway.stall = 1.0
+    with httpx.Client(timeout=0.3) as http:
+        with pytest.raises(outbox.RetryLater):  # no answer: it may not have gone
+            outbox.deliver(http, sessions, waiting, max_attempts=5)
+        fake_gateway.stall = 0.0
+        with sessions() as s:
+            ref = f"out-{s.get_one(Outbox, waiting).message_id}"
+        sent = StatusUpdate(provider_message_id="wamid.lost-1", status="sent",
+                            timestamp=datetime.now(UTC), ref=ref)
+        assert statuses.apply(sessions, inst.id, sent) == 1
+        assert outbox.deliver(http, sessions, waiting, max_attempts=5) == "sent"  # not again
+    assert [t for _, t in fake_gateway.received] == ["Enviamos hoje."]
+    assert _journey(sessions, waiting) == ["send_error", "sent"]
+
+    given_up = _given_up(sessions, inst, fake_gateway, "Chega amanhã.")
+    with sessions() as s:
+        ref = f"out-{s.get_one(Outbox, given_up).message_id}"
+    for wamid, status, named in (("wamid.other", "read", "out-999999"),
+                                 ("wamid.lost-2", "delivered", ref)):
+        statuses.apply(sessions, inst.id, StatusUpdate(
+            provider_message_id=wamid, status=status, timestamp=datetime.now(UTC), ref=named))
+    assert _journey(sessions, given_up) == ["send_error", "failed", "sent", "delivered"]
+    with sessions() as s:
+        box = s.get_one(Outbox, given_up)
+        msg = s.get_one(Message, box.message_id)
+        assert (box.status, msg.status, msg.provider_message_id) == (
+            "sent", "delivered", "wamid.lost-2")
+    with pytest.raises(LookupError):  # not a dead letter any more: a replay would send it twice
+        outbox.replay(sessions, given_up)

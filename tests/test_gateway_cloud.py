@@ -279,11 +279,21 @@ def test_malformed_bodies_are_payload_errors(body: bytes, words: str) -> None:
 
 # Sending -------------------------------------------------------------------------------------
 
+def test_a_status_gives_back_the_reference_our_send_carried() -> None:
+    (ev,) = cloud.parse(wire.status("wamid.9", "delivered", ref="out-42"), INST)
+    assert isinstance(ev, StatusUpdate) and (ev.provider_message_id, ev.ref) == (
+        "wamid.9", "out-42")
+    (ev,) = cloud.parse(wire.status("wamid.9", "read", ref="x" * 600), INST)
+    assert isinstance(ev, StatusUpdate) and ev.ref is None  # not ours: ours are short
+
+
 def test_send_text_is_the_documented_wire_body(fake: FakeCloud, inst: InstanceConfig,
                                                client: httpx.Client) -> None:
     wamid = cloud.send(client, inst, "16505551234", Outgoing(text="Olá!"), ref="out-1")
     (sent,) = fake.sent
     assert wamid == sent.id
+    # and our reference, which Meta gives back on the message's statuses
+    assert sent.body.pop("biz_opaque_callback_data") == "out-1"
     assert sent.body == json.loads((SHARED / "cloud-send-text-request.json").read_bytes())
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
     assert fake.http.requests[-1].path == f"/v21.0/{PHONE_ID}/messages"

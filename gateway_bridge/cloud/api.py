@@ -128,13 +128,16 @@ def upload(client: httpx.Client, instance: InstanceConfig, out: Outgoing) -> str
 
 def send(client: httpx.Client, instance: InstanceConfig, to: str, out: Outgoing, *,
          ref: str | None = None) -> str:
-    """Send one message; returns its ``wamid``. The Cloud API takes no idempotency key, so
-    ``ref`` is not sent (a retry after a lost answer may deliver twice). Audio goes as a voice
+    """Send one message; returns its ``wamid``. The Cloud API takes no idempotency key; ``ref``
+    goes as ``biz_opaque_callback_data``, which Meta gives back on the message's statuses, so a
+    send whose answer was lost is known to have gone when its first status comes (a retry
+    before that may still deliver twice). Audio goes as a voice
     note (``voice: true``) when it is OGG/Opus, the only format Meta plays as one; audio takes
     no caption, so ``out.text`` is not sent with it."""
     headers = _auth(instance)
     url = f"{_base(instance)}/{_number(instance)}/messages"
-    body: dict[str, Any] = {"messaging_product": "whatsapp", **_recipient(to), "type": out.kind}
+    body: dict[str, Any] = {"messaging_product": "whatsapp", **_recipient(to), "type": out.kind,
+                            **({"biz_opaque_callback_data": ref} if ref else {})}
     if out.kind == "text":
         body["text"] = {"preview_url": False, "body": out.text}
     elif out.kind == "template":

@@ -193,8 +193,10 @@ def _status(st: dict[str, Any]) -> Event:
     if not isinstance(status, str) or status not in STATUSES:
         return Ignored(f"unknown status {str(status)[:40]!r}", unknown=True)
     error, code = _error(st.get("errors")) if status == "failed" else (None, None)
+    ref = st.get("biz_opaque_callback_data")
     return StatusUpdate(provider_message_id=_id(st, "id"), status=str(status),
-                        timestamp=_timestamp(st.get("timestamp")), error=error, error_code=code)
+                        timestamp=_timestamp(st.get("timestamp")), error=error, error_code=code,
+                        ref=ref if isinstance(ref, str) else None)
 
 
 def _message(msg: dict[str, Any], names: dict[str, str], *, from_me: bool) -> Event:

@@ -15,7 +15,7 @@ not taken for an agent typing on the phone, which would pause the bot.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, select
@@ -29,9 +29,7 @@ from server.services import contacts, journey, sending, statuses
 if TYPE_CHECKING:
     from server.services.inbound import Receiving, Rules
 
-# How long after a send's last try failed its echo still counts as that send's: a gateway echoes
-# within seconds. Later, the same text from the phone is an agent typing it.
-LATE_ECHO = timedelta(minutes=10)
+LATE_ECHO = statuses.LATE  # a send given up on this long ago: its echo is an agent's typing
 
 
 def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: InboundMessage,
@@ -43,7 +41,8 @@ def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: Inbound
         ours = _ours(s, instance.id, ev)
         if ours is not None:
             journey.record(s, ours, "echo", provider_id=ev.provider_message_id)
-        settled = ours is not None and _settle(s, ours, ev.provider_message_id)
+        settled = ours is not None and statuses.taken(s, ours, ev.provider_message_id,
+                                                      "its echo showed")
     if settled:
         statuses.settle(sessions, instance.id, ev.provider_message_id)
     if ours is not None:
@@ -94,24 +93,3 @@ def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
                Conversation.address == ev.sender,
                Message.text == ev.text)
         .order_by(Message.id).limit(1))
-
-
-def _settle(s: Session, message_id: int, provider_id: str) -> bool:
-    """Record as sent, under the echo's id, our send not known to be sent: in flight, waiting to
-    be tried again after an answer that never came, or failed after its last try. A failed one
-    leaves the dead letters, so no one sends it again; its journey keeps the failure. True
-    when it was not yet recorded as sent."""
-    box = s.scalar(select(Outbox).where(Outbox.message_id == message_id).with_for_update())
-    if box is None or box.status not in ("pending", "failed"):
-        return False
-    msg = s.get_one(Message, message_id)
-    was = box.status
-    box.status, box.slot_at = "sent", None
-    if msg.provider_message_id is None:
-        msg.provider_message_id = provider_id
-    if msg.status in ("queued", "failed"):
-        msg.status = "sent"
-    journey.record(s, message_id, "sent", provider_id=provider_id, attempt=box.attempts,
-                   note="its echo showed the gateway sent it" +
-                   (" after all" if was == "failed" else ""))
-    return True

@@ -6,6 +6,12 @@ message id and status) and applied once the id is recorded; both sides check aft
 commit, so whichever commits second applies it, and a claim on the row applies it only once.
 A customer's revoke can come before the message it takes back, too (a retried delivery
 reordered): it is kept the same way and applied when the message is stored (``revoke_kept``).
+
+A send whose answer never came (a timeout after the gateway had taken it) is known by no id.
+Proof that it went anyway records it as sent (``taken``): its echo (``phone_side``), or a status
+carrying the reference the send carried (Cloud's ``biz_opaque_callback_data``). Otherwise it is
+tried again, and the customer gets the same reply twice; or, given up on, it sits in the dead
+letters where a replay would send it twice.
 """
 
 from __future__ import annotations
@@ -18,10 +24,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import StatusUpdate
-from server.schema import EarlyStatus, Message, utcnow
+from server.schema import EarlyStatus, Message, Outbox, utcnow
 from server.services import journey
 
 log = logging.getLogger(__name__)
+# How long after a send's last try failed a proof that it went still counts (an echo, a status
+# naming it): a gateway gives one within seconds. Later, the same text from the phone is an
+# agent typing it.
+LATE = timedelta(minutes=10)
 # Statuses only move forward; a late "delivered" never undoes "read". "deleted" (the sender
 # revoked it) is last: the message stays, as everything does, with that step in its journey.
 _RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4, "failed": 5,
@@ -34,7 +44,10 @@ def apply(sessions: sessionmaker[Session], instance_id: int, ev: StatusUpdate) -
                      if x) or None
     with sessions.begin() as s:
         msg = _sent(s, instance_id, ev.provider_message_id)
-        if msg is not None:
+        named = msg is None and ev.ref is not None and ev.status != "deleted"
+        if named:  # a send whose answer was lost, named by the reference it carried
+            msg = _by_ref(s, instance_id, ev)
+        if msg is not None and not (named and ev.status == "sent"):  # ``taken`` said it
             _advance(s, msg, ev.status, error)
     if msg is not None:  # and any status kept while the outbox's own settle had failed
         settle(sessions, instance_id, ev.provider_message_id)
@@ -133,6 +146,44 @@ def _mark_revoked(s: Session, msg_id: int, early: bool = False) -> None:
               .values(status="ignored"))
     journey.record(s, msg_id, "deleted", reason="the customer deleted it for everyone",
                    **({"early": True} if early else {}))
+
+
+def _by_ref(s: Session, instance_id: int, ev: StatusUpdate) -> Message | None:
+    """Our message whose send carried ``ev.ref`` ("out-<message id>"), recorded as sent under
+    the status's id if its answer was lost; None if the reference names none of ours."""
+    assert ev.ref is not None
+    number = ev.ref.removeprefix("out-")
+    if not ev.ref.startswith("out-") or not number.isdigit() or len(number) > 18:
+        return None
+    msg = s.scalar(select(Message).where(Message.id == int(number), Message.direction == "out",
+                                         Message.instance_id == instance_id))
+    if msg is None or msg.provider_message_id not in (None, ev.provider_message_id):
+        return None
+    if msg.provider_message_id is None and not taken(
+            s, msg.id, ev.provider_message_id, f"its {ev.status} status showed"):
+        return None
+    return msg
+
+
+def taken(s: Session, message_id: int, provider_id: str, proof: str) -> bool:
+    """Record as sent, under ``provider_id``, our send not known to be sent: in flight, waiting
+    to be tried again after an answer that never came, or failed after its last try within
+    ``LATE`` (a failed one leaves the dead letters, so no one sends it again; its journey keeps
+    the failure). ``proof`` says what showed it went. True when it was not yet recorded."""
+    box = s.scalar(select(Outbox).where(Outbox.message_id == message_id).with_for_update())
+    if box is None or box.attempts == 0 or box.status not in ("pending", "failed") or (
+            box.status == "failed" and box.updated_at < utcnow() - LATE):
+        return False
+    msg = s.get_one(Message, message_id)
+    was = box.status
+    box.status, box.slot_at = "sent", None
+    if msg.provider_message_id is None:
+        msg.provider_message_id = provider_id
+    if msg.status in ("queued", "failed"):
+        msg.status = "sent"
+    journey.record(s, message_id, "sent", provider_id=provider_id, attempt=box.attempts,
+                   note=f"{proof} the gateway sent it" + (" after all" if was == "failed" else ""))
+    return True
 
 
 def _sent(s: Session, instance_id: int, provider_message_id: str) -> Message | None:

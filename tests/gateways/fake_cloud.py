@@ -224,10 +224,12 @@ def message(id: str, from_: str, text: str = "", *, name: str | None = "Maria",
 
 def status(id: str, status: str, *, recipient: str = "16505551234",
            timestamp: int = 1750857384, code: int | None = None, title: str = "",
-           details: str = "", phone_number_id: str = PHONE_ID) -> bytes:
-    """A status of one of our messages; ``code`` adds the errors[] of a failed one."""
+           details: str = "", phone_number_id: str = PHONE_ID, ref: str | None = None) -> bytes:
+    """A status of one of our messages; ``code`` adds the errors[] of a failed one, ``ref`` the
+    ``biz_opaque_callback_data`` its send carried."""
     st: dict[str, Any] = {"id": id, "status": status, "timestamp": str(timestamp),
-                          "recipient_id": recipient}
+                          "recipient_id": recipient,
+                          **({"biz_opaque_callback_data": ref} if ref else {})}
     if code is not None:
         st["errors"] = [{"code": code, "title": title, "message": title,
                          "error_data": {"details": details}}]
