@@ -14,9 +14,11 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import phonenumbers
+import regex
 from email_validator import EmailNotValidError, validate_email
 from validate_docbr import CNPJ, CPF
 
+REGEX_SECONDS = 0.05  # a flow's pattern gets this long on one answer (see _matching)
 _CPF = CPF()
 _CNPJ = CNPJ()
 _DIGITS = re.compile(r"\D+")
@@ -106,20 +108,29 @@ ERROR_TEXTS = {
 }
 
 
-def check(kind: str, answer: str, pattern: re.Pattern[str] | None = None) -> str | None:
+def check(kind: str, answer: str, pattern: regex.Pattern[str] | None = None) -> str | None:
     """The answer as stored, or None when it is not a valid answer of this kind."""
     answer = answer.strip()
     if kind == "regex":
         if pattern is None:
             raise ValueError("a regex question needs its pattern")
-        if pattern.fullmatch(answer):
-            return answer
-        # "meu pedido é AU20250417": customers wrap the value in a sentence; the first part
-        # that matches, standing as whole words, is the answer.
-        for found in pattern.finditer(answer):
-            start, end = found.span()
-            if (end > start and (start == 0 or not answer[start - 1].isalnum())
-                    and (end == len(answer) or not answer[end].isalnum())):
-                return found.group(0)
-        return None
+        try:
+            return _matching(pattern, answer)
+        except TimeoutError:  # a pattern that backtracks without end on this answer: refused
+            return None
     return CHECKS[kind](answer)
+
+
+def _matching(pattern: regex.Pattern[str], answer: str) -> str | None:
+    # Whoever edits a flow writes the pattern and any customer writes the answer: "(a|aa)+$"
+    # against forty a's would hold the server for minutes. ``regex`` takes a time limit.
+    if pattern.fullmatch(answer, timeout=REGEX_SECONDS):
+        return answer
+    # "meu pedido é AU20250417": customers wrap the value in a sentence; the first part
+    # that matches, standing as whole words, is the answer.
+    for found in pattern.finditer(answer, timeout=REGEX_SECONDS):
+        start, end = found.span()
+        if (end > start and (start == 0 or not answer[start - 1].isalnum())
+                and (end == len(answer) or not answer[end].isalnum())):
+            return str(found.group(0))
+    return None

@@ -14,6 +14,7 @@ import types
 from collections.abc import Mapping
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+import regex
 import yaml
 
 from flows import answers
@@ -150,8 +151,8 @@ def _check(node: Node, path: str) -> None:
             raise _fail(f"{path}.validate", f"must be one of {', '.join(sorted(answers.KINDS))}")
         if node.validate == "regex":
             try:
-                re.compile(node.pattern)
-            except re.error as exc:
+                regex.compile(node.pattern)  # the engine the step matches with
+            except regex.error as exc:
                 raise _fail(f"{path}.pattern", f"is not a regular expression: {exc}") from None
             if not node.pattern:
                 raise _fail(f"{path}.pattern", "a regex question needs a pattern")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import regex
+
 from flows.conditions import Cond, FieldCond
 
 Edge = tuple[str, str]  # (path inside the node, target node id)
@@ -131,7 +133,7 @@ class QuestionNode(_Node):
         return [self.save_as]
 
     def compiled(self) -> re.Pattern[str] | None:
-        return re.compile(self.pattern) if self.validate == "regex" else None
+        return regex.compile(self.pattern) if self.validate == "regex" else None
 
 
 @dataclass(frozen=True)

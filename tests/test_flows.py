@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -316,6 +317,24 @@ def test_tags_fields_media_and_templating() -> None:
     as_dicts = [flows.action_to_dict(a) for a in result.actions]
     assert as_dicts[0] == {"kind": "set_tag", "tag": "lead"}
     assert flows.state_from_dict(flows.state_to_dict(result.state)) == result.state
+
+
+def test_a_pattern_that_backtracks_without_end_refuses_the_answer_at_once() -> None:
+    """Whoever edits a flow writes the pattern: "(a|aa)+$" against 44 a's and a "!" backtracks
+    for minutes in Python's own engine, holding the server's turn worker (and with it every
+    other customer). The step gives it ``answers.REGEX_SECONDS`` and refuses the answer."""
+    question = flows.validate(flows.from_yaml(
+        "id: eco\nstart: q\nnodes:\n"
+        "  q: {kind: question, text: 'Código?', save_as: fields.codigo, validate: regex,\n"
+        "      pattern: '(a|aa)+$', next: fim, on_fail: fim}\n"
+        "  fim: {kind: end, text: Obrigado}\n"))
+    state = talk(question, ["oi"])[0].state
+    started = time.monotonic()
+    refused = flows.step(question, state, msg("a" * 44 + "!"), context=ANA)
+    assert time.monotonic() - started < 5  # the limit is 0.05 s; without it, minutes
+    assert refused.trace[0]["invalid"] == "regex" and refused.state.tries == 1
+    taken = flows.step(question, refused.state, msg("aaaa"), context=ANA)
+    assert SetField("codigo", "aaaa") in taken.actions
 
 
 def test_templating_missing_value_is_empty() -> None:
