@@ -167,8 +167,9 @@ def _compare(op: str, have: str, want: str) -> bool:
 
 def holds(cond: Cond, *, tags: Collection[str], values: Mapping[str, str], instance: str,
           schedules: Mapping[str, Schedule], now: datetime) -> bool:
-    """Whether one condition holds. A schedule the context lacks is a KeyError: the caller
-    passed the wrong context, which no branch choice would fix."""
+    """Whether one condition holds. A schedule the context lacks is always open, as a team
+    without hours is: its hours were taken away, or the team renamed, after the flow was saved
+    (checked then); failing the turn on it would leave the customer unanswered for good."""
     if isinstance(cond, TagsCond):
         have = {normalize(t) for t in tags}
         want = {normalize(t) for t in cond.tags}
@@ -180,5 +181,6 @@ def holds(cond: Cond, *, tags: Collection[str], values: Mapping[str, str], insta
     if isinstance(cond, FieldCond):
         return _compare(cond.op, values.get(cond.var, ""), cond.value)
     if isinstance(cond, HoursCond):
-        return schedules[cond.schedule].is_open(now) == cond.inside
+        schedule = schedules.get(cond.schedule)
+        return (schedule is None or schedule.is_open(now)) == cond.inside
     return instance in cond.names

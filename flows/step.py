@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flows import answers
-from flows.conditions import holds
+from flows.conditions import HoursCond, holds
 from flows.events import (
     Action,
     AiResult,
@@ -197,6 +197,10 @@ class _Run:
 
     def choose(self, node: ConditionNode) -> str:
         values = self.values()
+        for missing in sorted({c.schedule for b in node.branches for c in b.when
+                               if isinstance(c, HoursCond)} - set(self.context.schedules)):
+            self.trace.append({"node": node.id, "schedule": missing,
+                               "unknown": "taken as always open"})
         for i, branch in enumerate(node.branches):
             if all(holds(c, tags=self.state.tags, values=values,
                          instance=self.context.instance_name,

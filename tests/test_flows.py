@@ -401,6 +401,19 @@ def test_conditions(tags: list[str], fields: dict[str, str], now: datetime, inst
         assert result.actions[-1] == Handoff(team)
 
 
+def test_a_schedule_gone_since_the_flow_was_saved_is_always_open() -> None:
+    """The team's hours were taken away (always open, as documented) or the team renamed after
+    the flow was checked: the condition reads it as always open and says so, where it raised
+    and the customer's turn failed again and again."""
+    flow = flows.validate(flows.from_yaml(COND_FLOW), ["compras", "cidade"], schedules=HOURS)
+    late = NOW.replace(hour=23)  # closed by "comercial"'s hours
+    result = flows.step(flow, flows.new_state("roteia"), Message(text="oi", now=late),
+                        context=Context(instance_name="loja-01", schedules={}))
+    assert result.actions[-1] == Handoff("atendimento")  # open: not the "fechado" branch
+    assert {"node": "decide", "schedule": "comercial",
+            "unknown": "taken as always open"} in result.trace
+
+
 def test_business_hours_naive_now_is_the_schedules_zone() -> None:
     assert HOURS["comercial"].is_open(datetime(2025, 1, 6, 17, 59))
     assert not HOURS["comercial"].is_open(datetime(2025, 1, 6, 18, 0))
