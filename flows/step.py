@@ -301,6 +301,16 @@ def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -
     return None
 
 
+_WAITS = {"customer": (MenuNode, QuestionNode, AiNode), "ai": (AiNode,), "http": (HttpNode,),
+          "timer": (WaitNode,)}
+
+
+def _still_waits(flow: Flow, state: State) -> bool:
+    """Whether the node the session waits at is still there and still waits for that."""
+    node = flow.nodes.get(state.node)
+    return node is not None and isinstance(node, _WAITS.get(state.waiting_for, ()))
+
+
 def step(flow: Flow, state: State, incoming: Incoming, *, context: Context | None = None,
          match: Matcher | None = None, max_steps: int = MAX_AUTO_STEPS) -> Result:
     """The session's next state, the actions to carry out in order, and the journey.
@@ -319,7 +329,15 @@ def step(flow: Flow, state: State, incoming: Incoming, *, context: Context | Non
     elif state.waiting_for == "start":
         run.trace.append({"flow": flow.id, "started": flow.start})
         run.goto(flow.start)
-    elif state.node not in flow.nodes:  # the flow was edited under a live session
+    elif isinstance(incoming, Message) and not _still_waits(flow, state):
+        # The flow was edited under a live session: the node it waited at is gone, or waits
+        # for something else now. The customer's message starts the flow over; left at that
+        # node, every message would be ignored until the session's idle close, hours later.
+        gone = "node_gone" if state.node not in flow.nodes else "node_changed"
+        run.trace.append({"node": state.node, "error": gone, "started": flow.start})
+        run.state = replace(state, waiting_for="start", tries=0, turns=0)
+        run.goto(flow.start)
+    elif state.node not in flow.nodes:  # the same, for a timer or a result: nothing to say
         run.trace.append({"node": state.node, "error": "node_gone"})
         run.actions.append(EndSession("flow_changed"))
         run.finish("ended")

@@ -174,6 +174,27 @@ def test_a_burst_is_read_by_each_of_its_messages_the_last_first(demo: flows.Flow
     assert again.trace[0]["invalid"] == "no_match" and again.state.tries == 1
 
 
+def test_a_node_changed_or_gone_under_a_live_session_starts_the_flow_over(
+        demo: flows.Flow) -> None:
+    """The customer waits at the order-number question; the flow is then saved with that node
+    made a message, or without it. Their next message starts the flow over (the menu again),
+    where it was ignored until the session's idle close, hours later."""
+    at_question = talk(demo, ["oi", "2"])[1].state
+    assert at_question.node == "pedido" and at_question.waiting_for == "customer"
+    raw = yaml.safe_load(DEMO.read_text())
+    raw["nodes"]["pedido"] = {"kind": "message", "text": "Troca pelo site.",
+                              "next": "menu_principal"}
+    changed = flows.from_dict(raw)  # the node's new kind is the point, not the rest
+    again = flows.step(changed, at_question, msg("AU20250417"), context=ANA)
+    assert again.trace[0] == {"node": "pedido", "error": "node_changed",
+                              "started": "menu_principal"}
+    assert texts(again) == [MENU] and again.state.node == "menu_principal"
+    del raw["nodes"]["pedido"]
+    gone = flows.from_dict(raw)
+    restarted = flows.step(gone, at_question, msg("AU20250417"), context=ANA)
+    assert restarted.trace[0]["error"] == "node_gone" and texts(restarted) == [MENU]
+
+
 def test_demo_question_fails_after_retries(demo: flows.Flow) -> None:
     rs = talk(demo, ["oi", "2", "AU20250417", "123", "abc", "000.000.000-00"])
     assert [r.state.tries for r in rs[3:5]] == [1, 2]
