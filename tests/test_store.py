@@ -173,6 +173,38 @@ def test_a_bot_answering_every_reply_is_handed_to_a_human_unanswered(sessions, i
         assert turns.run(rt, sessions, other) is not None
 
 
+def test_a_bot_stopped_while_the_customer_waits_in_a_queue_stays_stopped(sessions, inst,
+                                                                         rt) -> None:
+    """In a team's queue the assistant still answers what its documents answer. Once the loop
+    guard has stopped an auto-responder there, it answers nothing more while the queue waits:
+    it used to start again as soon as the guard's window had passed, ten replies at a time."""
+    rt.settings = Settings(data_dir=rt.settings.data_dir, llm_max_tokens=24, loop_replies=2)
+    with sessions.begin() as s:
+        s.get_one(Instance, inst.id).kb_collection = "demo"
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("q0", text="oi"), STALE)
+    with sessions.begin() as s:  # handed to a team; no agent has answered yet
+        conv = s.get_one(Conversation, conv_id)
+        conv.mode, conv.status = "human", "queued"
+    turns.run(rt, sessions, conv_id)
+    questions = ["qto custa a entrega expressa", "em qnto tempo cai o reembolso?",
+                 "qual o prazo para trocar um produto?", "vcs parcelam no cartao?"]
+    boxes = []
+    for i, text in enumerate(questions):
+        if i == 3:  # the guard's window has passed (a window of 1 s, then 1.1 s of quiet)
+            rt.settings = Settings(data_dir=rt.settings.data_dir, llm_max_tokens=24,
+                                   loop_replies=2, loop_window_seconds=1)
+            time.sleep(1.1)
+        inbound.store_inbound(sessions, inst, _msg(f"q{i + 1}", text=text), STALE)
+        boxes.append(turns.run(rt, sessions, conv_id))
+    assert boxes[0] and boxes[3] is None  # the greeting and one answer: the guard fired
+    with sessions() as s:
+        stopped = s.scalars(select(Message).where(Message.provider_message_id == "q2")).one()
+        assert journey.of(s, stopped.id)[-1].event == "loop_guard"
+        last = s.scalars(select(Message).where(Message.provider_message_id == "q4")).one()
+        assert last.status == "handed_off"
+        assert journey.of(s, last.id)[-1].detail == {"reason": "loop_guard", "queued": True}
+
+
 def test_a_customer_who_types_atendente_reaches_a_human(sessions, inst, rt) -> None:
     """The demo shop's own page says: type "atendente". Answered from that page, the customer
     was told to type "atendente" again."""

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +20,7 @@ from server.engine import replies
 from server.engine.handoff import leave_to_humans
 from server.engine.turn import Turn
 from server.runtime import Runtime
-from server.schema import ChatSession, Conversation, LlmUsage, Message, utcnow
+from server.schema import ChatSession, Conversation, LlmUsage, Message, MessageEvent, utcnow
 from server.services import assistant, budget, followups, journey, queues
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,12 @@ def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
 def queued(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
     """A conversation waits in a team's queue and no agent has answered: the assistant still
     answers what its documents answer; anything else waits for the agent, in silence (the
-    customer was already told a person is coming)."""
+    customer was already told a person is coming). Once the loop guard has stopped another
+    bot in this session, nothing more is answered while it waits: the guard's handoff does not
+    end the wait, and answering would start the loop again after each window."""
+    if _looped(sessions, turn):
+        leave_to_humans(sessions, turn.pending, "for_human", reason="loop_guard", queued=True)
+        return None
     if looping(rt, sessions, turn):
         return None
     return reply(rt, sessions, turn, assistant.use_for(rt.settings, turn.instance),
@@ -117,6 +122,16 @@ def looping(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> bool:
     log.warning("conversation %s: %s automatic replies in %ss, handed to a human",
                 turn.conversation_id, recent, window)
     return True
+
+
+def _looped(sessions: sessionmaker[Session], turn: Turn) -> bool:
+    """Whether the loop guard stopped the replies in this chat session."""
+    with sessions() as s:
+        opened = s.scalar(select(ChatSession.started_at).where(ChatSession.id == turn.session_id))
+        return opened is not None and s.scalar(select(exists().where(
+            MessageEvent.event == "loop_guard", MessageEvent.at >= opened,
+            Message.id == MessageEvent.message_id,
+            Message.conversation_id == turn.conversation_id))) is True
 
 
 def _recent_replies(s: Session, conversation_id: int, window_s: int) -> int:
