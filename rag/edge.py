@@ -88,7 +88,9 @@ class EdgeClient:
                                "process") from None
 
     def _dir(self, name: str) -> Path:
-        if not name or "/" in name or name.startswith("."):
+        # A folder name: over 255 bytes it was an OSError (File name too long) at every use;
+        # the API and the CLI refuse such names before (rag.index.COLLECTION_NAME, 200 bytes).
+        if not name or "/" in name or name.startswith(".") or len(name.encode()) > 255:
             raise ValueError(f"invalid collection name {name!r}")
         return self.root / name
 

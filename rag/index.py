@@ -30,8 +30,15 @@ from rag.parsing import DocumentError
 DENSE = "dense"
 SPARSE = "lexical"
 PREFETCH = 50
-# What a knowledge base may be called: a folder name in local mode, so no "/" nor leading dot.
-COLLECTION_NAME = r"^[^./\x00-\x1f][^/\x00-\x1f]{0,63}$"
+# What a knowledge base may be called: a folder name in local mode, so no "/" nor leading dot,
+# and at most 200 bytes in UTF-8 (a file name has at most 255, and a reindex adds "__reindex"):
+# 64 characters all inside the BMP (3 bytes at most each), or 50 of any kind (4 at most). 64
+# emoji made 256 bytes, a 500 (File name too long) everywhere. A regular expression because
+# routes, settings and the CLI all check a name with it (pydantic's engine has no look-ahead).
+_NEVER = r"/\x00-\x1f"  # in no name
+_ASTRAL = r"\U00010000-\U0010ffff"  # outside the BMP: 4 bytes in UTF-8
+COLLECTION_NAME = (rf"^(?:[^.{_NEVER}{_ASTRAL}][^{_NEVER}{_ASTRAL}]{{0,63}}"
+                   rf"|[^.{_NEVER}][^{_NEVER}]{{0,49}})$")
 _T = TypeVar("_T")
 _NS = uuid.UUID("6f1e2d3c-7a55-4b8e-9c1d-2f0a9e8b7c6d")
 BATCH = 256  # passages embedded at a time
@@ -56,6 +63,11 @@ class Search:
 
 class EmbedderMismatch(ValueError):
     """The collection was built with another embedder; reindex it or switch back."""
+
+
+class IngestConflict(DocumentError):
+    """The document was deleted while this upload of it was being embedded. A DocumentError,
+    so the admin API and the CLI report it as this file's error (422) and go on."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,19 @@ class KnowledgeBase:
         self.lock = threading.RLock()
         # collection -> (revision, passages, df); the revision changes with every write
         self._df: dict[str, tuple[str, int, Counter[str]]] = {}
+        # Ingest and delete of one document are serialised: the old passages are read and
+        # replaced under its lock (two uploads at once left both versions' passages). Striped:
+        # two documents may share a lock, which only makes one wait. Threads of this process
+        # only, which is the deployment (the embedded store admits one process, docs/
+        # architecture.md); two processes writing one Qdrant server are not covered.
+        self._doc_locks = [threading.Lock() for _ in range(64)]
+        # (collection, doc) -> deletes so far: an ingest that began before a delete must not
+        # write the document back (a DELETE answered 200 was silently undone). One small entry
+        # per deleted document name, kept while the process lives.
+        self._deletes: dict[tuple[str, str], int] = {}
+
+    def _doc_lock(self, collection: str, doc: str) -> threading.Lock:
+        return self._doc_locks[hash((collection, doc)) % len(self._doc_locks)]
 
     def ensure(self, collection: str) -> None:
         """Create the collection if missing; refuse one built with another embedder."""
@@ -138,11 +163,9 @@ class KnowledgeBase:
         """
         self.ensure(collection)
         digest = content_hash(text)
+        deletes = self._deletes.get((collection, doc), 0)  # before anything is read
         old = self._doc_points(collection, doc)
-        # Whole if every passage carries the hash and their count (written in batches, a copy
-        # cut short by a crash is not whole; passages written before batching carry no count).
-        if old and all((p.payload or {}).get("hash") == digest
-                       and (p.payload or {}).get("passages", len(old)) == len(old) for p in old):
+        if _whole(old, digest):  # checked again under the lock; this spares the embedding
             return IngestResult(doc, "unchanged", len(old))
         count = sum(1 for _ in islice(iter_chunks(text), MAX_PASSAGES + 1))
         if count > MAX_PASSAGES:
@@ -156,6 +179,22 @@ class KnowledgeBase:
         dense = np.empty((count, self.embedder.dim), dtype=np.float32)
         for start, batch in _batches(iter_chunks(text), BATCH):
             dense[start:start + len(batch)] = self.embedder.passages([c.text for c in batch])
+        with self._doc_lock(collection, doc):  # embedded outside it: a delete need not wait
+            if self._deletes.get((collection, doc), 0) != deletes:
+                raise IngestConflict(f"{doc}: deleted while this upload was being processed; "
+                                     "upload it again to add it back")
+            # Read again: another upload of it may have finished while this one embedded.
+            old = self._doc_points(collection, doc)
+            if _whole(old, digest):
+                return IngestResult(doc, "unchanged", len(old))
+            self._replace(collection, doc, text, digest, dense, old)
+        return IngestResult(doc, "replaced" if old else "added", count)
+
+    def _replace(self, collection: str, doc: str, text: str, digest: str, dense: np.ndarray,
+                 old: list[qm.Record]) -> None:
+        """Write a document's embedded passages, then remove its ``old`` ones that are not
+        among them (under the document's lock)."""
+        count = len(dense)
         # New passages go in before the old ones go out, so a search never finds the doc missing.
         old_ids = {str(p.id) for p in old}
         written: list[str] = []
@@ -185,7 +224,6 @@ class KnowledgeBase:
             if stale:
                 self.client.delete(collection, qm.PointIdsList(points=stale), wait=True)
             self._changed(collection)
-        return IngestResult(doc, "replaced" if old else "added", count)
 
     def _all_points(self, collection: str, vectors: bool) -> list[qm.Record]:
         out: list[qm.Record] = []
@@ -264,9 +302,12 @@ class KnowledgeBase:
         """Remove a document's passages; returns how many went."""
         if not self.client.collection_exists(collection):
             return 0
-        with self.lock:
+        key = (collection, doc)
+        with self._doc_lock(collection, doc), self.lock:
             old = self._doc_points(collection, doc)
             if old:
+                # An upload of it still embedding will not write it back (see ingest).
+                self._deletes[key] = self._deletes.get(key, 0) + 1
                 self.client.delete(collection, qm.PointIdsList(points=[p.id for p in old]),
                                    wait=True)
                 self._changed(collection)
@@ -328,6 +369,16 @@ class KnowledgeBase:
                 res = self.client.query_points(collection, prefetch=[dense, sparse],
                                                query=fused, limit=top_k, with_payload=True)
         return [_passage(p.id, p.payload, p.score) for p in res.points if p.payload]
+
+
+def _whole(old: list[qm.Record], digest: str) -> bool:
+    """Whether a document's stored passages are all of this content. Every passage carries the
+    hash and their count (written in batches, a copy cut short by a crash is not whole;
+    passages written before batching carry no count)."""
+    return bool(old) and all((p.payload or {}).get("hash") == digest
+                             and (p.payload or {}).get("passages", len(old)) == len(old)
+                             for p in old)
+
 
 def _batches(items: Iterable[_T], size: int) -> Iterator[tuple[int, list[_T]]]:
     """Consecutive lists of ``size`` items (the last one shorter), each with its start."""

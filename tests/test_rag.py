@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
 from rag import extractive, lexical
 from rag.chunking import chunk
-from rag.index import EmbedderMismatch, KnowledgeBase
+from rag.embedders import Embedder
+from rag.index import COLLECTION_NAME, EmbedderMismatch, IngestConflict, KnowledgeBase
 from rag.parsing import read_text
 from tests.conftest import DEMO_DOCS
 
@@ -168,3 +175,91 @@ def test_a_second_process_is_refused_by_the_edge_store(tmp_path) -> None:
         EdgeClient(str(tmp_path / "q"))
     first.close()
     EdgeClient(str(tmp_path / "q")).close()  # free again once the first is closed
+
+
+def _manual(version: int, sections: int) -> str:
+    """A document of ``sections`` passages, different in each version."""
+    return "# Manual\n\n" + "".join(
+        f"## Seção {i}\n\nVersão {version}: o item {i} custa {i * 7 + version} reais e chega "
+        f"em {i + version} dias.\n\n" for i in range(sections))
+
+
+class _GatedEmbedder:
+    """The real embedder; it waits at ``gate`` before embedding, so that the test can overlap
+    operations with the embedding as they overlapped on the server (seconds there)."""
+
+    def __init__(self, inner: Embedder, gate: Callable[[], object]) -> None:
+        self.inner, self.name, self.dim, self.gate = inner, inner.name, inner.dim, gate
+        self.embedding = threading.Event()
+
+    def passages(self, texts: list[str]) -> np.ndarray:
+        self.embedding.set()
+        assert self.gate() is not False, "gate timed out"
+        return self.inner.passages(texts)
+
+    def query(self, text: str) -> np.ndarray:
+        return self.inner.query(text)
+
+
+def test_two_uploads_of_one_document_at_once_leave_one_version(tmp_path, e5, store) -> None:
+    # Both read the (empty) old passages, embedded, and each removed only what it had seen:
+    # 12 + 12 passages, both versions answering. The gate has both embed at the same time.
+    both = threading.Barrier(2)
+    kb = KnowledgeBase(store(str(tmp_path / "q")), _GatedEmbedder(e5, lambda: both.wait(30)))
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(lambda v: kb.ingest("c", "manual.md", _manual(v, 12)).status,
+                                   [1, 2]))
+    assert statuses == ["added", "replaced"]  # the last one to write wins
+    assert kb.documents("c") == {"manual.md": 12}
+    hashes = {(p.payload or {})["hash"] for p in kb._all_points("c", vectors=False)}
+    assert len(hashes) == 1  # one version, whole
+    kb.client.close()
+
+
+def test_a_delete_while_an_upload_embeds_sticks(tmp_path, e5, store) -> None:
+    # DELETE answered "removed 3", then the re-upload that was embedding finished "replaced"
+    # with 80 passages: the document came back.
+    kb = KnowledgeBase(store(str(tmp_path / "q")), e5)
+    assert kb.ingest("c", "manual.md", _manual(1, 3)).chunks == 3
+    deleted = threading.Event()
+    gated = kb.embedder = _GatedEmbedder(e5, lambda: deleted.wait(30))
+    with ThreadPoolExecutor(1) as pool:
+        upload = pool.submit(kb.ingest, "c", "manual.md", _manual(2, 80))
+        assert gated.embedding.wait(timeout=30)
+        assert kb.delete("c", "manual.md") == 3  # not kept waiting for the embedding
+        deleted.set()
+        with pytest.raises(IngestConflict, match="deleted while this upload"):
+            upload.result(timeout=60)
+    assert kb.documents("c") == {}
+    # Uploaded again afterwards, it goes in.
+    assert kb.ingest("c", "manual.md", _manual(2, 80)).status == "added"
+    kb.client.close()
+
+
+def test_a_knowledge_base_name_is_at_most_200_bytes(tmp_path, e5) -> None:
+    # 64 emoji are 64 characters but 256 bytes, over a file name's 255: every use of that
+    # knowledge base was a 500 (File name too long).
+    from typing import Annotated
+
+    from pydantic import Field, TypeAdapter, ValidationError
+
+    from rag.edge import EdgeClient
+
+    # The routes and settings check the name with pydantic, the CLI with re.
+    checked = TypeAdapter(Annotated[str, Field(pattern=COLLECTION_NAME)])
+    for name in ["😀" * 64, "😀" * 51, "x" * 50 + "😀", "a" * 65, ".a", "a/b"]:
+        assert not re.fullmatch(COLLECTION_NAME, name), name
+        with pytest.raises(ValidationError):
+            checked.validate_python(name)
+    longest = ["😀" * 50, "a" * 64, "ção" * 21 + "é", "中" * 64]
+    for name in longest:
+        assert re.fullmatch(COLLECTION_NAME, name) and checked.validate_python(name) == name
+        assert len(name.encode()) <= 200
+    kb = KnowledgeBase(EdgeClient(str(tmp_path / "q")), e5)
+    for name in longest:  # each works as a collection, its reindex side folder too
+        kb.ingest(name, "trocas.md", DOC)
+        assert kb.documents(name) == {"trocas.md": 2}
+        assert kb.reindex(name) == 2
+    with pytest.raises(ValueError, match="invalid collection name"):  # not an OSError
+        kb.client.collection_exists("😀" * 64)
+    kb.client.close()
