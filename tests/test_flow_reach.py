@@ -5,6 +5,7 @@ and not by a redirect either."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -149,3 +150,44 @@ def test_a_name_the_resolver_does_not_answer_takes_the_error_branch_within_the_t
         assert not answered.is_set()  # the flow went on while the lookup still hung
     finally:
         answered.set()
+
+
+class _Slow(BaseHTTPRequestHandler):
+    """An API that sends its answer a byte every half second, or one far over the limit."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            if self.path == "/huge":
+                self.wfile.write(b'{"x": "' + b"a" * (flow_http.MAX_BYTES * 3) + b'"}')
+                return
+            for byte in b'{"status": "ok", "pad": "' + b"x" * 40 + b'"}':
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:  # the client stopped reading: as it should
+            pass
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_answer_is_cut_at_the_nodes_timeout_and_at_its_size() -> None:
+    """The node's timeout is for the whole answer, not for each read; an answer over the
+    limit is refused as it arrives, not held whole first."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        started = time.monotonic()
+        slow = flow_http.perform(flows.HttpRequest("GET", f"{url}/slow", 2, {}, None, {}),
+                                 Reach(private=True))
+        assert (slow.ok, slow.error) == (False, "timeout after 2s")
+        assert time.monotonic() - started < 5  # the answer would take 34 s
+        huge = flow_http.perform(flows.HttpRequest("GET", f"{url}/huge", 10, {}, None, {}),
+                                 Reach(private=True))
+        assert (huge.ok, huge.error) == (False, "answer too large")
+    finally:
+        srv.shutdown()
