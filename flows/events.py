@@ -134,6 +134,9 @@ class Handoff:
     kind: ClassVar[str] = "handoff"
     team: str
     note: str = ""
+    # The handoff node told the customer something itself: the team's own handoff message
+    # would say it twice. Not part of what the action is (a message node before it is not it).
+    said: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

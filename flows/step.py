@@ -175,8 +175,10 @@ class _Run:
             self.actions.append(Wait(node.seconds))
             self.pause(node, "timer")
         elif isinstance(node, HandoffNode):
+            said = len(self.actions)
             self.say(node.text)
-            self.actions.append(Handoff(node.team, self.fill(node.note)))
+            self.actions.append(Handoff(node.team, self.fill(node.note),
+                                        said=len(self.actions) > said))
             self.state = replace(self.state, node=node.id)
             self.finish("handed_off")
         elif isinstance(node, EndNode):

@@ -195,6 +195,19 @@ def test_a_node_changed_or_gone_under_a_live_session_starts_the_flow_over(
     assert restarted.trace[0]["error"] == "node_gone" and texts(restarted) == [MENU]
 
 
+def test_a_handoff_says_whether_its_own_node_told_the_customer() -> None:
+    """The server adds the team's handoff message unless the handoff node said something
+    itself; a message node before it is no such thing (its customer was never told that a
+    person is coming)."""
+    for text, said in (("", False), ("Um atendente já vem.", True)):
+        flow = flows.validate(flows.from_dict({"id": "h", "start": "oi", "nodes": {
+            "oi": {"kind": "message", "text": "Recebemos sua mensagem.", "next": "vai"},
+            "vai": {"kind": "handoff", "team": "atendimento", "text": text}}}))
+        result = flows.step(flow, flows.new_state("h"), msg("oi"), context=ANA)
+        (handoff,) = [a for a in result.actions if isinstance(a, Handoff)]
+        assert handoff.said is said and texts(result)[0] == "Recebemos sua mensagem."
+
+
 def test_demo_question_fails_after_retries(demo: flows.Flow) -> None:
     rs = talk(demo, ["oi", "2", "AU20250417", "123", "abc", "000.000.000-00"])
     assert [r.state.tries for r in rs[3:5]] == [1, 2]

@@ -160,8 +160,7 @@ def _apply(rt: Runtime, s: Session, t: _Turn, result: flows.Result,
             sess.timer_token = secrets.token_hex(8)
         elif isinstance(action, flows.Handoff):
             handed = queues.hand_off(s, rt.settings, conv, team=action.team, now=utcnow())
-            spoke = any(isinstance(a, flows.SendText) and a.text for a in result.actions)
-            if handed.notice and (handed.outside_hours or not spoke):
+            if handed.notice and (handed.outside_hours or not action.said):
                 _say(s, t, handed.notice)
             for m in turn.pending:
                 journey.record(s, m.id, "handed_off", team=handed.team, agent=handed.agent,
