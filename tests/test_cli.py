@@ -69,3 +69,24 @@ def test_serving_beyond_loopback_needs_a_word_on_the_simulator(tmp_path) -> None
     out = _atende(env, "serve", "--host", "0.0.0.0", "--port", "1")
     assert out.returncode == 2 and "ATENDE_SIMULATOR_ENABLED=false" in out.stderr
     assert not (tmp_path / "data" / "atende.db").exists()  # refused before anything started
+
+
+def test_an_unwritable_json_file_is_refused_before_the_work(tmp_path) -> None:
+    """``--json FILE`` that cannot be written is a bad argument: said plainly, exit 2, and
+    before the command works (it was a traceback once the work was done)."""
+    env = server_env(tmp_path / "data")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "horario.md").write_text("# Horário\n\nAtendemos de segunda a sexta.")
+    for args, why in [(["kb", "ingest", str(docs)], "No such file or directory"),
+                      (["models", "list"], "No such file or directory"),
+                      (["users", "list"], "Is a directory")]:
+        target = str(tmp_path) if why == "Is a directory" else "/nonexistent/dir/out.json"
+        out = _atende(env, *args, "--json", target)
+        assert out.returncode == 2, out.stderr
+        assert f"Error: cannot write --json {target}: {why}" in out.stderr
+        assert "Traceback" not in out.stdout + out.stderr
+    assert not (tmp_path / "data").exists()  # nothing was ingested, nothing opened
+    out = _atende(env, "kb", "ingest", str(docs), "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr  # a writable one is written, as before
+    assert json.loads((tmp_path / "r.json").read_text())[0]["status"] == "added"

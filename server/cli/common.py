@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
@@ -31,6 +32,41 @@ def collection_option(help: str) -> Any:
                                      "and no leading '.'")
         return value
     return typer.Option(None, help=help, callback=check)
+
+
+def json_option(help: str) -> Any:
+    """``--json FILE``, refused before the command does its work when FILE cannot be written
+    (a long evaluation should not end in a traceback); write it with ``write_out``."""
+    def check(value: Path | None) -> Path | None:
+        if value is not None:
+            problem = _unwritable(Path(value))
+            if problem:
+                fail(f"cannot write --json {value}: {problem}")
+        return value
+    return typer.Option(None, "--json", help=help, callback=check)
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why ``path`` cannot be written, or None. Tried by opening it to append, which changes
+    no file already there; one this made is removed again."""
+    try:
+        existed = path.exists()
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    if not existed:
+        path.unlink(missing_ok=True)
+    return None
+
+
+def write_out(path: Path, text: str) -> None:
+    """Write a file the user named, failing with a message, not a traceback, when it cannot be
+    (checked beforehand, but a disk can fill or a folder go meanwhile)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def sessions() -> sessionmaker[Session]:

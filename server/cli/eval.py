@@ -19,7 +19,7 @@ from rag.edge import EdgeClient
 from rag.embedders import load_embedder
 from rag.evidence import Floors, Learned, Rule
 from rag.index import KnowledgeBase, Search
-from server.cli.common import fail, sessions
+from server.cli.common import fail, json_option, sessions, write_out
 from server.db import dumps
 from server.services.model_versions import resolve
 from server.settings import get_settings
@@ -63,7 +63,7 @@ def retrieval_cmd(
     top_k: int = typer.Option(4, help="Passages whose coverage counts (as in the prompt)."),
     store: str = typer.Option("edge", help="Embedded store: edge (Qdrant Edge) or local "
                               "(qdrant-client local mode)."),
-    json_out: Path = typer.Option(None, "--json", help="Write figures and per-case ranks here."),
+    json_out: Path = json_option("Write figures and per-case ranks here."),
 ) -> None:
     """Recall@1, Recall@5, MRR@10, nDCG@10 and latency per method (lexical, dense, hybrid) and
     split, on a scratch collection."""
@@ -132,7 +132,7 @@ def retrieval_cmd(
                                  "out_of_scope_answered": answered[name]}
                                 for name, c in chosen.items()]
     if json_out:
-        json_out.write_text(dumps(retrieval.as_json(
+        write_out(json_out, dumps(retrieval.as_json(
             rows, scored, set=str(set_dir), embedder=kb.embedder.name, fusion=fusion,
             rrf_k=rrf_k, passages=passages, **extra), ensure_ascii=False, indent=1))
 
@@ -159,7 +159,7 @@ def answers_cmd(
                                     "ATENDE_RETRIEVAL_MIN_SCORE)."),
     min_coverage: float = typer.Option(None, help="Evidence floor on coverage; default "
                                        "ATENDE_RETRIEVAL_MIN_COVERAGE, as serving."),
-    json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
+    json_out: Path = json_option("Write figures and every reply here."),
     plot: Path = typer.Option(None, help="Write a PNG comparing the methods here."),
     modes: bool = typer.Option(False, help="Also every answer mode: extraction (the evidence "
                                "step, then the best passage unit) and each model alone "
@@ -177,7 +177,7 @@ def answers_cmd(
     rows = answers.summarize(outcomes)
     print_answers(rows, f"{set_dir.name}: {len(es.cases)} cases, top {top_k} passages")
     if json_out:
-        json_out.write_text(dumps(answers.as_json(
+        write_out(json_out, dumps(answers.as_json(
             rows, outcomes, set=str(set_dir), models={k: str(v.lora_path or v.path or v.model)
                                                       for k, v in specs.items()},
             split=split, top_k=top_k, evidence=described(rule)), ensure_ascii=False, indent=1))

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from finetune.curate import Pair, Turn, curate
 from finetune.dataset import save
-from server.cli.common import console, fail, sessions
+from server.cli.common import console, fail, json_option, sessions, write_out
 from server.db import dumps
 from server.schema import Contact, Message
 from server.settings import get_settings
@@ -32,7 +32,7 @@ def curate_cmd(
                                        "answerable ones, and out-of-scope ones as refusals."),
     add_split: str = typer.Option("train", help="Which split of --add-set to add; its other "
                                   "splits are held out of training."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the report here."),
+    json_out: Path = json_option("Also write the report here."),
 ) -> None:
     """Customer turns paired with human agents' replies: no assistant or bot text, personal data
     replaced, near-duplicates and low-quality pairs dropped, with a report of why."""
@@ -81,7 +81,7 @@ def curate_cmd(
     console.print(table)
     console.print(f"Saved to {out} (sha256 {digest[:12]}).")
     if json_out:
-        json_out.write_text((out / "curation.json").read_text())
+        write_out(json_out, (out / "curation.json").read_text())
 
 
 @app.command("train")
@@ -92,7 +92,7 @@ def train_cmd(
                              "run folder's name."),
     budget: float = typer.Option(0.05, help="Share of held-out answerable questions the "
                                  "refusal threshold may wrongly refuse."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the run's figures here."),
+    json_out: Path = json_option("Also write the run's figures here."),
     calibrate_on: list[Path] = typer.Option([], "--calibrate-on", help="Calibrate the refusal "
                                             "threshold on these eval sets (repeatable; a corpus "
                                             "folder adds its businesses): the questions held out "
@@ -186,7 +186,7 @@ def train_cmd(
     console.print(f"Registered candidate [bold]{version}[/] ({result.adapter_gguf}). Next: "
                   f"`atende models compare {version} --set DIR`.")
     if json_out:
-        json_out.write_text(dumps({"version": version, "train": result.metrics,
+        write_out(json_out, dumps({"version": version, "train": result.metrics,
                                         "calibration": cal.__dict__,
                                         "data_sha256": result.data_sha256}, indent=2))
 
@@ -196,7 +196,7 @@ def checkpoints_cmd(
     config: Path = typer.Argument(..., help="The run's YAML config."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key."),
     budget: float = typer.Option(0.05, help="Wrong-refusal budget of each threshold."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the table here."),
+    json_out: Path = json_option("Also write the table here."),
 ) -> None:
     """Every checkpoint of a run on its held-out pairs, as serving would answer them, to choose
     one to export (`atende finetune train CONFIG --set export_step=N`). Uses RUN/heldout.json
@@ -229,7 +229,7 @@ def checkpoints_cmd(
                       f"{r['wrongly_refused']:.1%}", f"{r['unanswerable_refused']:.1%}")
     console.print(table)
     if json_out:
-        json_out.write_text(dumps(rows, indent=2))
+        write_out(json_out, dumps(rows, indent=2))
 
 
 @app.command("publish")

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Column, Table
 
 import flows
-from server.cli.common import console, err, fail, sessions
+from server.cli.common import console, err, fail, json_option, sessions, write_out
 from server.services import flow_store
 
 app = typer.Typer(help="Conversation flows: validate, import, export, list.", no_args_is_help=True)
@@ -37,8 +37,8 @@ def _show(path: Path, problems: list[dict[str, str]]) -> None:
 @app.command("validate")
 def validate(
     file: Path = typer.Argument(..., help="A flow file (YAML, or .json)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the problems here, "
-                                         "as a JSON list of {path, problem}."),
+    json_out: Path | None = json_option("Also write the problems here, as a JSON list of "
+                                        "{path, problem}."),
     offline: bool = typer.Option(False, help="Skip the database: custom fields and team "
                                  "schedules are not checked, so any fields.<key> read is "
                                  "refused."),
@@ -56,8 +56,7 @@ def validate(
     except flows.FlowError as exc:
         problems = flow_store.problem_list(exc)
     if json_out is not None:
-        json_out.write_text(json.dumps(problems, ensure_ascii=False, indent=1) + "\n",
-                            encoding="utf-8")
+        write_out(json_out, json.dumps(problems, ensure_ascii=False, indent=1) + "\n")
     if problems:
         _show(file, problems)
         raise typer.Exit(1)
@@ -97,7 +96,7 @@ def export(
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        write_out(output, text)
         console.print(f"Wrote {escape(str(output))}.")
 
 

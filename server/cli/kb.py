@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rag.index import KnowledgeBase
-from server.cli.common import collection_option, console, fail
+from server.cli.common import collection_option, console, fail, json_option, write_out
 from server.settings import Settings, get_settings
 
 app = typer.Typer(help="Knowledge base: ingest, list, delete and reindex documents.",
@@ -71,7 +71,7 @@ def _ingest_there(server: str, token: str, collection: str, path: Path) -> dict[
 def kb_ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (.md, .txt) to ingest."),
     collection: str = collection_option("Knowledge base; default ATENDE_KB_COLLECTION."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the results to this file."),
+    json_out: Path = json_option("Also write the results to this file."),
 ) -> None:
     """Add or update documents; unchanged files are skipped, changed ones replaced."""
     from server.runtime import StoreBusy, open_kb
@@ -105,7 +105,7 @@ def kb_ingest(
         table.add_row(str(r["doc"]), str(r["status"]), str(r.get("chunks", r.get("error"))))
     console.print(table)
     if json_out:
-        json_out.write_text(json.dumps(results, ensure_ascii=False, indent=2))
+        write_out(json_out, json.dumps(results, ensure_ascii=False, indent=2))
     if any(r["status"] == "error" for r in results):
         raise typer.Exit(1)
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from server.cli import models_modes
-from server.cli.common import collection_option, console, fail, sessions
+from server.cli.common import collection_option, console, fail, json_option, sessions, write_out
 from server.db import dumps
 from server.settings import get_settings
 
@@ -23,7 +23,7 @@ tokens_app = typer.Typer(help="API tokens: for the OpenAI-compatible endpoint (b
 @models_app.command("list")
 def models_list(
     check: bool = typer.Option(True, help="Load local models and ask remote servers."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the list to this file."),
+    json_out: Path = json_option("Also write the list to this file."),
 ) -> None:
     """Show every configured model: provider, where it runs, prices and whether it answers."""
     from models.base import ModelConfigError
@@ -43,12 +43,12 @@ def models_list(
                                             "price_out_per_1k", "role", "state")))
     console.print(table)
     if json_out:
-        json_out.write_text(dumps(rows, ensure_ascii=False, indent=2))
+        write_out(json_out, dumps(rows, ensure_ascii=False, indent=2))
 
 
 @models_app.command("versions")
 def models_versions(
-    json_out: Path = typer.Option(None, "--json", help="Also write the list to this file."),
+    json_out: Path = json_option("Also write the list to this file."),
 ) -> None:
     """Versions of the local model (base + LoRA adapter), their figures and which one serves."""
     from server.services import model_versions
@@ -65,7 +65,7 @@ def models_versions(
                       if gate else verdict, f"{v.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
     if json_out:
-        json_out.write_text(dumps([model_versions.as_dict(v, serving) for v in rows],
+        write_out(json_out, dumps([model_versions.as_dict(v, serving) for v in rows],
                                        ensure_ascii=False, indent=2))
 
 
@@ -83,7 +83,7 @@ def models_compare(
     top_k: int = typer.Option(4, help="Passages in each prompt."),
     target: str = typer.Option(None, help="Metric the candidate must improve (default "
                                "containment; f1 on curated pairs)."),
-    json_out: Path = typer.Option(None, "--json", help="Write figures and every reply here."),
+    json_out: Path = json_option("Write figures and every reply here."),
     plot: Path = typer.Option(None, help="Write a PNG comparing them here."),
 ) -> None:
     """The promotion gate: the candidate, the serving model in each answer mode, extraction and
@@ -139,7 +139,7 @@ def models_compare(
     if is_mode:
         passed = choice.mode == candidate
     if json_out:
-        json_out.write_text(dumps({**answers.as_json(rows, outcomes, **where), **result},
+        write_out(json_out, dumps({**answers.as_json(rows, outcomes, **where), **result},
                                   ensure_ascii=False, indent=1))
     if plot:
         _plot(rows, plot, title)

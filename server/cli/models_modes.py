@@ -13,10 +13,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.table import Table
 
-from server.cli.common import collection_option, console, fail, sessions
+from server.cli.common import collection_option, console, fail, json_option, sessions, write_out
 from server.db import dumps
 from server.settings import get_settings
 
@@ -86,7 +85,7 @@ def choose(outcomes: list[answers.Outcome], collection: str, target: str,
 def mode_cmd(
     collection: str = collection_option("Knowledge base; default every one the gate judged "
                                         "and the configured one."),
-    json_out: Path = typer.Option(None, "--json", help="Also write the modes to this file."),
+    json_out: Path = json_option("Also write the modes to this file."),
 ) -> None:
     """How each knowledge base is answered (model, extraction, model+extraction or
     model-checked), chosen by `atende models compare`, and why."""
@@ -101,4 +100,4 @@ def mode_cmd(
                       f"{m.at:%Y-%m-%d %H:%M}" if m.at else "-", m.reason)
     console.print(table)
     if json_out:
-        json_out.write_text(dumps([m.as_dict() for m in modes], ensure_ascii=False, indent=2))
+        write_out(json_out, dumps([m.as_dict() for m in modes], ensure_ascii=False, indent=2))

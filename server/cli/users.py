@@ -14,7 +14,7 @@ from typing import Literal
 import typer
 from rich.table import Table
 
-from server.cli.common import console, fail, sessions
+from server.cli.common import console, fail, json_option, sessions, write_out
 from server.db import dumps
 
 app = typer.Typer(help="Users of the web app: create them, list them, reset a password.",
@@ -52,7 +52,7 @@ def create(
 
 
 @app.command("list")
-def listing(json_out: Path = typer.Option(None, "--json", help="Also write the list here.")
+def listing(json_out: Path = json_option("Also write the list here.")
             ) -> None:
     """Every user: level, teams, active, whether they have a password, last login."""
     from server.services import auth
@@ -65,7 +65,7 @@ def listing(json_out: Path = typer.Option(None, "--json", help="Also write the l
                       f"{r['last_login']:%Y-%m-%d %H:%M}" if r["last_login"] else "")
     console.print(table)
     if json_out:
-        json_out.write_text(dumps(rows, ensure_ascii=False, indent=2, default=str))
+        write_out(json_out, dumps(rows, ensure_ascii=False, indent=2, default=str))
 
 
 @app.command("password")
