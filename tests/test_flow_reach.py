@@ -185,7 +185,7 @@ def test_an_answer_is_cut_at_the_nodes_timeout_and_at_its_size() -> None:
         slow = flow_http.perform(flows.HttpRequest("GET", f"{url}/slow", 2, {}, None, {}),
                                  Reach(private=True))
         assert (slow.ok, slow.error) == (False, "timeout after 2s")
-        assert time.monotonic() - started < 5  # the answer would take 34 s
+        assert time.monotonic() - started < 10  # the answer would take 34 s
         huge = flow_http.perform(flows.HttpRequest("GET", f"{url}/huge", 10, {}, None, {}),
                                  Reach(private=True))
         assert (huge.ok, huge.error) == (False, "answer too large")
