@@ -16,6 +16,7 @@ from gateway_bridge import InboundMessage
 from server.engine import turns
 from server.runtime import Runtime
 from server.schema import (
+    ChatSession,
     Contact,
     ContactIdentity,
     Conversation,
@@ -203,6 +204,30 @@ def test_a_bot_stopped_while_the_customer_waits_in_a_queue_stays_stopped(session
         last = s.scalars(select(Message).where(Message.provider_message_id == "q4")).one()
         assert last.status == "handed_off"
         assert journey.of(s, last.id)[-1].detail == {"reason": "loop_guard", "queued": True}
+
+
+def test_a_turn_that_fails_every_time_goes_to_a_person(sessions, inst, rt) -> None:
+    """A flow state no step can read (a bad migration, a hand edit) fails the turn the same way
+    every time: tried again for ever, the customer heard nothing and no one knew. After
+    ``TURN_TRIES`` failures a person has the conversation, the error in its journey."""
+    conv_id, _ = inbound.store_inbound(sessions, inst, _msg("p1", text="oi"), STALE)
+    with sessions.begin() as s:
+        s.get_one(Conversation, conv_id).mode = "flow"
+        s.add(ChatSession(conversation_id=conv_id, status="open", flow_key="menu",
+                          state={"flow_id": "menu", "waiting_for": "???", "status": "active"}))
+    for _ in range(turns.TURN_TRIES - 1):
+        with pytest.raises(ValueError, match="not a flow state"):
+            turns.run(rt, sessions, conv_id)
+    assert turns.run(rt, sessions, conv_id) is None  # the last try: no error, a person
+    with sessions() as s:
+        assert s.get_one(Conversation, conv_id).mode == "human"
+        msg = s.scalars(select(Message).where(Message.provider_message_id == "p1")).one()
+        assert msg.status == "handed_off"
+        last = journey.of(s, msg.id)[-1]
+        assert last.event == "handed_off" and last.detail["reason"] == "turn_failed"
+        assert last.detail["tries"] == turns.TURN_TRIES and "not a flow state" in last.detail[
+            "error"]
+    assert turns.run(rt, sessions, conv_id) is None  # nothing pending any more
 
 
 def test_a_customer_who_types_atendente_reaches_a_human(sessions, inst, rt) -> None:

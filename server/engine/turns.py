@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import flows
@@ -18,11 +18,12 @@ from server.engine import ai, flow, voice
 from server.engine.handoff import leave_to_humans
 from server.engine.turn import Turn
 from server.runtime import Runtime
-from server.schema import ChatSession, Conversation, Instance, Message, utcnow
+from server.schema import ChatSession, Conversation, Instance, Message, MessageEvent, utcnow
 from server.services import chat_sessions, flow_store, journey
 
 log = logging.getLogger(__name__)
 HISTORY_MESSAGES = 12
+TURN_TRIES = 5  # a turn that failed this often with its messages goes to a person
 
 
 def claim(sessions: sessionmaker[Session], conversation_id: int) -> list[Message]:
@@ -89,12 +90,24 @@ def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> i
     try:
         return _dispatch(rt, sessions, conversation_id, pending)
     except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
         with sessions.begin() as s:
             for m in pending:
                 row = s.get_one(Message, m.id)
                 if row.status == "processing":
                     row.status = "pending"
-                    journey.record(s, m.id, "turn_failed", error=f"{type(exc).__name__}: {exc}")
+                    journey.record(s, m.id, "turn_failed", error=error)
+            failed = s.scalar(select(func.count()).select_from(MessageEvent).where(
+                MessageEvent.message_id == pending[0].id, MessageEvent.event == "turn_failed"))
+        if (failed or 0) >= TURN_TRIES:
+            # The same error every time (a flow state no step can read, a knowledge base built
+            # with another embedder): tried again for ever, the customer would hear nothing
+            # and no person would know. A person takes the conversation; the journey says why.
+            log.error("conversation %s: its turn failed %s times, handed to a person: %s",
+                      conversation_id, failed, error)
+            leave_to_humans(sessions, pending, "handed_off", conversation_too=True,
+                            reason="turn_failed", tries=failed, error=error)
+            return None
         raise
 
 
