@@ -24,23 +24,24 @@ def menu_text(node: MenuNode) -> str:
 
 
 def pick_option(node: MenuNode, text: str, options: list[str], match: Matcher | None
-                ) -> tuple[int | None, dict[str, Any]]:
+                ) -> tuple[int | None, dict[str, Any], str]:
     """The option an answer names (``options`` are the texts the customer saw), by number, by
-    text, then by meaning through ``match``; and how, for the journey."""
+    text, then by meaning through ``match``; how, for the journey; and what answered it (the
+    text, or one message of a burst)."""
     for reading in readings(text):  # a burst ("oi", then "2") by each of its lines too
         picked = _by_number_or_text(normalize(reading), options)
         if picked is not None:
-            return picked
+            return picked[0], picked[1], reading
     said = normalize(text)
     if match is None or not said:
-        return None, {"why": "no_match"}
+        return None, {"why": "no_match"}, text
     found = match(text, options)
     if found is None:
-        return None, {"why": "no_match"}
+        return None, {"why": "no_match"}, text
     index, score = found
     if not 0 <= index < len(options) or score < node.min_score:
-        return None, {"why": "no_match", "score": round(float(score), 4)}
-    return index, {"matched": "by_meaning", "score": round(float(score), 4)}
+        return None, {"why": "no_match", "score": round(float(score), 4)}, text
+    return index, {"matched": "by_meaning", "score": round(float(score), 4)}, text
 
 
 def _by_number_or_text(said: str, options: list[str]) -> tuple[int, dict[str, Any]] | None:

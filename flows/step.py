@@ -56,7 +56,7 @@ from flows.nodes import (
     WaitNode,
 )
 from flows.reading import lookup, menu_text, pick_option
-from flows.text import normalize, readings, render
+from flows.text import after, burst, normalize, readings, render
 
 MAX_AUTO_STEPS = 50
 
@@ -74,6 +74,7 @@ class _Run:
     trace: list[dict[str, Any]] = field(default_factory=list)
     steps: int = 0
     carried: str = ""  # a question that picked a menu option by meaning, for the next AI node
+    rest: str = ""  # a burst's messages after the one that answered: for the next node
 
     def values(self) -> dict[str, str]:
         out = {"contact.name": self.context.contact_name,
@@ -242,20 +243,25 @@ def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -
     state, waiting = run.state, run.state.waiting_for
     if waiting == "customer" and isinstance(incoming, Message):
         if isinstance(node, MenuNode):
-            index, how = pick_option(node, incoming.text,
-                                     [run.fill(o.text) for o in node.options], match)
+            index, how, answered = pick_option(node, incoming.text,
+                                               [run.fill(o.text) for o in node.options], match)
             if index is None:
                 return run.refuse(node, **how)
             run.trace.append({"node": node.id, **how, "option": index})
+            run.rest = after(incoming.text, answered)
             if how["matched"] == "by_meaning" and _asks(incoming.text):
                 run.carried = incoming.text
             return node.options[index].next
         if isinstance(node, QuestionNode):
-            value = next((v for r in readings(incoming.text)
-                          if (v := answers.check(node.validate, r, node.compiled())) is not None),
-                         None)
+            # A value (a CPF, an order number) is looked for message by message, in order, so
+            # the ones typed after it are left for the nodes after; free text takes the whole.
+            lines = burst(incoming.text) if node.validate != "text" else []
+            tried = [*lines, incoming.text] if len(lines) > 1 else [incoming.text]
+            value, answered = next(((v, r) for r in tried if (
+                v := answers.check(node.validate, r, node.compiled())) is not None), (None, ""))
             if value is None:
                 return run.refuse(node, node.validate)
+            run.rest = after(incoming.text, answered)
             run.store(node.save_as, value)
             run.trace.append({"node": node.id, "captured": node.save_as})
             return node.next
@@ -345,4 +351,24 @@ def step(flow: Flow, state: State, incoming: Incoming, *, context: Context | Non
         run.finish("ended")
     else:
         run.goto(_consume(run, flow.nodes[state.node], incoming, match))
+        _go_on(run, incoming, match)
     return Result(run.state, tuple(run.actions), tuple(run.trace), run.steps)
+
+
+def _go_on(run: _Run, incoming: Incoming, match: Matcher | None) -> None:
+    """"2", "AU20250417" and a CPF typed within one debounce: each answers the node it leads
+    to, in order, where the rest used to be thrown away. What the next node would refuse ("2"
+    then "obrigado") is left unsaid, as before: the customer is not told off for chatter."""
+    while run.rest and run.state.status == "active" and run.state.waiting_for == "customer" \
+            and isinstance(incoming, Message):
+        rest, run.rest = run.rest, ""
+        before = (len(run.actions), len(run.trace), run.state)
+        target = _consume(run, run.flow.nodes[run.state.node], replace(incoming, text=rest),
+                          match)
+        if run.trace and "invalid" in run.trace[-1]:
+            del run.actions[before[0]:], run.trace[before[1]:]
+            run.state, run.rest = before[2], ""
+            run.trace.append({"node": run.state.node, "burst_rest": "not an answer: left"})
+            return
+        run.trace.append({"node": run.state.node, "burst_rest": len(burst(rest))})
+        run.goto(target)

@@ -32,8 +32,22 @@ def readings(text: str) -> list[str]:
     turn joins them one per line), each line from the last. "oi" then "2" sent within the
     debounce is the answer "2", and of "2" then "3" the later one is the customer's last word;
     read only whole, the burst would match nothing and the menu would be asked again."""
-    lines = [line for line in (part.strip() for part in text.splitlines()) if line]
+    lines = burst(text)
     return [text, *reversed(lines)] if len(lines) > 1 else [text]
+
+
+def burst(text: str) -> list[str]:
+    """The messages of a turn, one per line, blank ones left out."""
+    return [line for line in (part.strip() for part in text.splitlines()) if line]
+
+
+def after(text: str, reading: str) -> str:
+    """What a burst says after the line ``reading`` answered: "2", then "AU20250417" within one
+    debounce answer the menu and then the question it leads to. Nothing for the whole text."""
+    lines = burst(text)
+    if reading == text or reading not in lines:
+        return ""
+    return "\n".join(lines[len(lines) - lines[::-1].index(reading):])
 
 
 def template_problem(template: str) -> str | None:

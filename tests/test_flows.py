@@ -169,6 +169,16 @@ def test_a_burst_is_read_by_each_of_its_messages_the_last_first(demo: flows.Flow
     answered = flows.step(demo, state, AiResult(outcome="answered", now=NOW), context=ANA)
     back = flows.step(demo, answered.state, msg("obrigada!\nmenu"), context=ANA)
     assert back.trace[0] == {"node": "duvidas", "exit": "exit_word", "word": "menu"}
+    # answers typed ahead within one debounce each answer the node they lead to, in order
+    ahead = talk(demo, ["oi", "2\nAU20250417\n111.444.777-35\nana@exemplo.com.br"])[1]
+    assert [a for a in ahead.actions if isinstance(a, SetField)] == [
+        SetField("pedido", "AU20250417"), SetField("cpf", "11144477735"),
+        SetField("email", "ana@exemplo.com.br")]
+    assert ahead.state.status == "handed_off" and ahead.actions[-1].team == "trocas"
+    # what follows the answer but answers nothing is left unsaid, not told off
+    chatter = talk(demo, ["oi", "2\nobrigado"])[1]
+    assert texts(chatter) == [demo.nodes["pedido"].text]  # type: ignore[union-attr]
+    assert chatter.state.node == "pedido" and chatter.state.tries == 0
     # nothing in the burst names an option: asked again, as for one message
     again = talk(demo, ["oi", "bom dia\nbanana"], match=by_meaning)[1]
     assert again.trace[0]["invalid"] == "no_match" and again.state.tries == 1
