@@ -8,7 +8,6 @@ stores (``captures``), so validation and the step read one description of a node
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -132,7 +131,7 @@ class QuestionNode(_Node):
     def captures(self) -> list[str]:
         return [self.save_as]
 
-    def compiled(self) -> re.Pattern[str] | None:
+    def compiled(self) -> regex.Pattern[str] | None:
         return regex.compile(self.pattern) if self.validate == "regex" else None
 
 

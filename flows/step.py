@@ -351,11 +351,11 @@ def step(flow: Flow, state: State, incoming: Incoming, *, context: Context | Non
         run.finish("ended")
     else:
         run.goto(_consume(run, flow.nodes[state.node], incoming, match))
-        _go_on(run, incoming, match)
+        _go_on(run, incoming)
     return Result(run.state, tuple(run.actions), tuple(run.trace), run.steps)
 
 
-def _go_on(run: _Run, incoming: Incoming, match: Matcher | None) -> None:
+def _go_on(run: _Run, incoming: Incoming) -> None:
     """"2", "AU20250417" and a CPF typed within one debounce: each answers the node it leads
     to, in order, where the rest used to be thrown away. What the next node would refuse ("2"
     then "obrigado") is left unsaid, as before: the customer is not told off for chatter."""
@@ -363,8 +363,9 @@ def _go_on(run: _Run, incoming: Incoming, match: Matcher | None) -> None:
             and isinstance(incoming, Message):
         rest, run.rest = run.rest, ""
         before = (len(run.actions), len(run.trace), run.state)
+        # No matching by meaning: chatter after an answer ("obrigado") picks no option.
         target = _consume(run, run.flow.nodes[run.state.node], replace(incoming, text=rest),
-                          match)
+                          None)
         if run.trace and "invalid" in run.trace[-1]:
             del run.actions[before[0]:], run.trace[before[1]:]
             run.state, run.rest = before[2], ""

@@ -2,10 +2,8 @@
 
 Each request takes the next scripted behaviour: ("ok", text), ("status", code[, headers]),
 ("slow", seconds), ("garbage", body), ("hold", event): answers only once the event is set,
-setting ``held`` when the request arrives (a model caught mid-answer), ("drip", text, seconds):
-a stream sent a word at a time, ``seconds`` apart, that stops when the caller hangs up
-(``dripped`` holds the words written and the words there were; ``hung_up`` is set). Used where
-the real OpenAI would be: it lives off this machine.
+setting ``held`` when the request arrives (a model caught mid-answer). Used where the real
+OpenAI would be: it lives off this machine.
 """
 
 from __future__ import annotations
@@ -31,8 +29,6 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
         self.held = threading.Event()
-        self.dripped: list[tuple[int, int]] = []
-        self.hung_up = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,8 +73,6 @@ class FakeOpenAI:
                     step = ("ok", "tarde demais")
                 if kind == "garbage":
                     return self._send(200, step[1])
-                if kind == "drip":
-                    return self._drip(step[1].split(" "), step[2], req)
                 text = step[1]
                 if req.get("stream"):
                     return self._stream(text, req)
@@ -98,31 +92,6 @@ class FakeOpenAI:
                                           "finish_reason": None}]}) for p in parts]
                 body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
                 self._send(200, body.encode(), ctype="text/event-stream")
-
-            def _drip(self, words: list[str], seconds: float, req: dict[str, Any]) -> None:
-                # no length: the body ends when the connection does, so each word goes out
-                # as it is "generated", as a paid model's would
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-                written = 0
-                try:
-                    for i, word in enumerate(words):
-                        chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1,
-                                 "model": req["model"], "choices": [
-                                     {"index": 0, "delta": {"content": word if i == 0
-                                                            else " " + word},
-                                      "finish_reason": None}]}
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
-                        self.wfile.flush()
-                        written += 1
-                        time.sleep(seconds)
-                    self.wfile.write(b"data: [DONE]\n\n")
-                except OSError:  # the caller hung up (a broken pipe, a reset)
-                    fake.hung_up.set()
-                fake.dripped.append((written, len(words)))
 
             def log_message(self, *args: object) -> None:
                 pass

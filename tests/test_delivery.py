@@ -297,3 +297,21 @@ def test_a_status_naming_our_reference_records_a_send_whose_answer_was_lost(
             "sent", "delivered", "wamid.lost-2")
     with pytest.raises(LookupError):  # not a dead letter any more: a replay would send it twice
         outbox.replay(sessions, given_up)
+
+
+def test_a_revoke_kept_applies_to_a_message_reconciliation_stores(sessions, inst) -> None:
+    """The revoke came, its message was lost by the gateway's webhook and found later by
+    reconciliation (``inbound.handle``, as every path that stores a message): marked deleted
+    and not answered there too."""
+    revoke = StatusUpdate(provider_message_id="lost-1", status="deleted",
+                          timestamp=datetime.now(UTC))
+    assert statuses.apply(sessions, inst.id, revoke) == 0  # kept: no such message yet
+    out = inbound.handle(sessions, inst, [_msg("lost-1", text="cancela meu pedido")], STALE,
+                         via="reconcile")
+    assert out.stored == 1
+    with sessions() as s:
+        msg = s.scalars(select(Message).where(Message.provider_message_id == "lost-1")).one()
+        assert msg.status == "ignored"
+        steps = s.scalars(select(MessageEvent).where(MessageEvent.message_id == msg.id)
+                          .order_by(MessageEvent.id)).all()
+        assert (steps[-1].event, steps[-1].detail["early"]) == ("deleted", True)

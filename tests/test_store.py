@@ -209,23 +209,27 @@ def test_a_bot_stopped_while_the_customer_waits_in_a_queue_stays_stopped(session
 def test_a_turn_that_fails_every_time_goes_to_a_person(sessions, inst, rt) -> None:
     """A flow state no step can read (a bad migration, a hand edit) fails the turn the same way
     every time: tried again for ever, the customer heard nothing and no one knew. After
-    ``TURN_TRIES`` failures a person has the conversation, the error in its journey."""
+    ``TURN_TRIES`` failures over ``TURN_PATIENCE`` a person has the conversation, the error
+    in its journey."""
     conv_id, _ = inbound.store_inbound(sessions, inst, _msg("p1", text="oi"), STALE)
     with sessions.begin() as s:
         s.get_one(Conversation, conv_id).mode = "flow"
         s.add(ChatSession(conversation_id=conv_id, status="open", flow_key="menu",
                           state={"flow_id": "menu", "waiting_for": "???", "status": "active"}))
-    for _ in range(turns.TURN_TRIES - 1):
+    for _ in range(turns.TURN_TRIES):  # failing for seconds only: tried again, it may pass
         with pytest.raises(ValueError, match="not a flow state"):
             turns.run(rt, sessions, conv_id)
-    assert turns.run(rt, sessions, conv_id) is None  # the last try: no error, a person
+    with sessions.begin() as s:  # the first failure was TURN_PATIENCE ago
+        for step in s.scalars(select(MessageEvent).where(MessageEvent.event == "turn_failed")):
+            step.at -= turns.TURN_PATIENCE
+    assert turns.run(rt, sessions, conv_id) is None  # failing for a minute: a person
     with sessions() as s:
         assert s.get_one(Conversation, conv_id).mode == "human"
         msg = s.scalars(select(Message).where(Message.provider_message_id == "p1")).one()
         assert msg.status == "handed_off"
         last = journey.of(s, msg.id)[-1]
         assert last.event == "handed_off" and last.detail["reason"] == "turn_failed"
-        assert last.detail["tries"] == turns.TURN_TRIES and "not a flow state" in last.detail[
+        assert last.detail["tries"] == turns.TURN_TRIES + 1 and "not a flow state" in last.detail[
             "error"]
     assert turns.run(rt, sessions, conv_id) is None  # nothing pending any more
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +24,9 @@ from server.services import chat_sessions, flow_store, journey
 
 log = logging.getLogger(__name__)
 HISTORY_MESSAGES = 12
-TURN_TRIES = 5  # a turn that failed this often with its messages goes to a person
+# A turn that failed this often with its messages, the first time this long ago, goes to a
+# person: a failure that lasts (not a lock that timed out once, a model restarting).
+TURN_TRIES, TURN_PATIENCE = 5, timedelta(minutes=1)
 
 
 def claim(sessions: sessionmaker[Session], conversation_id: int) -> list[Message]:
@@ -97,9 +100,10 @@ def run(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int) -> i
                 if row.status == "processing":
                     row.status = "pending"
                     journey.record(s, m.id, "turn_failed", error=error)
-            failed = s.scalar(select(func.count()).select_from(MessageEvent).where(
-                MessageEvent.message_id == pending[0].id, MessageEvent.event == "turn_failed"))
-        if (failed or 0) >= TURN_TRIES:
+            failed, first = s.execute(select(func.count(), func.min(MessageEvent.at)).where(
+                MessageEvent.message_id == pending[0].id,
+                MessageEvent.event == "turn_failed")).one()
+        if failed >= TURN_TRIES and first is not None and first <= utcnow() - TURN_PATIENCE:
             # The same error every time (a flow state no step can read, a knowledge base built
             # with another embedder): tried again for ever, the customer would hear nothing
             # and no person would know. A person takes the conversation; the journey says why.

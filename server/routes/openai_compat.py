@@ -9,17 +9,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
-import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.types import Receive, Scope, Send
 
 from models.base import ChatMessage
 from server import runtime
@@ -138,7 +136,8 @@ async def chat_completions(request: Request, sessions: SessionsDep) -> Any:
     if req.stream:
         prepared = await run_in_threadpool(assistant.prepare, rt, sessions, question, history,
                                            use)
-        return _ClosingStream(_stream(cid, api_answers.stream(rt, sessions, prepared)))
+        return StreamingResponse(_stream(cid, api_answers.stream(rt, sessions, prepared)),
+                                 media_type="text/event-stream")
     ans = await run_in_threadpool(api_answers.answer, rt, sessions, question, history, use)
     c = ans.completion
     return {
@@ -153,35 +152,8 @@ async def chat_completions(request: Request, sessions: SessionsDep) -> Any:
     }
 
 
-def _stream(cid: str, pieces: Iterator[api_answers.Piece]) -> Generator[str, None, None]:
+def _stream(cid: str, pieces: Iterator[api_answers.Piece]) -> Iterator[str]:
     """The reply as SSE chunks in OpenAI's format."""
-    try:
-        for piece in pieces:
-            yield _chunk(cid, piece.model, piece.text, piece.finish)
-        yield "data: [DONE]\n\n"
-    finally:  # closing these chunks closes the reply (its usage is recorded, its model let go)
-        if isinstance(pieces, Generator):
-            pieces.close()
-
-
-class _ClosingStream(StreamingResponse):
-    """Server-sent events from a sync generator that is closed however the response ends.
-
-    Starlette pulls a sync body in worker threads (``iterate_in_threadpool``) and, when the
-    client hangs up, cancels that loop without closing the generator: its ``finally`` (the
-    reply's usage, the model's connection) would wait for garbage collection, on whatever
-    thread that happens. This closes it as the response ends, in a worker thread (it writes to
-    the database), shielded from the cancellation that may be unwinding the request. Its
-    thread call had finished by then: Starlette's are not abandoned when cancelled.
-    """
-
-    def __init__(self, chunks: Generator[str, None, None]) -> None:
-        super().__init__(chunks, media_type="text/event-stream")
-        self.chunks = chunks
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await run_in_threadpool(self.chunks.close)
+    for piece in pieces:
+        yield _chunk(cid, piece.model, piece.text, piece.finish)
+    yield "data: [DONE]\n\n"

@@ -8,7 +8,7 @@ unfit before any of it went out is replaced by the extractive answer, as a whole
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -57,63 +57,32 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
 def stream(rt: Runtime, sessions: sessionmaker[Session],
            p: assistant.Prepared | assistant.Answer) -> Iterator[Piece]:
     """The reply as the first model of the chain writes it (a stream cannot switch models
-    half-way), guarded; its usage is recorded once it ends, or once the caller closes it (a
-    client that hung up): what the model wrote is charged either way."""
+    half-way), guarded; its usage is recorded once it ends."""
     if isinstance(p, assistant.Prepared) and p.mode == CHECKED:
         p = assistant.checked(rt, p)  # the model only decides
     if isinstance(p, assistant.Answer):  # no model to stream from (one may have decided)
-        try:
-            yield Piece(written_by(p), p.text)
-            yield Piece(written_by(p), None, "stop")
-        finally:  # the deciding call was spent whether or not the reply was read
-            if p.completion and p.spec:
-                with sessions.begin() as s:
-                    budget.record(s, spec=p.spec, done=p.completion, purpose="api")
+        yield Piece(written_by(p), p.text)
+        yield Piece(written_by(p), None, "stop")
+        if p.completion and p.spec:
+            with sessions.begin() as s:
+                budget.record(s, spec=p.spec, done=p.completion, purpose="api")
         return
     spec, provider = p.chain[0]
     said = p.said
     text, finish = "", "stop"
-    wrote: list[str] = []  # what the model generated, sent or held back: what it charges
-
-    def generated() -> Iterator[str]:
-        model = provider.stream(p.messages, max_tokens=p.use.max_tokens,
-                                temperature=p.use.temperature)
-        try:
-            for piece in model:
-                wrote.append(piece)
-                yield piece
-        finally:
-            _close(model)
-
-    source = generated()
-    checked = guard.guarded(source, p.messages[0]["content"], p.grounds, said)
     try:
-        try:
-            for piece in checked:
-                text += piece
-                yield Piece(spec.name, piece)
-        except (guard.Unfit, ModelError) as exc:
-            if not text:
-                text = assistant.fallback(rt, p, said) or assistant.MODEL_DOWN
-                yield Piece(spec.name, text)
-            cut = isinstance(exc, guard.Unfit) and exc.sent
-            finish = "content_filter" if cut else "stop"
-        yield Piece(spec.name, None, finish)
-    finally:
-        # Also reached by GeneratorExit when the caller stops reading (a client that hung up):
-        # the model's stream is closed so a paid provider stops writing (and a local model's
-        # lock is let go), and what it wrote until then still counts against the budgets.
-        _close(checked)
-        _close(source)
-        prompt_tokens = sum(provider.count_tokens(m["content"]) for m in p.messages)
-        done = Completion("".join(wrote), finish, prompt_tokens,
-                          provider.count_tokens("".join(wrote)), spec.name)
-        with sessions.begin() as s:
-            budget.record(s, spec=spec, done=done, purpose="api")
-
-
-def _close(pieces: Iterator[str]) -> None:
-    """Stop a generator where it stands, running its ``finally`` blocks now rather than
-    whenever it is collected."""
-    if isinstance(pieces, Generator):
-        pieces.close()
+        pieces = provider.stream(p.messages, max_tokens=p.use.max_tokens,
+                                 temperature=p.use.temperature)
+        for piece in guard.guarded(pieces, p.messages[0]["content"], p.grounds, said):
+            text += piece
+            yield Piece(spec.name, piece)
+    except (guard.Unfit, ModelError) as exc:
+        if not text:
+            text = assistant.fallback(rt, p, said) or assistant.MODEL_DOWN
+            yield Piece(spec.name, text)
+        finish = "stop" if not isinstance(exc, guard.Unfit) or not exc.sent else "content_filter"
+    yield Piece(spec.name, None, finish)
+    prompt_tokens = sum(provider.count_tokens(m["content"]) for m in p.messages)
+    done = Completion(text, finish, prompt_tokens, provider.count_tokens(text), spec.name)
+    with sessions.begin() as s:
+        budget.record(s, spec=spec, done=done, purpose="api")

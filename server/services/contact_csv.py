@@ -39,6 +39,7 @@ NAME, PHONE, TAGS = "nome", "telefone", "etiquetas"
 ALIASES = {"name": NAME, "phone": PHONE, "tags": TAGS, "celular": PHONE, "whatsapp": PHONE}
 SKIPPED = {"id", "ultima_mensagem"}  # the export's, not the contact's data
 _SPLIT = re.compile(r"[,;|]")
+OTHER_TEAM = Why("o telefone é de um cliente de outra equipe")  # one ``who`` may not see
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -99,7 +100,10 @@ def import_csv(sessions: sessionmaker[Session], who: Principal, data: bytes) -> 
                 rows.append(row)
     with sessions.begin() as s:
         for row in rows:
-            if _apply(s, row):
+            made = _apply(s, who, row)
+            if made is None:  # a customer of another team wrote with this phone meanwhile
+                report.rejected.append(Rejected(row.line, OTHER_TEAM, PHONE))
+            elif made:
                 report.created += 1
             else:
                 report.updated += 1
@@ -162,7 +166,7 @@ def _row(s: Session, who: Principal, columns: list[str | None], cells: list[str]
         return Rejected(line, phone, PHONE)
     owner = _owner(s, phone)
     if owner is not None and not access.sees_contact(s, who, owner):
-        return Rejected(line, Why("o telefone é de um cliente de outra equipe"), PHONE)
+        return Rejected(line, OTHER_TEAM, PHONE)
     name = contact_checks.name(by.pop(NAME, ""))
     if isinstance(name, Why):
         return Rejected(line, name, NAME)
@@ -181,8 +185,10 @@ def _row(s: Session, who: Principal, columns: list[str | None], cells: list[str]
     return _Row(line, phone, name, tags, values)
 
 
-def _apply(s: Session, row: _Row) -> bool:
-    """Store one checked row; True if it made a new contact."""
+def _apply(s: Session, who: Principal, row: _Row) -> bool | None:
+    """Store one checked row; True if it made a new contact, None (nothing written) if its
+    phone is, by now, a contact ``who`` may not see: checked again here, on the contact
+    written, as a customer may have written between the check and this transaction."""
     owner = _owner(s, row.phone)
     made = owner is None
     if owner is None:
@@ -197,6 +203,8 @@ def _apply(s: Session, row: _Row) -> bool:
             s.delete(contact)
             owner, made = _owner(s, row.phone), False
     assert owner is not None
+    if not made and not access.sees_contact(s, who, owner):
+        return None
     found = s.get(Contact, owner)
     if found is not None and row.name and found.name != row.name:
         found.name = row.name

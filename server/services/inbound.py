@@ -78,6 +78,7 @@ def handle(sessions: sessionmaker[Session], instance: Receiving, events: list[Ev
     """Apply a webhook's events; safe to call again with the same webhook. Messages are
     stored on ``conn`` when given (not in a transaction), else on a connection of their own."""
     out = Outcome()
+    stored: list[tuple[int, str]] = []
     for ev in events:
         if isinstance(ev, StatusUpdate):
             out.statuses += statuses.apply(sessions, instance.id, ev)
@@ -101,9 +102,21 @@ def handle(sessions: sessionmaker[Session], instance: Receiving, events: list[Ev
                 out.duplicates += 1
                 continue
             out.stored += 1
+            stored.append((instance.id, ev.provider_message_id))
             if needs_turn and conv_id not in out.turns:
                 out.turns.append(conv_id)
+    revokes_kept(sessions, stored)
     return out
+
+
+def revokes_kept(sessions: sessionmaker[Session], stored: list[tuple[int, str]]) -> None:
+    """A customer's revoke that came before its message, applied now it is stored (after its
+    commit, see ``statuses``). A failure leaves it kept, and the webhook answered as stored,
+    which it is."""
+    try:
+        statuses.revoke_kept(sessions, stored)
+    except Exception:  # noqa: BLE001 - see above
+        log.exception("kept revokes not applied")
 
 
 def keep_unknown(sessions: sessionmaker[Session], instance_id: int, reason: str,

@@ -41,7 +41,7 @@ from gateway_bridge import (
     adapter_for,
 )
 from server.db import engine_of
-from server.services import inbound, inbound_batch, instances, statuses
+from server.services import inbound, inbound_batch, instances
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,9 @@ class _Writer:
                         h.outcome = None
             for i, h in hooks.items():
                 batch[i].result = h.outcome or self.alone(c, batch[i], h)
-        _revokes(self.sessions, batch, hooks)
+        inbound.revokes_kept(self.sessions, [  # those stored by the batch (alone: by handle)
+            (h.instance.id, ev.provider_message_id) for h in fast if h.outcome is not None
+            for ev in h.events if isinstance(ev, InboundMessage) and not ev.from_me])
         turns = [t for d in batch if isinstance(d.result, inbound.Outcome) for t in d.result.turns]
         fetch = [m for d in batch if isinstance(d.result, inbound.Outcome) for m in d.result.fetch]
         if turns or fetch:
@@ -149,19 +151,6 @@ class _Writer:
         except Exception as exc:  # noqa: BLE001 - the gateway gets a 500 and delivers it again
             log.exception("webhook for %s failed", d.name)
             return exc
-
-
-def _revokes(sessions: sessionmaker[Session], batch: list[Delivery],
-             hooks: Mapping[int, inbound_batch.Webhook]) -> None:
-    """A revoke that came before its message, applied now the message is stored (one query a
-    batch); a failure leaves it kept and the webhooks answered as stored, which they are."""
-    stored = [(h.instance.id, ev.provider_message_id) for i, h in hooks.items()
-              if isinstance(batch[i].result, inbound.Outcome)
-              for ev in h.events if isinstance(ev, InboundMessage)]
-    try:
-        statuses.revoke_kept(sessions, stored)
-    except Exception:  # noqa: BLE001 - see above
-        log.exception("kept revokes not applied")
 
 
 def _checked(d: Delivery, inst: instances.Number | None) -> inbound_batch.Webhook:
