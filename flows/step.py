@@ -257,8 +257,9 @@ def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -
             # the ones typed after it are left for the nodes after; free text takes the whole.
             lines = burst(incoming.text) if node.validate != "text" else []
             tried = [*lines, incoming.text] if len(lines) > 1 else [incoming.text]
+            pattern = node.compiled()  # once, not once per message of the burst
             value, answered = next(((v, r) for r in tried if (
-                v := answers.check(node.validate, r, node.compiled())) is not None), (None, ""))
+                v := answers.check(node.validate, r, pattern)) is not None), (None, ""))
             if value is None:
                 return run.refuse(node, node.validate)
             run.rest = after(incoming.text, answered)
