@@ -11,224 +11,35 @@ could reach it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from flows import answers
-from flows.conditions import HoursCond, holds
 from flows.events import (
-    Action,
     AiResult,
-    AskAi,
     Context,
     EndSession,
-    Handoff,
-    HttpRequest,
     HttpResult,
     Incoming,
     Matcher,
     Message,
-    RemoveTag,
     Result,
-    SendMedia,
-    SendText,
-    SetField,
-    SetTag,
     State,
     TimerFired,
-    Wait,
 )
 from flows.nodes import (
     AiNode,
-    ConditionNode,
-    EndNode,
     Flow,
-    HandoffNode,
     HttpNode,
     MenuNode,
-    MessageNode,
     Node,
     QuestionNode,
-    RemoveTagNode,
-    SetFieldNode,
-    SetTagNode,
     WaitNode,
 )
-from flows.reading import lookup, menu_text, pick_option
-from flows.text import after, burst, normalize, readings, render
+from flows.reading import lookup, pick_option
+from flows.run import Run
+from flows.text import after, burst, normalize, readings
 
 MAX_AUTO_STEPS = 50
-
-
-@dataclass
-class _Run:
-    """One call's work in progress (private, never returned: the Result is frozen)."""
-
-    flow: Flow
-    state: State
-    context: Context
-    incoming: Incoming
-    cap: int
-    actions: list[Action] = field(default_factory=list)
-    trace: list[dict[str, Any]] = field(default_factory=list)
-    steps: int = 0
-    carried: str = ""  # a question that picked a menu option by meaning, for the next AI node
-    rest: str = ""  # a burst's messages after the one that answered: for the next node
-
-    def values(self) -> dict[str, str]:
-        out = {"contact.name": self.context.contact_name,
-               "contact.phone": self.context.contact_phone,
-               "instance.name": self.context.instance_name}
-        out.update({f"fields.{k}": v for k, v in self.state.fields.items()})
-        out.update({f"vars.{k}": v for k, v in self.state.vars.items()})
-        return out
-
-    def fill(self, template: str) -> str:
-        return render(template, self.values())
-
-    def say(self, template: str) -> None:
-        text = self.fill(template)
-        if text.strip():
-            self.actions.append(SendText(text))
-
-    def store(self, target: str, value: str) -> None:
-        space, key = target.split(".", 1)
-        if space == "fields":
-            self.state = replace(self.state, fields={**self.state.fields, key: value})
-            self.actions.append(SetField(key, value))
-        else:
-            self.state = replace(self.state, vars={**self.state.vars, key: value})
-
-    def pause(self, node: Node, waiting_for: str) -> None:
-        self.state = replace(self.state, node=node.id, waiting_for=waiting_for, tries=0, turns=0)
-        self.carried = ""  # a node that waits has its own question: the customer's is spent
-
-    def ask(self, node: AiNode, text: str, **how: Any) -> None:
-        """Hand the customer's message to the grounded assistant and wait for its answer."""
-        self.actions.append(AskAi(text, self.fill(node.persona), node.knowledge_base,
-                                  node.model, node.max_tokens))
-        self.state = replace(self.state, waiting_for="ai")
-        self.trace.append({"node": node.id, "ai": "asked", **how, "turn": self.state.turns + 1})
-
-    def finish(self, status: str) -> None:
-        self.state = replace(self.state, status=status, waiting_for="customer")
-
-    def goto(self, target: str | None) -> None:
-        """Enter ``target`` and run on through automatic nodes until one pauses."""
-        while target is not None:
-            if self.steps >= self.cap:
-                self.trace.append({"node": target, "error": "step_cap", "cap": self.cap})
-                self.actions.append(EndSession("step_cap"))
-                self.finish("ended")
-                return
-            if target not in self.flow.nodes:  # only an unvalidated flow gets here
-                self.trace.append({"node": target, "error": "node_gone"})
-                self.actions.append(EndSession("flow_changed"))
-                self.finish("ended")
-                return
-            self.steps += 1
-            node = self.flow.nodes[target]
-            self.trace.append({"node": node.id, "entered": node.kind})
-            target = self.enter(node)
-
-    def enter(self, node: Node) -> str | None:
-        """Do what entering ``node`` does; the next node to enter, or None when it pauses."""
-        if isinstance(node, MessageNode):
-            self.say(node.text)
-            if node.media is not None:
-                m = node.media
-                self.actions.append(SendMedia(self.fill(m.ref), self.fill(m.caption), m.mime,
-                                              m.filename))
-            return node.next
-        if isinstance(node, SetTagNode | RemoveTagNode):
-            adding = isinstance(node, SetTagNode)
-            tags = set(self.state.tags)
-            for tag in node.tags:
-                (tags.add if adding else tags.discard)(tag)
-                self.actions.append(SetTag(tag) if adding else RemoveTag(tag))
-            self.state = replace(self.state, tags=frozenset(tags))
-            return node.next
-        if isinstance(node, SetFieldNode):
-            self.store(node.field, self.fill(node.value))
-            return node.next
-        if isinstance(node, ConditionNode):
-            return self.choose(node)
-        if isinstance(node, MenuNode):
-            self.say(menu_text(node))
-            self.pause(node, "customer")
-        elif isinstance(node, QuestionNode):
-            self.say(node.text)
-            self.pause(node, "customer")
-        elif isinstance(node, HttpNode):
-            self.actions.append(HttpRequest(
-                node.method, self.fill(node.url), node.timeout,
-                {k: self.fill(v) for k, v in node.headers.items()}, self.body(node.body),
-                dict(node.save)))
-            self.pause(node, "http")
-        elif isinstance(node, AiNode):
-            self.say(node.text)
-            question = self.carried
-            self.pause(node, "customer")
-            if question:  # "qto demora a entrega?" chose "dúvidas": it is answered, not lost
-                self.ask(node, question, carried="menu")
-        elif isinstance(node, WaitNode):
-            self.actions.append(Wait(node.seconds))
-            self.pause(node, "timer")
-        elif isinstance(node, HandoffNode):
-            said = len(self.actions)
-            self.say(node.text)
-            self.actions.append(Handoff(node.team, self.fill(node.note),
-                                        said=len(self.actions) > said))
-            self.state = replace(self.state, node=node.id)
-            self.finish("handed_off")
-        elif isinstance(node, EndNode):
-            self.say(node.text)
-            self.actions.append(EndSession("end"))
-            self.state = replace(self.state, node=node.id)
-            self.finish("ended")
-        return None
-
-    def body(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.fill(value)
-        if isinstance(value, Mapping):
-            return {k: self.body(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.body(v) for v in value]
-        return value
-
-    def choose(self, node: ConditionNode) -> str:
-        values = self.values()
-        for missing in sorted({c.schedule for b in node.branches for c in b.when
-                               if isinstance(c, HoursCond)} - set(self.context.schedules)):
-            self.trace.append({"node": node.id, "schedule": missing,
-                               "unknown": "taken as always open"})
-        for i, branch in enumerate(node.branches):
-            if all(holds(c, tags=self.state.tags, values=values,
-                         instance=self.context.instance_name,
-                         schedules=self.context.schedules, now=self.incoming.now)
-                   for c in branch.when):
-                self.trace.append({"node": node.id, "branch": i})
-                return branch.next
-        self.trace.append({"node": node.id, "branch": "otherwise"})
-        return node.otherwise
-
-    def refuse(self, node: MenuNode | QuestionNode, why: str, **detail: Any) -> str | None:
-        """A refused answer: ask again, or after ``max_retries`` re-asks, ``on_fail``."""
-        tries = self.state.tries + 1
-        if tries > node.max_retries:
-            self.trace.append({"node": node.id, "invalid": why, **detail, "tries": tries,
-                               "next": "on_fail"})
-            return node.on_fail
-        self.trace.append({"node": node.id, "invalid": why, **detail, "tries": tries})
-        self.state = replace(self.state, tries=tries)
-        if isinstance(node, MenuNode):
-            self.say(node.error_text)
-            self.say(menu_text(node))
-        else:
-            self.say(node.error_text or answers.ERROR_TEXTS[node.validate])
-        return None
 
 
 def _asks(text: str) -> bool:
@@ -238,7 +49,7 @@ def _asks(text: str) -> bool:
     return "?" in text or len(normalize(text).split()) >= 4
 
 
-def _consume(run: _Run, node: Node, incoming: Incoming, match: Matcher | None) -> str | None:
+def _consume(run: Run, node: Node, incoming: Incoming, match: Matcher | None) -> str | None:
     """What the event does at the node the session waits on; the node to enter next, if any."""
     state, waiting = run.state, run.state.waiting_for
     if waiting == "customer" and isinstance(incoming, Message):
@@ -331,7 +142,7 @@ def step(flow: Flow, state: State, incoming: Incoming, *, context: Context | Non
     """
     if state.flow_id != flow.id:
         raise ValueError(f"the state belongs to flow {state.flow_id!r}, not {flow.id!r}")
-    run = _Run(flow, state, context or Context(), incoming, max_steps)
+    run = Run(flow, state, context or Context(), incoming, max_steps)
     if state.status != "active":
         run.trace.append({"node": state.node, "ignored": type(incoming).__name__,
                           "finished": state.status})
@@ -356,18 +167,18 @@ def step(flow: Flow, state: State, incoming: Incoming, *, context: Context | Non
     return Result(run.state, tuple(run.actions), tuple(run.trace), run.steps)
 
 
-def _go_on(run: _Run, incoming: Incoming) -> None:
+def _go_on(run: Run, incoming: Incoming) -> None:
     """"2", "AU20250417" and a CPF typed within one debounce: each answers the node it leads
     to, in order, where the rest used to be thrown away. What the next node would refuse ("2"
     then "obrigado") is left unsaid, as before: the customer is not told off for chatter."""
     while run.rest and run.state.status == "active" and run.state.waiting_for == "customer" \
             and isinstance(incoming, Message):
         rest, run.rest = run.rest, ""
-        before = (len(run.actions), len(run.trace), run.state)
+        before, run.refused = (len(run.actions), len(run.trace), run.state), False
         # No matching by meaning: chatter after an answer ("obrigado") picks no option.
         target = _consume(run, run.flow.nodes[run.state.node], replace(incoming, text=rest),
                           None)
-        if run.trace and "invalid" in run.trace[-1]:
+        if run.refused:
             del run.actions[before[0]:], run.trace[before[1]:]
             run.state, run.rest = before[2], ""
             run.trace.append({"node": run.state.node, "burst_rest": "not an answer: left"})

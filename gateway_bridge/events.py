@@ -169,7 +169,7 @@ class StatusUpdate:
     def __post_init__(self) -> None:
         _fits("provider_message_id", self.provider_message_id)
         if self.ref is not None and (len(self.ref) > 128 or not self.ref.isprintable()):
-            object.__setattr__(self, "ref", None)  # not one of ours: ours are "out-<id>"
+            object.__setattr__(self, "ref", None)  # not one of ours (statuses.ref_for)
         if self.status not in STATUSES:
             raise PayloadError(f"unknown status {self.status!r}")
         if self.error:

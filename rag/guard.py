@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 
 ECHO_WINDOW = 8  # words in a row shared with the instructions that make a reply an echo
 _WORD = re.compile(r"\w+")
@@ -112,25 +112,31 @@ HOLD_WORDS = 12  # held back while streaming, so an echo is caught before any of
 
 
 def guarded(pieces: Iterable[str], instructions: str, grounds: str | None = None,
-            earlier: Sequence[str] = ()) -> Iterator[str]:
+            earlier: Sequence[str] = ()) -> Generator[str, None, None]:
     """Pass a streamed reply through, holding back its last words until they are cleared.
 
     Raises Unfit when the reply copies the instructions, loops, repeats an earlier reply whole
     (judged once it ends), or ends empty.
     """
     buf, sent = "", 0
-    for piece in pieces:
-        buf += piece
-        problem = unfit(buf, instructions, grounds) if buf.strip() else None
+    source = iter(pieces)
+    try:
+        for piece in source:
+            buf += piece
+            problem = unfit(buf, instructions, grounds) if buf.strip() else None
+            if problem:
+                raise Unfit(problem, sent)
+            starts = [m.start() for m in _WORD.finditer(buf)]
+            cut = starts[-HOLD_WORDS] if len(starts) > HOLD_WORDS else 0
+            if cut > sent:
+                yield buf[sent:cut]
+                sent = cut
+        problem = unfit(buf, instructions, grounds, earlier)
         if problem:
             raise Unfit(problem, sent)
-        starts = [m.start() for m in _WORD.finditer(buf)]
-        cut = starts[-HOLD_WORDS] if len(starts) > HOLD_WORDS else 0
-        if cut > sent:
-            yield buf[sent:cut]
-            sent = cut
-    problem = unfit(buf, instructions, grounds, earlier)
-    if problem:
-        raise Unfit(problem, sent)
-    if buf[sent:]:
-        yield buf[sent:]
+        if buf[sent:]:
+            yield buf[sent:]
+    finally:  # closed early (the reader hung up, or Unfit): the model stops writing now
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()

@@ -2,7 +2,9 @@
 
 Each request takes the next scripted behaviour: ("ok", text), ("status", code[, headers]),
 ("slow", seconds), ("garbage", body), ("hold", event): answers only once the event is set,
-setting ``held`` when the request arrives (a model caught mid-answer). Used where the real
+setting ``held`` when the request arrives (a model caught mid-answer); ("drip", text, seconds):
+a stream writing four characters every ``seconds``, counting them in ``dripped`` and setting
+``hung_up`` when the reader has gone. Used where the real
 OpenAI would be: it lives off this machine.
 """
 
@@ -29,6 +31,8 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.times: list[float] = []
         self.held = threading.Event()
+        self.hung_up = threading.Event()
+        self.dripped = 0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +75,8 @@ class FakeOpenAI:
                 if kind == "slow":
                     time.sleep(step[1])
                     step = ("ok", "tarde demais")
+                if kind == "drip":
+                    return self._drip(step[1], step[2], req)
                 if kind == "garbage":
                     return self._send(200, step[1])
                 text = step[1]
@@ -92,6 +98,26 @@ class FakeOpenAI:
                                           "finish_reason": None}]}) for p in parts]
                 body = "".join(f"data: {line}\n\n" for line in lines) + "data: [DONE]\n\n"
                 self._send(200, body.encode(), ctype="text/event-stream")
+
+            def _drip(self, text: str, seconds: float, req: dict[str, Any]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")  # the body ends when the socket does
+                self.end_headers()
+                for i in range(0, len(text), 4):
+                    chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1,
+                             "model": req["model"], "choices": [
+                                 {"index": 0, "delta": {"content": text[i:i + 4]},
+                                  "finish_reason": None}]}
+                    try:
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                    except OSError:
+                        fake.hung_up.set()
+                        return
+                    fake.dripped += 1
+                    time.sleep(seconds)
+                self.wfile.write(b"data: [DONE]\n\n")
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -392,6 +392,41 @@ def test_without_transcription_a_voice_note_goes_to_a_person_said_once(server: S
     assert rows == [("handed_off",), ("handed_off",)]
 
 
+PHOTO = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode()
+
+
+def _photo(srv: Server, phone: str) -> list[str]:
+    """Send a photo with no caption (a receipt) and return what the customer is told."""
+    before = len(_heard(srv, phone))
+    _post_image(srv, phone, PHOTO)
+    _wait("the photo's turn to settle", lambda: _settled(srv, phone), 90)
+    return _heard(srv, phone)[before:]
+
+
+def test_a_photo_with_no_words_goes_to_a_person_who_can_open_it(server: Server) -> None:
+    """The assistant reads text only: a receipt's photo left to it waited, unseen and
+    unanswered, until the customer wrote again."""
+    phone = "5511955550031"
+    told = _photo(server, phone)
+    assert len(told) == 1 and told[0].startswith("Recebi seu arquivo"), told
+    assert "atendente" in told[0] or "equipe" in told[0], told
+    (conv_id, mode), = _rows(server, "SELECT id, mode FROM conversations WHERE address=?",
+                             phone)
+    assert mode == "human"
+    assert _photo(server, phone) == []  # told once; the second photo waits for the person
+    rows = _rows(server, "SELECT m.status FROM messages m WHERE m.conversation_id=? AND "
+                 "m.direction='in'", conv_id)
+    assert rows == [("handed_off",), ("handed_off",)]
+
+
+def test_a_photo_sent_to_a_menu_asks_again(shop: Server) -> None:
+    phone = "5511955550032"
+    _turn(shop, phone, "oi")
+    again = _photo(shop, phone)
+    assert again[0].startswith("Não entendi sua resposta") and "Digite 1" in again[-1], again
+    assert _turn(shop, phone, "2")[0].startswith("Vamos cuidar da sua troca")
+
+
 def test_ai_mode_resolves_an_elliptic_follow_up_against_the_session(shop: Server) -> None:
     phone = "5511955550014"
     _turn(shop, phone, "oi")

@@ -24,7 +24,17 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 class _Api(BaseHTTPRequestHandler):
     elsewhere = ""  # where /moved sends the client
 
+    seen: list[tuple[int, str, str | None]] = []  # (port, path, X-Api-Key) of each request
+
     def do_GET(self) -> None:  # noqa: N802
+        _Api.seen.append((self.server.server_address[1], self.path,
+                          self.headers.get("X-Api-Key")))
+        if self.path in ("/old", "/away"):  # an API that moved: here, or to another host
+            self.send_response(308)
+            where = "" if self.path == "/old" else self.elsewhere
+            self.send_header("Location", f"{where}/orders/1")
+            self.end_headers()
+            return
         if self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", f"{self.elsewhere}/file.png")
@@ -111,6 +121,24 @@ def test_a_flow_request_to_an_unnamed_private_host_takes_the_error_branch(
     assert not refused.ok and "private address (127.0.0.1)" in refused.error
     answered = flow_http.perform(ask, Reach(hosts=frozenset({"127.0.0.1"})))
     assert answered.ok and answered.data == {"status": "ok"}
+
+
+def test_a_flow_request_follows_a_redirect_on_its_host_only(
+        two_servers: tuple[int, int]) -> None:
+    """An API that moved to a new path is followed; one that points to another host is not,
+    even a named one: the node's API key would go with the request."""
+    first, second = two_servers
+    both = Reach(hosts=frozenset({f"127.0.0.1:{first}", f"127.0.0.1:{second}"}))
+    key = {"X-Api-Key": "sk-erp-123"}
+    _Api.seen.clear()
+    moved = flow_http.perform(flows.HttpRequest(
+        "GET", f"http://127.0.0.1:{first}/old", 2, key, None, {}), both)
+    assert moved.ok and moved.data == {"status": "ok"}
+    assert _Api.seen == [(first, "/old", "sk-erp-123"), (first, "/orders/1", "sk-erp-123")]
+    away = flow_http.perform(flows.HttpRequest(
+        "GET", f"http://127.0.0.1:{first}/away", 2, key, None, {}), both)
+    assert not away.ok and away.status == 308 and "another host" in away.error
+    assert all(port == first for port, _, _ in _Api.seen)  # the key never left its host
 
 
 def test_a_redirect_cannot_take_a_file_fetch_somewhere_unnamed(

@@ -18,10 +18,10 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import llama_cpp
 import numpy as np
@@ -240,13 +240,16 @@ class LlamaCppProvider:
             args, refused = self._args(llama, messages, max_tokens, temperature,
                                        time.monotonic() + self.timeout_s)
             self._start(llama)
-            for chunk in llama.create_completion(**args, stream=True):
-                if refused:
-                    yield self.refusal
-                    return
-                piece = chunk["choices"][0]["text"]  # type: ignore[index]
-                if piece:
-                    yield piece
+            # closed with this generator, so a reader who hangs up frees the model at once
+            chunks = cast(Generator[Any, None, None], llama.create_completion(**args, stream=True))
+            with closing(chunks):
+                for chunk in chunks:
+                    if refused:
+                        yield self.refusal
+                        return
+                    piece = chunk["choices"][0]["text"]
+                    if piece:
+                        yield piece
 
 
 def _return_heap() -> None:

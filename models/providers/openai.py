@@ -77,8 +77,9 @@ class OpenAIProvider:
             chunks: Any = self.client.chat.completions.create(
                 model=self.spec.model or "", messages=messages,  # type: ignore[arg-type]
                 max_tokens=max_tokens, temperature=temperature, stream=True)
-            for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+            with chunks:  # closed with this generator: the API stops writing (and billing)
+                for chunk in chunks:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        yield chunk.choices[0].delta.content
         except (openai.OpenAIError, ValueError, TypeError, AttributeError) as exc:
             raise _error(exc) from None

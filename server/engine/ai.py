@@ -54,17 +54,29 @@ def queued(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
                  quiet_handoff=True).outbox_id
 
 
+def files_only(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
+    """Files with no words (a receipt's photo, a document, a video): the assistant reads only
+    text, so a person takes them and the customer is told so. Left silent, such a message
+    waited unseen until the customer wrote again. One waiting in a queue already goes to the
+    agents without a word: the customer was told a person is coming."""
+    if turn.mode != "queued" and looping(rt, sessions, turn):
+        return None
+    return reply(rt, sessions, turn, assistant.use_for(rt.settings, turn.instance),
+                 given=assistant.Answer("", handoff=True, reason="files"),
+                 quiet_handoff=turn.mode == "queued").outbox_id
+
+
 def reply(rt: Runtime, sessions: sessionmaker[Session], turn: Turn, use: assistant.Use, *,
-          team: str | None = None, quiet_handoff: bool = False, close_out: bool = True
-          ) -> Replied:
+          team: str | None = None, quiet_handoff: bool = False, close_out: bool = True,
+          given: assistant.Answer | None = None) -> Replied:
     """Answer the turn's text with ``use``; a handoff goes to ``team`` (none: the only team,
     or any agent). ``quiet_handoff``: a handoff sends nothing and leaves the messages to
     people. ``close_out``: mark the turn's messages answered or handed off (a flow marks its
-    own)."""
+    own). ``given``: the answer, decided without the documents."""
     question = followups.standalone(turn.text, turn.history)
     last = turn.pending[-1]
-    cached = _remembered(sessions, turn, question)
-    ans = cached or assistant.answer(rt, sessions, question, turn.history, use)
+    cached = None if given else _remembered(sessions, turn, question)
+    ans = given or cached or assistant.answer(rt, sessions, question, turn.history, use)
     if ans.handoff and quiet_handoff:
         leave_to_humans(sessions, turn.pending, "for_human", reason=ans.reason, queued=True)
         return Replied("silent", None)

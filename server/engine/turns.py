@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -143,6 +144,8 @@ def _dispatch(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int
         turn, notice = voice.hear(rt, sessions, turn)
         if not turn.pending:
             return notice
+    if mode in ("ai", "queued") and not turn.text:  # a flow re-asks: the empty answer
+        return ai.files_only(rt, sessions, replace(turn, mode=mode))
     return HANDLERS.get(mode, _for_humans)(rt, sessions, turn)
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import replace
 from typing import Any, Literal
 
+import anyio
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -136,8 +137,8 @@ async def chat_completions(request: Request, sessions: SessionsDep) -> Any:
     if req.stream:
         prepared = await run_in_threadpool(assistant.prepare, rt, sessions, question, history,
                                            use)
-        return StreamingResponse(_stream(cid, api_answers.stream(rt, sessions, prepared)),
-                                 media_type="text/event-stream")
+        return _ClosingStream(_sse(request, cid, api_answers.stream(rt, sessions, prepared)),
+                              media_type="text/event-stream")
     ans = await run_in_threadpool(api_answers.answer, rt, sessions, question, history, use)
     c = ans.completion
     return {
@@ -152,8 +153,32 @@ async def chat_completions(request: Request, sessions: SessionsDep) -> Any:
     }
 
 
-def _stream(cid: str, pieces: Iterator[api_answers.Piece]) -> Iterator[str]:
-    """The reply as SSE chunks in OpenAI's format."""
-    for piece in pieces:
-        yield _chunk(cid, piece.model, piece.text, piece.finish)
-    yield "data: [DONE]\n\n"
+async def _sse(request: Request, cid: str,
+               pieces: Generator[api_answers.Piece, None, None]) -> AsyncIterator[str]:
+    """The reply as SSE chunks in OpenAI's format. A client that hangs up is seen before the
+    next chunk goes out, or Starlette cancels this on seeing it; the reply is then closed,
+    which stops the model and charges what it wrote (``api_answers.stream``). The close is
+    shielded: in a cancelled scope any await is cancelled at once, and the reply was left to
+    the garbage collector, its model writing on meanwhile."""
+    try:
+        while (piece := await run_in_threadpool(next, pieces, None)) is not None:
+            if await request.is_disconnected():
+                return
+            yield _chunk(cid, piece.model, piece.text, piece.finish)
+        yield "data: [DONE]\n\n"
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(pieces.close)
+
+
+class _ClosingStream(StreamingResponse):
+    """A stream whose body is closed when the response ends, whatever ended it. On a server
+    speaking ASGI 2.4, Starlette ends a stream whose send failed and leaves its body to the
+    garbage collector, the local model locked until then (uvicorn speaks 2.3: ``_sse``'s own
+    close serves it)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]

@@ -8,7 +8,8 @@ unfit before any of it went out is replaced by the extractive answer, as a whole
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
+from contextlib import closing
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -55,7 +56,7 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
 
 
 def stream(rt: Runtime, sessions: sessionmaker[Session],
-           p: assistant.Prepared | assistant.Answer) -> Iterator[Piece]:
+           p: assistant.Prepared | assistant.Answer) -> Generator[Piece, None, None]:
     """The reply as the first model of the chain writes it (a stream cannot switch models
     half-way), guarded; its usage is recorded once it ends."""
     if isinstance(p, assistant.Prepared) and p.mode == CHECKED:
@@ -71,18 +72,21 @@ def stream(rt: Runtime, sessions: sessionmaker[Session],
     said = p.said
     text, finish = "", "stop"
     try:
-        pieces = provider.stream(p.messages, max_tokens=p.use.max_tokens,
-                                 temperature=p.use.temperature)
-        for piece in guard.guarded(pieces, p.messages[0]["content"], p.grounds, said):
-            text += piece
-            yield Piece(spec.name, piece)
+        with closing(guard.guarded(
+                provider.stream(p.messages, max_tokens=p.use.max_tokens,
+                                temperature=p.use.temperature),
+                p.messages[0]["content"], p.grounds, said)) as pieces:
+            for piece in pieces:
+                text += piece
+                yield Piece(spec.name, piece)
     except (guard.Unfit, ModelError) as exc:
         if not text:
             text = assistant.fallback(rt, p, said) or assistant.MODEL_DOWN
             yield Piece(spec.name, text)
         finish = "stop" if not isinstance(exc, guard.Unfit) or not exc.sent else "content_filter"
+    finally:  # whole, cut off, or closed because the client hung up: what was spent is charged
+        prompt_tokens = sum(provider.count_tokens(m["content"]) for m in p.messages)
+        done = Completion(text, finish, prompt_tokens, provider.count_tokens(text), spec.name)
+        with sessions.begin() as s:
+            budget.record(s, spec=spec, done=done, purpose="api")
     yield Piece(spec.name, None, finish)
-    prompt_tokens = sum(provider.count_tokens(m["content"]) for m in p.messages)
-    done = Completion(text, finish, prompt_tokens, provider.count_tokens(text), spec.name)
-    with sessions.begin() as s:
-        budget.record(s, spec=spec, done=done, purpose="api")

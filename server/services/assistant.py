@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 # message follows (server.services.queues); through the API, the call for a person.
 NOT_FOUND = "Não encontrei essa informação nos nossos materiais."
 STRUGGLING = "Estou com dificuldade para responder agora."
-HANDOFF_LEADS = {"no_passages": NOT_FOUND, "refused": NOT_FOUND, "model_error": STRUGGLING}
+FILES_UNREAD = "Recebi seu arquivo, mas por aqui só consigo ler mensagens de texto."
+HANDOFF_LEADS = {"no_passages": NOT_FOUND, "refused": NOT_FOUND, "model_error": STRUGGLING,
+                 "files": FILES_UNREAD}
 NO_ANSWER = f"{NOT_FOUND} Vou chamar um atendente humano para te ajudar, tudo bem?"
 MODEL_DOWN = f"{STRUGGLING} Vou chamar um atendente humano para te ajudar."
 BUDGET_SPENT = "Vou chamar um atendente humano para continuar o seu atendimento."

@@ -33,6 +33,7 @@ from server.services import media
 from server.settings import Settings
 
 MAX_BYTES = 1_000_000  # an answer larger than this is no small lookup: the error branch
+MAX_REDIRECTS = 5
 RESOLVERS = 4  # lookups at once; one the resolver never answers holds a thread until it does
 
 
@@ -59,7 +60,7 @@ class Reach:
         connects to (``raw_host``: "faß.de" as xn--fa-hia.de, not as the "fass.de" Python's
         resolver would make of it); one that does not resolve is refused, not waved on."""
         host = _host(request.url)
-        port = request.url.port or (443 if request.url.scheme == "https" else 80)
+        port = _port(request.url)
         if self.private or host in self.hosts or _at(host, port) in self.hosts:
             return
         found = _resolve(host, port, _connect_timeout(request))
@@ -133,26 +134,45 @@ def _at(host: str, port: int) -> str:
 def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
     """The request, answered within the node's timeout as a whole (httpx's applies to each
     read: an API sending a byte a second took half a minute past a 3 s timeout), its answer
-    read a chunk at a time up to ``MAX_BYTES`` (a 300 MB answer was held whole in memory)."""
+    read a chunk at a time up to ``MAX_BYTES`` (a 300 MB answer was held whole in memory).
+    Redirects are followed on the same host (``_onward``)."""
     body = req.body if req.method.upper() not in ("GET", "HEAD") else None
     deadline = time.monotonic() + req.timeout
     late = f"timeout after {req.timeout}s"
     try:
         with httpx.Client(timeout=req.timeout, follow_redirects=False,
-                          event_hooks={"request": [reach.check]}) as client, \
-                client.stream(req.method, req.url, headers=dict(req.headers), json=body) as resp:
-            if not resp.is_success:
-                return flows.HttpResult(ok=False, now=utcnow(), status=resp.status_code,
-                                        error=f"HTTP {resp.status_code}")
-            content, size = [], 0
-            for chunk in resp.iter_bytes():
-                size += len(chunk)
-                if size > MAX_BYTES:
+                          event_hooks={"request": [reach.check]}) as client:
+            request = client.build_request(req.method, req.url, headers=dict(req.headers),
+                                           json=body)
+            for _ in range(MAX_REDIRECTS + 1):
+                resp = client.send(request, stream=True)
+                onward = resp.next_request
+                if onward is None:
+                    break
+                resp.close()
+                if problem := _onward(request.url, onward.url):
                     return flows.HttpResult(ok=False, now=utcnow(), status=resp.status_code,
-                                            error="answer too large")
-                if time.monotonic() > deadline:
-                    return flows.HttpResult(ok=False, now=utcnow(), error=late)
-                content.append(chunk)
+                                            error=problem)
+                request = onward
+            else:
+                return flows.HttpResult(ok=False, now=utcnow(), status=resp.status_code,
+                                        error=f"more than {MAX_REDIRECTS} redirects")
+            try:
+                if not resp.is_success:
+                    return flows.HttpResult(ok=False, now=utcnow(), status=resp.status_code,
+                                            error=f"HTTP {resp.status_code}")
+                content, size = [], 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BYTES:
+                        return flows.HttpResult(ok=False, now=utcnow(),
+                                                status=resp.status_code,
+                                                error="answer too large")
+                    if time.monotonic() > deadline:
+                        return flows.HttpResult(ok=False, now=utcnow(), error=late)
+                    content.append(chunk)
+            finally:
+                resp.close()
     except NotAllowed as exc:
         return flows.HttpResult(ok=False, now=utcnow(), error=str(exc))
     except httpx.InvalidURL as exc:  # a template filled into no URL at all
@@ -167,6 +187,23 @@ def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
         return flows.HttpResult(ok=False, now=utcnow(), status=resp.status_code,
                                 error="answer is not JSON")
     return flows.HttpResult(ok=True, now=utcnow(), data=data, status=resp.status_code)
+
+
+def _onward(was: httpx.URL, to: httpx.URL) -> str | None:
+    """Why a redirect is not followed, or None. Only on the same host, and never from https
+    to http: a node's headers often carry an API key, and httpx drops only ``Authorization``
+    when a redirect leaves its host ("X-Api-Key" would go to whoever the API points at)."""
+    if was.scheme == "https" and to.scheme != "https":
+        return "redirected from https to http; not followed"
+    upgrade = (was.scheme, to.scheme, _port(was), _port(to)) == ("http", "https", 80, 443)
+    if _host(to) != _host(was) or (_port(to) != _port(was) and not upgrade):
+        where = _at(_host(to), _port(to))
+        return f"redirected to another host ({where}); not followed: use that address"
+    return None
+
+
+def _port(url: httpx.URL) -> int:
+    return url.port or (443 if url.scheme == "https" else 80)
 
 
 def fetch_file(ref: str, data_dir: Path, *, max_bytes: int, reach: Reach, mime: str = "",

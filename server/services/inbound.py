@@ -259,9 +259,10 @@ def first_status(ev: InboundMessage, rules: Rules) -> str:
 
 
 def needs_turn(ev: InboundMessage, status: str) -> bool:
-    """A photo without a caption waits for a human too, but its file is still fetched; a voice
-    note has its turn, which transcribes it (server.engine.voice)."""
-    return status == "pending" and (bool(ev.text.strip()) or ev.type in VOICE)
+    """Every message left for a bot has its turn: a voice note's transcribes it
+    (server.engine.voice); a file's with no words hands it to a person, or a flow re-asks
+    (server.engine.turns)."""
+    return status == "pending" and (bool(ev.text.strip()) or ev.type in MEDIA_TYPES)
 
 
 def touch(conv: contacts.Known, ev: InboundMessage) -> dict[str, Any]:

@@ -119,7 +119,7 @@ def _send(http: httpx.Client, sessions: sessionmaker[Session], outbox_id: int, *
         out = policy.outgoing(msg, data_dir)  # OSError: its file is gone from the store
         # The same key on every try: a gateway that takes one sends a reply once even when a
         # crash cut off its answer to the try before.
-        provider_id = adapter_for(provider).send(http, cfg, to, out, ref=f"out-{msg_id}")
+        provider_id = adapter_for(provider).send(http, cfg, to, out, ref=statuses.ref_for(msg_id))
     except (SendError, OSError) as exc:
         retryable = exc.retryable if isinstance(exc, SendError) else False
         final = not retryable or attempt >= max_attempts

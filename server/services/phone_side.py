@@ -18,18 +18,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway_bridge import InboundMessage
-from server.schema import Conversation, Message, Outbox, utcnow
+from server.schema import Conversation, Message, Outbox
 from server.services import contacts, journey, sending, statuses
 
 if TYPE_CHECKING:
     from server.services.inbound import Receiving, Rules
-
-LATE_ECHO = statuses.LATE  # a send given up on this long ago: its echo is an agent's typing
 
 
 def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: InboundMessage,
@@ -78,7 +76,7 @@ def from_phone(sessions: sessionmaker[Session], instance: Receiving, ev: Inbound
 def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
     """Our outbound message this echo is of: by the id its send returned, or, when the echo
     beats the send's answer, the send we tried to the same chat with the same text: in flight,
-    waiting to be tried again, or given up on (within LATE_ECHO) after its last try timed out."""
+    waiting to be tried again, or given up on lately after its last try (``statuses.unsure``)."""
     known = s.scalar(select(Message.id).where(
         Message.instance_id == instance_id, Message.direction == "out",
         Message.provider_message_id == ev.provider_message_id))
@@ -87,9 +85,7 @@ def _ours(s: Session, instance_id: int, ev: InboundMessage) -> int | None:
     return s.scalar(
         select(Message.id).join(Outbox, Outbox.message_id == Message.id)
         .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.instance_id == instance_id, Outbox.attempts > 0,
-               or_(Outbox.status == "pending",
-                   and_(Outbox.status == "failed", Outbox.updated_at >= utcnow() - LATE_ECHO)),
+        .where(Message.instance_id == instance_id, statuses.unsure(),
                Conversation.address == ev.sender,
                Message.text == ev.text)
         .order_by(Message.id).limit(1))

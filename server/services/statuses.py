@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -148,14 +148,39 @@ def _mark_revoked(s: Session, msg_id: int, early: bool = False) -> None:
                    **({"early": True} if early else {}))
 
 
+REF_PREFIX = "out-"
+
+
+def ref_for(message_id: int) -> str:
+    """The reference a send carries and a gateway gives back on its statuses (Cloud's
+    ``biz_opaque_callback_data``): it names our message when the send's answer was lost."""
+    return f"{REF_PREFIX}{message_id}"
+
+
+def message_of_ref(ref: str) -> int | None:
+    """The message id in one of our references; None for anything else."""
+    number = ref.removeprefix(REF_PREFIX)
+    ours = ref.startswith(REF_PREFIX) and number.isdigit() and len(number) <= 18
+    return int(number) if ours else None
+
+
+def unsure() -> ColumnElement[bool]:
+    """An outbox row whose send may have gone without our knowing: tried, and in flight,
+    waiting to be tried again after an answer that never came, or failed after its last try
+    within ``LATE``. An echo or a status of such a send is its proof (``taken``)."""
+    return and_(Outbox.attempts > 0,
+                or_(Outbox.status == "pending",
+                    and_(Outbox.status == "failed", Outbox.updated_at >= utcnow() - LATE)))
+
+
 def _by_ref(s: Session, instance_id: int, ev: StatusUpdate) -> Message | None:
-    """Our message whose send carried ``ev.ref`` ("out-<message id>"), recorded as sent under
-    the status's id if its answer was lost; None if the reference names none of ours."""
+    """Our message whose send carried ``ev.ref``, recorded as sent under the status's id if its
+    answer was lost; None if the reference names none of ours."""
     assert ev.ref is not None
-    number = ev.ref.removeprefix("out-")
-    if not ev.ref.startswith("out-") or not number.isdigit() or len(number) > 18:
+    number = message_of_ref(ev.ref)
+    if number is None:
         return None
-    msg = s.scalar(select(Message).where(Message.id == int(number), Message.direction == "out",
+    msg = s.scalar(select(Message).where(Message.id == number, Message.direction == "out",
                                          Message.instance_id == instance_id))
     if msg is None or msg.provider_message_id not in (None, ev.provider_message_id):
         return None
@@ -166,13 +191,12 @@ def _by_ref(s: Session, instance_id: int, ev: StatusUpdate) -> Message | None:
 
 
 def taken(s: Session, message_id: int, provider_id: str, proof: str) -> bool:
-    """Record as sent, under ``provider_id``, our send not known to be sent: in flight, waiting
-    to be tried again after an answer that never came, or failed after its last try within
-    ``LATE`` (a failed one leaves the dead letters, so no one sends it again; its journey keeps
-    the failure). ``proof`` says what showed it went. True when it was not yet recorded."""
-    box = s.scalar(select(Outbox).where(Outbox.message_id == message_id).with_for_update())
-    if box is None or box.attempts == 0 or box.status not in ("pending", "failed") or (
-            box.status == "failed" and box.updated_at < utcnow() - LATE):
+    """Record as sent, under ``provider_id``, our send not known to be sent (``unsure``; a
+    failed one leaves the dead letters, so no one sends it again; its journey keeps the
+    failure). ``proof`` says what showed it went. True when it was not yet recorded."""
+    box = s.scalar(select(Outbox).where(Outbox.message_id == message_id, unsure())
+                   .with_for_update())
+    if box is None:
         return False
     msg = s.get_one(Message, message_id)
     was = box.status
