@@ -35,6 +35,7 @@ from server.routes import (
     pages,
     people,
     reports,
+    schedules,
     simulator,
     webhooks,
 )
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(flows.router)
     app.include_router(conversations.router)
     app.include_router(inbox_api.router)
+    app.include_router(schedules.router)
     app.include_router(contact_data.router)
     app.include_router(contacts.router)
     app.include_router(people.router)

@@ -26,6 +26,7 @@ from server.services import (
     outbox,
     reconcile,
     recovery,
+    schedules,
     statuses,
 )
 from server.settings import Settings
@@ -192,6 +193,30 @@ def sweep_sessions() -> None:
         flow_timer(conv_id, token)
     if closed:
         log.info("closed %d idle sessions", closed)
+
+
+@periodic(crontab(minute="*"))
+def send_scheduled() -> None:
+    """Queue each scheduled message due within the next minute at its second (one late or
+    queued twice is harmless: ``schedules.send`` sends an occurrence once)."""
+    now = datetime.now(UTC)
+    for schedule_id, at in schedules.due(_sessions(), now + timedelta(minutes=1)):
+        queue_schedule(schedule_id, at, now)
+
+
+def queue_schedule(schedule_id: int, at: datetime, now: datetime) -> None:
+    delay = (at - now).total_seconds()
+    if delay > 0:
+        send_schedule.schedule(args=(schedule_id,), delay=delay)
+    else:
+        send_schedule(schedule_id)
+
+
+@task(retries=8, retry_delay=2)
+def send_schedule(schedule_id: int) -> None:
+    box = schedules.send(_sessions(), schedule_id, datetime.now(UTC))
+    if box is not None:
+        deliver(box)
 
 
 @periodic(crontab(minute="17"))

@@ -12,6 +12,7 @@
 - ``people``: users (agents, managers, admins) and teams;
 - ``flows``: flows as data and the sessions that run them;
 - ``inbox``: agents' notes, canned responses, and how far each agent has read a conversation;
+- ``schedules``: messages left to go out later, once or on a repeat, and what each sent;
 - ``simulator``: what the built-in WhatsApp simulator's phones show.
 
 A new table goes in its subject's module (a new subject, a new module) and is re-exported
@@ -54,6 +55,7 @@ from server.schema.messaging import (
     UnsupportedPayload,
 )
 from server.schema.people import Team, TeamMember, User
+from server.schema.schedules import ScheduledMessage, ScheduledSend
 from server.schema.simulator import SimulatorMessage
 
 __all__ = [
@@ -82,6 +84,8 @@ __all__ = [
     "ModelVersion",
     "Note",
     "Outbox",
+    "ScheduledMessage",
+    "ScheduledSend",
     "SimulatorMessage",
     "StoredFlow",
     "Tag",
