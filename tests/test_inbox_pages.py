@@ -16,6 +16,7 @@ from server.services.demo import SIMULATOR_INSTANCE
 from tests.web import DESKTOP, PHONE, Web, shot
 
 SIM = SIMULATOR_INSTANCE  # the demo flow answers on it
+ADMIN = {"Authorization": "Bearer test-admin-token"}  # server_env's admin token
 VOICE_NOTE = b"OggS\x00\x02" + bytes(range(256)) * 8  # an Ogg page's start: sniffed as audio
 
 
@@ -212,3 +213,46 @@ def test_files_show_and_play_both_ways(web: Web, browser: Any) -> None:
     assert agent.locator(".bubble.author-agent").count() == 1
     shot(agent, "inbox-files-desktop")
     agent.context.close()
+
+
+def test_an_agent_schedules_a_weekly_message_and_cancels_it(web: Web, browser: Any) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    phone = _new_phone()
+    _customer_writes(web, phone, "quero falar com um atendente", name="Joana Agenda")
+    page = web.login(browser, "agent")
+    page.goto("/inbox")
+    page.locator("#conv-list a.conv", has_text="Joana Agenda").first.click(timeout=20_000)
+    page.wait_for_url("**/inbox/*")
+    box = page.locator(".schedule-box")
+    box.locator("summary").click()  # closed until opened: the chat keeps the screen
+    box.locator("p", has_text="Nenhuma mensagem agendada").wait_for()
+    # A time already gone is refused beside the form, the words kept.
+    page.fill("#f-schedule-text", "Oi Joana! Lembrete: sua revisão é amanhã.")
+    page.fill("#f-schedule-at", "2020-01-06T09:00")
+    box.locator("button", has_text="Agendar").click()
+    box.locator(".error", has_text="ainda não passaram").wait_for()
+    assert "revisão é amanhã" in page.locator("#f-schedule-text").input_value()
+    # Tomorrow at 9:00 on São Paulo's clock, every week on that weekday.
+    tomorrow = datetime.now(ZoneInfo("America/Sao_Paulo")).date() + timedelta(days=1)
+    page.fill("#f-schedule-at", f"{tomorrow.isoformat()}T09:00")
+    page.select_option("#f-schedule-repeat", "weekly")
+    box.locator("button", has_text="Agendar").click()
+    row = box.locator(".scheduled li", has_text="revisão é amanhã")
+    row.wait_for()
+    assert f"{tomorrow:%d/%m} 09:00" in row.inner_text()
+    assert "Toda semana" in row.inner_text()
+    assert page.locator("#f-schedule-text").input_value() == ""
+    shot(page, "inbox-scheduled-desktop")
+    listed = httpx.get(f"{web.url}/api/scheduled", headers=ADMIN,
+                       params={"conversation_id": _conversation_id(page)}).json()
+    weekday = (tomorrow.weekday() + 1) % 7
+    assert [(r["repeat"], r["status"]) for r in listed] == [(f"0 9 * * {weekday}",
+                                                             "scheduled")]
+    row.locator("button", has_text="Cancelar").click()
+    box.locator("p", has_text="Nenhuma mensagem agendada").wait_for()
+    listed = httpx.get(f"{web.url}/api/scheduled", headers=ADMIN,
+                       params={"conversation_id": _conversation_id(page)}).json()
+    assert [r["status"] for r in listed] == ["cancelled"]
+    page.context.close()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sse_starlette import EventSourceResponse
 
 from server.deps import ConversationId, MessageId, PageAgent, SessionCookie, SessionsDep
-from server.routes.pages import inbox_actions, inbox_canned
+from server.routes.pages import inbox_actions, inbox_canned, inbox_schedules
 from server.routes.pages.inbox_view import chat_context, draw, labels, list_context
 from server.schema import Message
 from server.services import access, auth, inbox, inbox_live, journey, people
@@ -28,6 +28,7 @@ router = APIRouter()
 # Before /inbox/{conversation_id}: "canned" is no conversation id.
 router.include_router(inbox_canned.router)
 router.include_router(inbox_actions.router)
+router.include_router(inbox_schedules.router)
 TICK = 1.0  # seconds between looks at the database
 LIFETIME = 300.0  # a stream ends after this; the browser reconnects where it left off
 RECHECK = 5  # looks between two checks of who is watching (a query each: not every tick)

@@ -13,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session
 
-from server.services import canned, desk, inbox, thread
+from server.services import canned, desk, inbox, schedules, thread
 from server.services.access import Principal
 from server.web import page
 from server.web.render import N_
@@ -31,6 +31,9 @@ DELIVERY = {"queued": N_("Na fila"), "sent": N_("Enviada"), "delivered": N_("Ent
 # Plain characters every system font has (an emoji clock shows as a box without an emoji font).
 TICKS = {"queued": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓", "played": "✓✓",
          "failed": "!", "deleted": "×"}
+# The repeats the scheduling form offers (``inbox_schedules`` turns each into cron fields).
+REPEATS = [("", N_("Não repetir")), ("daily", N_("Todo dia")),
+           ("weekly", N_("Toda semana, no mesmo dia")), ("monthly", N_("Todo mês, no mesmo dia"))]
 FILTER_STATUS = [("active", N_("Abertas e pendentes")), ("open", N_("Em aberto")),
                  ("pending", N_("Pendentes")), ("closed", N_("Encerradas")),
                  ("all", N_("Todas"))]
@@ -90,7 +93,29 @@ def chat_context(s: Session, who: Principal, conversation_id: int) -> dict[str, 
     head = thread.header(s, conversation_id)
     thread.mark_read(s, who, conversation_id)
     return {"head": head, "entries": thread.history(s, conversation_id, head.contact),
-            "canned": canned.listing(s), **labels()}
+            "canned": canned.listing(s), **scheduled_context(s, who, conversation_id),
+            **labels()}
+
+
+def scheduled_context(s: Session, who: Principal, conversation_id: int) -> dict[str, Any]:
+    """The chat's messages waiting to go out, and the repeats the form offers."""
+    return {"scheduled": schedules.listing(s, who, status="scheduled",
+                                           conversation_id=conversation_id),
+            "repeats": REPEATS, "repeat_words": repeat_words, "clock": clock}
+
+
+def repeat_words(cron: str) -> str:
+    """A repeat in the words the form offered it in; any other, as its cron fields."""
+    minute, hour, day, month, weekday = (cron.split() + ["", "", "", "", ""])[:5]
+    if not (minute.isdigit() and hour.isdigit() and month == "*"):
+        return cron
+    if day == "*" and weekday == "*":
+        return REPEATS[1][1]
+    if day == "*" and weekday.isdigit():
+        return REPEATS[2][1]
+    if day.isdigit() and weekday == "*":
+        return REPEATS[3][1]
+    return cron
 
 
 def draw(request: Request, template: str, context: dict[str, Any], who: Principal,
