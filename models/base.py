@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict
 
@@ -48,8 +48,9 @@ class Provider(Protocol):
 
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int, temperature: float
-    ) -> Iterator[str]:
-        """The reply as it is generated, piece by piece."""
+    ) -> Generator[str, None, None]:
+        """The reply as it is generated, piece by piece. Closing it stops the model: a reader
+        who hangs up frees it (a local one's lock) and stops paying for it."""
         ...
 
     def count_tokens(self, text: str) -> int:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
-from eval.answers import MODEL
+from eval.answers import CHECKED, MODEL
 from tests.conftest import ATENDE, DEMO_DOCS, ROOT, Server, serve_mode, server_env
 from tests.fake_openai import FakeOpenAI
 
@@ -28,8 +28,9 @@ def _words(n: int) -> str:
     return " ".join("pal" + letters[i // 26 % 26] + letters[i % 26] for i in range(n))
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[Server, FakeOpenAI, str]]:
+@pytest.fixture(params=[MODEL])
+def api(request: pytest.FixtureRequest,
+        tmp_path: Path) -> Iterator[tuple[Server, FakeOpenAI, str]]:
     fake = FakeOpenAI()
     models = [{"name": "gpt", "provider": "openai", "model": "gpt-fake", "base_url": fake.url,
                "api_key": "sk-test-secret-1234", "price_in_per_1k": 0.5,
@@ -39,7 +40,8 @@ def api(tmp_path: Path) -> Iterator[tuple[Server, FakeOpenAI, str]]:
                    capture_output=True)
     srv = Server(tmp_path, env, f"sqlite:///{tmp_path / 'atende.db'}")
     srv.start()
-    serve_mode(sessionmaker(create_engine(srv.db_url)), "default", MODEL)
+    if request.param != CHECKED:  # model-checked is what a knowledge base gets by default
+        serve_mode(sessionmaker(create_engine(srv.db_url)), "default", request.param)
     out = subprocess.run([*ATENDE, "tokens", "create", "crm", "--collection", "default"],
                          env={**env, "COLUMNS": "200"}, cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
@@ -80,3 +82,24 @@ def test_hanging_up_stops_the_model_and_charges_what_it_wrote(api) -> None:
     assert row["model"] == "gpt" and row["calls"] == 1
     assert row["prompt_tokens"] > 50 and row["completion_tokens"] > 0  # type: ignore[operator]
     assert row["cost_usd"] > 0  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("api", [CHECKED], indirect=True)
+def test_hanging_up_while_the_model_decides_still_charges_the_decision(api) -> None:
+    """Model-checked (the default): the model decides before anything is streamed; a client
+    gone by then does not make the decision free."""
+    srv, fake, token = api
+    fake.script.append(("slow", 2.0))
+    with httpx.Client(timeout=60) as client:
+        try:
+            client.post(f"{srv.url}/v1/chat/completions", timeout=0.7,
+                        headers={"Authorization": f"Bearer {token}"},
+                        json={"model": "default", "stream": True, "messages": [
+                            {"role": "user", "content": "o boleto vence em quantos dias?"}]})
+        except httpx.TimeoutException:
+            pass  # the client hung up while the model was deciding
+    deadline = time.monotonic() + 15
+    while not (rows := _api_usage(srv)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(fake.requests) == 1
+    assert rows and rows[0]["model"] == "gpt" and rows[0]["calls"] == 1, rows

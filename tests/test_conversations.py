@@ -382,6 +382,30 @@ def test_a_voice_note_is_transcribed_and_answered(shop: Server, whisper: FakeWhi
         VOICE_NOTE).hexdigest()
 
 
+def test_a_voice_note_heard_as_silence_is_asked_again_not_taken_for_a_file(
+        shop: Server, whisper: FakeWhisper) -> None:
+    phone = "5511955550034"
+    _turn(shop, phone, "oi")
+    _turn(shop, phone, "1")  # dúvidas: AI mode
+    whisper.script.append(("ok", ""))  # the transcription heard nothing
+    told = _speak(shop, phone)
+    assert len(told) == 1 and "Não recebi nenhum texto" in told[0], told
+    assert _conversation(shop, phone)["mode"] != "human"
+
+
+def test_a_photo_sent_to_a_flows_assistant_goes_to_a_person(shop: Server) -> None:
+    phone = "5511955550033"
+    _turn(shop, phone, "oi")
+    _turn(shop, phone, "1")  # dúvidas: the flow's AI node
+    told = _photo(shop, phone)
+    assert len(told) == 1 and told[0].startswith("Recebi seu arquivo"), told
+    conv = _conversation(shop, phone)
+    assert conv["mode"] == "human" and conv["status"] in ("queued", "assigned")
+    (status,), = _rows(shop, "SELECT m.status FROM messages m JOIN conversations c ON "
+                       "c.id=m.conversation_id WHERE c.address=? AND m.type='image'", phone)
+    assert status == "handed_off"
+
+
 def test_without_transcription_a_voice_note_goes_to_a_person_said_once(server: Server) -> None:
     phone = "5511955550013"
     told = _speak(server, phone)

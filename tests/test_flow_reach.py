@@ -29,6 +29,12 @@ class _Api(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         _Api.seen.append((self.server.server_address[1], self.path,
                           self.headers.get("X-Api-Key")))
+        if self.path.startswith("/slow/"):  # a hop that answers late, then another
+            time.sleep(1.0)
+            self.send_response(302)
+            self.send_header("Location", f"/slow/{int(self.path.split('/')[-1]) + 1}")
+            self.end_headers()
+            return
         if self.path in ("/old", "/away"):  # an API that moved: here, or to another host
             self.send_response(308)
             where = "" if self.path == "/old" else self.elsewhere
@@ -47,6 +53,20 @@ class _Api(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802 - /orders moved to /orders/ (a trailing slash)
+        _Api.seen.append((self.server.server_address[1], self.path, "POST"))
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        status = 301 if self.path == "/orders" else 307 if self.path == "/kept" else 200
+        self.send_response(status)
+        if status != 200:
+            self.send_header("Location", "/orders/")
+            self.send_header("Content-Length", "0")
+        else:
+            self.send_header("Content-Length", "15")
+        self.end_headers()
+        if status == 200:
+            self.wfile.write(b'{"created": 1} ')
 
     def log_message(self, *args: object) -> None:
         pass
@@ -139,6 +159,30 @@ def test_a_flow_request_follows_a_redirect_on_its_host_only(
         "GET", f"http://127.0.0.1:{first}/away", 2, key, None, {}), both)
     assert not away.ok and away.status == 308 and "another host" in away.error
     assert all(port == first for port, _, _ in _Api.seen)  # the key never left its host
+
+
+def test_a_redirect_that_would_turn_a_post_into_a_get_is_not_followed(
+        two_servers: tuple[int, int]) -> None:
+    """Browsers make a 301 POST a GET without its body; the order would not be created and
+    the flow would go on as if it had been."""
+    port, _ = two_servers
+    named = Reach(hosts=frozenset({"127.0.0.1"}))
+    moved = flow_http.perform(flows.HttpRequest(
+        "POST", f"http://127.0.0.1:{port}/orders", 2, {}, {"sku": "A1"}, {}), named)
+    assert not moved.ok and moved.status == 301 and "from POST to GET" in moved.error
+    kept = flow_http.perform(flows.HttpRequest(  # 307 keeps the method and the body
+        "POST", f"http://127.0.0.1:{port}/kept", 2, {}, {"sku": "A1"}, {}), named)
+    assert kept.ok and kept.data == {"created": 1}
+
+
+def test_redirects_share_the_nodes_timeout(two_servers: tuple[int, int]) -> None:
+    port, _ = two_servers
+    started = time.monotonic()
+    result = flow_http.perform(flows.HttpRequest(
+        "GET", f"http://127.0.0.1:{port}/slow/1", 2, {}, None, {}),
+        Reach(hosts=frozenset({"127.0.0.1"})))
+    assert not result.ok and result.error == "timeout after 2s"
+    assert time.monotonic() - started < 3.5  # five hops of 1 s each took 5 s and more
 
 
 def test_a_redirect_cannot_take_a_file_fetch_somewhere_unnamed(

@@ -234,7 +234,7 @@ class LlamaCppProvider:
 
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int, temperature: float
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """The reply piece by piece; holds the model lock until the stream ends."""
         with self._using() as llama, self._lock:
             args, refused = self._args(llama, messages, max_tokens, temperature,

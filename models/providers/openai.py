@@ -6,7 +6,7 @@ are reported by status and type only: response bodies may echo a (masked) key.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import openai
@@ -72,7 +72,7 @@ class OpenAIProvider:
 
     def stream(
         self, messages: list[ChatMessage], *, max_tokens: int, temperature: float
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         try:
             chunks: Any = self.client.chat.completions.create(
                 model=self.spec.model or "", messages=messages,  # type: ignore[arg-type]

@@ -54,6 +54,20 @@ def queued(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
                  quiet_handoff=True).outbox_id
 
 
+FILES = ("image", "document", "video")  # what the assistant cannot read (audio is heard)
+
+
+def only_files(turn: Turn) -> bool:
+    """The turn is files with no words: no caption, no voice note (one heard as silence is
+    the empty text the assistant answers, not a file)."""
+    return not turn.text and all(m.type in FILES for m in turn.pending)
+
+
+def files_answer() -> assistant.Answer:
+    """The answer to files with no words: a person takes them (the lead says why)."""
+    return assistant.Answer("", handoff=True, reason="files")
+
+
 def files_only(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | None:
     """Files with no words (a receipt's photo, a document, a video): the assistant reads only
     text, so a person takes them and the customer is told so. Left silent, such a message
@@ -62,8 +76,7 @@ def files_only(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int 
     if turn.mode != "queued" and looping(rt, sessions, turn):
         return None
     return reply(rt, sessions, turn, assistant.use_for(rt.settings, turn.instance),
-                 given=assistant.Answer("", handoff=True, reason="files"),
-                 quiet_handoff=turn.mode == "queued").outbox_id
+                 given=files_answer(), quiet_handoff=turn.mode == "queued").outbox_id
 
 
 def reply(rt: Runtime, sessions: sessionmaker[Session], turn: Turn, use: assistant.Use, *,

@@ -60,8 +60,10 @@ def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
         started = _flow_and_state(s, turn)
         if started is None:  # nothing to run: the assistant answers, from now on too
             s.get_one(Conversation, turn.conversation_id).mode = "ai"
-    if started is None:
-        return ai.reply(rt, sessions, replace(turn, mode="ai"),  # the loop was checked above
+    if started is None:  # the loop was checked above
+        if ai.only_files(turn):
+            return ai.files_only(rt, sessions, replace(turn, mode="ai"))
+        return ai.reply(rt, sessions, replace(turn, mode="ai"),
                         assistant.use_for(rt.settings, turn.instance)).outbox_id
     flow, state, context, left = started
     t = _Turn(turn)
@@ -225,7 +227,10 @@ def _carry_out(rt: Runtime, sessions: sessionmaker[Session], t: _Turn,
                             model=ask.model or None)
     use = replace(use, max_tokens=ask.max_tokens or use.max_tokens,
                   persona=ask.persona or use.persona)
-    done = ai.reply(rt, sessions, replace(t.turn, mode="flow"), use, close_out=False)
+    # Files with no words at an AI node go to a person, as in AI mode, not to the assistant
+    given = ai.files_answer() if ai.only_files(t.turn) else None
+    done = ai.reply(rt, sessions, replace(t.turn, mode="flow"), use, close_out=False,
+                    given=given)
     if done.outbox_id is not None:
         t.boxes.append(done.outbox_id)
         t.replied = True

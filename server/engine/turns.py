@@ -144,7 +144,7 @@ def _dispatch(rt: Runtime, sessions: sessionmaker[Session], conversation_id: int
         turn, notice = voice.hear(rt, sessions, turn)
         if not turn.pending:
             return notice
-    if mode in ("ai", "queued") and not turn.text:  # a flow re-asks: the empty answer
+    if mode in ("ai", "queued") and ai.only_files(turn):  # a flow's menu re-asks instead
         return ai.files_only(rt, sessions, replace(turn, mode=mode))
     return HANDLERS.get(mode, _for_humans)(rt, sessions, turn)
 

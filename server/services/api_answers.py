@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from eval.answers import CHECKED, EXTRACTION
 from models.base import ChatMessage, Completion, ModelError
+from models.spec import ModelSpec
 from rag import guard
 from server.runtime import Runtime
 from server.services import assistant, budget
@@ -50,32 +51,34 @@ def answer(rt: Runtime, sessions: sessionmaker[Session], question: str,
     """A whole reply, its tokens and cost recorded against the budgets."""
     ans = assistant.answer(rt, sessions, question, history, use)
     if ans.completion and ans.spec:
-        with sessions.begin() as s:
-            budget.record(s, spec=ans.spec, done=ans.completion, purpose="api")
+        _charge(sessions, ans.spec, ans.completion)
     return ans
 
 
 def stream(rt: Runtime, sessions: sessionmaker[Session],
            p: assistant.Prepared | assistant.Answer) -> Generator[Piece, None, None]:
     """The reply as the first model of the chain writes it (a stream cannot switch models
-    half-way), guarded; its usage is recorded once it ends."""
+    half-way), guarded. What a model spent is recorded however the reply ends: whole, cut
+    off by the guard, or closed because the client hung up (the model-checked decision is
+    paid for before the first piece goes out)."""
     if isinstance(p, assistant.Prepared) and p.mode == CHECKED:
         p = assistant.checked(rt, p)  # the model only decides
     if isinstance(p, assistant.Answer):  # no model to stream from (one may have decided)
-        yield Piece(written_by(p), p.text)
-        yield Piece(written_by(p), None, "stop")
-        if p.completion and p.spec:
-            with sessions.begin() as s:
-                budget.record(s, spec=p.spec, done=p.completion, purpose="api")
+        try:
+            yield Piece(written_by(p), p.text)
+            yield Piece(written_by(p), None, "stop")
+        finally:
+            if p.completion and p.spec:
+                _charge(sessions, p.spec, p.completion)
         return
     spec, provider = p.chain[0]
-    said = p.said
+    said, written = p.said, list[str]()
     text, finish = "", "stop"
     try:
-        with closing(guard.guarded(
-                provider.stream(p.messages, max_tokens=p.use.max_tokens,
-                                temperature=p.use.temperature),
-                p.messages[0]["content"], p.grounds, said)) as pieces:
+        model = _counted(provider.stream(p.messages, max_tokens=p.use.max_tokens,
+                                         temperature=p.use.temperature), written)
+        with closing(guard.guarded(model, p.messages[0]["content"], p.grounds,
+                                   said)) as pieces:
             for piece in pieces:
                 text += piece
                 yield Piece(spec.name, piece)
@@ -84,9 +87,22 @@ def stream(rt: Runtime, sessions: sessionmaker[Session],
             text = assistant.fallback(rt, p, said) or assistant.MODEL_DOWN
             yield Piece(spec.name, text)
         finish = "stop" if not isinstance(exc, guard.Unfit) or not exc.sent else "content_filter"
-    finally:  # whole, cut off, or closed because the client hung up: what was spent is charged
+    finally:  # the tokens the model wrote, the words the guard held back and cut included
         prompt_tokens = sum(provider.count_tokens(m["content"]) for m in p.messages)
-        done = Completion(text, finish, prompt_tokens, provider.count_tokens(text), spec.name)
-        with sessions.begin() as s:
-            budget.record(s, spec=spec, done=done, purpose="api")
+        _charge(sessions, spec, Completion(text, finish, prompt_tokens,
+                                           provider.count_tokens("".join(written)), spec.name))
     yield Piece(spec.name, None, finish)
+
+
+def _counted(pieces: Generator[str, None, None],
+             into: list[str]) -> Generator[str, None, None]:
+    """The model's pieces, each kept in ``into`` as it passes; closed with the model's."""
+    with closing(pieces):
+        for piece in pieces:
+            into.append(piece)
+            yield piece
+
+
+def _charge(sessions: sessionmaker[Session], spec: ModelSpec, done: Completion) -> None:
+    with sessions.begin() as s:
+        budget.record(s, spec=spec, done=done, purpose="api")

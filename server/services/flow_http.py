@@ -150,9 +150,13 @@ def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
                 if onward is None:
                     break
                 resp.close()
-                if problem := _onward(request.url, onward.url):
+                if problem := _onward(request, onward):
                     return flows.HttpResult(ok=False, now=utcnow(), status=resp.status_code,
                                             error=problem)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return flows.HttpResult(ok=False, now=utcnow(), error=late)
+                onward.extensions["timeout"] = httpx.Timeout(left).as_dict()  # the rest only
                 request = onward
             else:
                 return flows.HttpResult(ok=False, now=utcnow(), status=resp.status_code,
@@ -189,16 +193,22 @@ def perform(req: flows.HttpRequest, reach: Reach) -> flows.HttpResult:
     return flows.HttpResult(ok=True, now=utcnow(), data=data, status=resp.status_code)
 
 
-def _onward(was: httpx.URL, to: httpx.URL) -> str | None:
+def _onward(was: httpx.Request, to: httpx.Request) -> str | None:
     """Why a redirect is not followed, or None. Only on the same host, and never from https
     to http: a node's headers often carry an API key, and httpx drops only ``Authorization``
-    when a redirect leaves its host ("X-Api-Key" would go to whoever the API points at)."""
-    if was.scheme == "https" and to.scheme != "https":
+    when a redirect leaves its host ("X-Api-Key" would go to whoever the API points at). Nor
+    one that turns a POST into a GET (301/302/303, as browsers do): the request would not be
+    made, and its answer taken for the request's."""
+    if was.url.scheme == "https" and to.url.scheme != "https":
         return "redirected from https to http; not followed"
-    upgrade = (was.scheme, to.scheme, _port(was), _port(to)) == ("http", "https", 80, 443)
-    if _host(to) != _host(was) or (_port(to) != _port(was) and not upgrade):
-        where = _at(_host(to), _port(to))
+    a, b = was.url, to.url
+    upgrade = (a.scheme, b.scheme, _port(a), _port(b)) == ("http", "https", 80, 443)
+    if _host(b) != _host(a) or (_port(b) != _port(a) and not upgrade):
+        where = _at(_host(b), _port(b))
         return f"redirected to another host ({where}); not followed: use that address"
+    if to.method != was.method:
+        return (f"redirected with a change from {was.method} to {to.method}; not followed: "
+                f"use the new address ({b})")
     return None
 
 

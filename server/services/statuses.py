@@ -160,7 +160,8 @@ def ref_for(message_id: int) -> str:
 def message_of_ref(ref: str) -> int | None:
     """The message id in one of our references; None for anything else."""
     number = ref.removeprefix(REF_PREFIX)
-    ours = ref.startswith(REF_PREFIX) and number.isdigit() and len(number) <= 18
+    ours = ref.startswith(REF_PREFIX) and number.isascii() and number.isdigit() \
+        and len(number) <= 18  # "²" is a digit to str.isdigit, not to int()
     return int(number) if ours else None
 
 
