@@ -85,6 +85,8 @@ EXPECTED: dict[str, tuple[type, dict[str, Any]]] = {
                                                      text="Segunda via do boleto")),
     "message-ephemeral-noweb": (InboundMessage, dict(type="text", text="Some em 24h")),
     "message-poll-noweb": (InboundMessage, dict(type="unsupported", text="")),
+    "message-undecrypted-group-noweb": (Ignored, dict(unknown=False)),
+    "message-no-content-noweb": (Ignored, dict(unknown=False)),
     "message-ack-read": (StatusUpdate, dict(
         provider_message_id="true_5511987654321@c.us_3EB0E5A6B7C8D9E0F1A2B3", status="read",
         error=None)),
@@ -128,6 +130,46 @@ def test_an_unknown_message_type_keeps_the_message_for_a_person() -> None:
     (msg,) = events(fixture("message-poll-noweb"))
     assert msg.type == "unsupported"
     assert msg.raw["_data"]["message"]["pollCreationMessageV3"]["name"] == "Qual dia?"
+
+
+# WhatsApp Web's message still waiting for its decryption, as WAHA's chat history gives it (its
+# webhook sends it as "message.waiting"); the decrypted one comes as "message" under this id.
+WEBJS_WAITING = {
+    "id": "false_5511987654321@c.us_3EB0F1E2D3C4B5A69788", "timestamp": 1764140400,
+    "from": "5511987654321@c.us", "fromMe": False, "source": "app", "to": "5511900000000@c.us",
+    "body": "", "hasMedia": False, "media": None, "ack": 1, "ackName": "SERVER",
+    "vCards": [], "replyTo": None,
+    "_data": {"id": {"fromMe": False, "remote": "5511987654321@c.us",
+                     "id": "3EB0F1E2D3C4B5A69788",
+                     "_serialized": "false_5511987654321@c.us_3EB0F1E2D3C4B5A69788"},
+              "type": "ciphertext", "t": 1764140400, "notifyName": "Maria",
+              "from": "5511987654321@c.us", "to": "5511900000000@c.us", "ack": 1,
+              "isNewMsg": True}}
+
+
+@pytest.mark.parametrize("name, bare", [
+    ("message-undecrypted-group-noweb", "3EB0D5E6F7A8B9C0D1E2"),
+    ("message-no-content-noweb", "3EB0C431C26A1916E07A"),
+    ("webjs-waiting", "3EB0F1E2D3C4B5A69788"),
+])
+def test_a_message_not_decrypted_yet_is_not_taken_for_one(name: str, bare: str) -> None:
+    """WhatsApp's "Aguardando mensagem": nothing to read yet, the same id coming again with the
+    text after the phone's retry. Stored (as "system", or an empty "text"), it would take the id
+    and the real text be dropped as its copy."""
+    body = (json.dumps(fake_waha.envelope("message", WEBJS_WAITING, engine="WEBJS")).encode()
+            if name == "webjs-waiting" else fixture(name))
+    (ev,) = events(body)
+    assert isinstance(ev, Ignored) and not ev.unknown and bare in ev.reason, ev
+
+
+def test_a_message_with_something_to_read_is_kept_though_a_part_failed() -> None:
+    """Baileys marks a message CIPHERTEXT when any part failed; one whose text came through
+    is the customer's message all the same."""
+    payload = json.loads(fixture("message-undecrypted-group-noweb"))["payload"]
+    payload["_data"]["message"]["conversation"] = "Bom dia"
+    payload["body"] = "Bom dia"
+    (msg,) = events(json.dumps(fake_waha.envelope("message", payload)).encode())
+    assert isinstance(msg, InboundMessage) and (msg.type, msg.text) == ("text", "Bom dia")
 
 
 def test_media_without_engine_data_is_typed_by_its_mime() -> None:
@@ -449,6 +491,17 @@ def test_recent_reads_the_history_with_the_webhook_parser(waha_: FakeWaha,
     req = waha_.http.requests[-1]
     assert req.path == f"/api/default/chats/{chat}/messages"
     assert req.query == {"limit": "3", "downloadMedia": "false"}
+
+
+def test_recent_leaves_out_a_message_still_waiting_for_decryption(
+        waha_: FakeWaha, client: httpx.Client) -> None:
+    """Reconciliation stores what ``recent`` finds: a placeholder found there would take the id
+    the decrypted text's webhook brings, and that text would be dropped as its copy."""
+    chat = f"{PHONE}@c.us"
+    waha_.keep(chat, fake_waha.message_payload("3EB0A1", PHONE, "ok", timestamp=1764140000),
+               WEBJS_WAITING)
+    found = waha.recent(client, instance(waha_), chat, limit=10)
+    assert [m.provider_message_id for m in found] == [f"false_{chat}_3EB0A1"]
 
 
 def test_recent_skips_what_is_no_customer_message(waha_: FakeWaha, client: httpx.Client) -> None:

@@ -375,6 +375,24 @@ def test_a_message_first_delivered_undecrypted_is_stored_once_its_text_comes(
     _reply_recorded(server, num, phone)
 
 
+def test_a_waha_message_first_delivered_undecrypted_is_stored_once_its_text_comes(
+        server: Server, numbers: Any) -> None:
+    """WAHA (NOWEB) forwards a message Baileys could not decrypt yet (the CIPHERTEXT stub, no
+    content), then, after the phone's retry, the same id with its text: one message, the text,
+    answered."""
+    num = numbers("waha")
+    phone, msg_id = _phone(), _mid()
+    key = {"remoteJid": f"{phone}@s.whatsapp.net", "fromMe": False, "id": msg_id}
+    stub = fw.message(msg_id, phone, session=num.remote, body=None, _data={
+        "key": key, "messageStubType": 2, "messageStubParameters": ["No session record"],
+        "message": {"messageContextInfo": {"deviceListMetadataVersion": 2}}})
+    assert num.post(stub).json()["stored"] == 0
+    assert num.post(num.text(msg_id, phone, QUESTION)).json()["stored"] == 1
+    customer = _message(server, num, num.stored_id(msg_id, phone))
+    assert customer is not None and customer["text"] == QUESTION and customer["type"] == "text"
+    _reply_recorded(server, num, phone)
+
+
 def test_a_kept_body_shows_no_credential_of_the_gateway(server: Server, numbers: Any) -> None:
     """Evolution's envelope carries its API key and our webhook URL with its secret token; a
     body kept for a person to read keeps neither, and all the rest."""

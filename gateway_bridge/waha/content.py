@@ -66,6 +66,35 @@ def proto_content(data: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
     return (keys[0], obj(message[keys[0]])) if keys else (None, {})
 
 
+def not_decrypted(payload: Mapping[str, Any]) -> str | None:
+    """Why the message has nothing to read yet, or None when it has something.
+
+    WhatsApp delivers a message the linked device could not decrypt as a placeholder, and the
+    phone's retry brings the message itself later under the same id. Stored, the placeholder
+    would take the id and the real message be dropped as its duplicate. WEBJS types it
+    "ciphertext" (WAHA's webhook sends it as ``message.waiting``, its chat history as it is);
+    NOWEB (Baileys) upserts it with the CIPHERTEXT stub (2) and no content, or in a group only
+    the sender key, which WAHA 2024.10 still forwarded as ``message``; GOWS (whatsmeow) never
+    hands one over. A protobuf engine's message with no content at all is taken for one too.
+    """
+    data = obj(payload.get("_data"))
+    if data.get("type") == "ciphertext":
+        return "WhatsApp Web is still waiting for it (ciphertext)"
+    if isinstance(data.get("type"), str) or not any(
+            k in data for k in ("key", "Info", "message", "Message")):
+        return None  # WEBJS, or no engine data: read by its common fields
+    if proto_content(data)[0] is not None or text_of(payload.get("body")) \
+            or payload.get("hasMedia") or obj(payload.get("media")) \
+            or obj(payload.get("location")) or payload.get("vCards"):
+        return None  # something to read: kept, whatever else came with it
+    if data.get("messageStubType") in (2, "CIPHERTEXT"):
+        why = data.get("messageStubParameters")
+        return "not decrypted" + (f": {str(why)[:80]}" if why else "")
+    if obj(data.get("key")).get("isViewOnce"):
+        return None  # a view-once WhatsApp never shows a linked device: nothing comes later
+    return "no content"
+
+
 def kind_of(payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """Our type for the message, and the protobuf content when the engine gave one."""
     data = obj(payload.get("_data"))

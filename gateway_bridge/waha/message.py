@@ -26,6 +26,7 @@ from gateway_bridge.waha.content import (
     kind_of,
     location_text,
     media_of,
+    not_decrypted,
     obj,
     text_of,
 )
@@ -74,7 +75,8 @@ def quoted(reply: Mapping[str, Any], chat: str, is_group: bool, theirs: set[str]
 
 
 def message(payload: Mapping[str, Any], envelope_ms: Any = None) -> InboundMessage | Ignored:
-    """The message, normalized; Ignored for the status feed and channels (no customer there).
+    """The message, normalized; Ignored for the status feed and channels (no customer there)
+    and for one not decrypted yet (``not_decrypted``).
 
     ``envelope_ms`` is the webhook's own timestamp (milliseconds), used when the message has
     none (GOWS sends null for a zero time)."""
@@ -92,6 +94,10 @@ def message(payload: Mapping[str, Any], envelope_ms: Any = None) -> InboundMessa
         raise PayloadError(f"message {message_id[:60]!r} names no chat in 'from'")
     if parsed.is_broadcast:
         return Ignored(f"{parsed.server} message (status or channel): no conversation")
+    waiting = not_decrypted(payload)
+    if waiting:  # its retry brings it under this id: stored now, that would be a duplicate
+        return Ignored(f"message {message_id[:80]} has no content yet ({waiting}); "
+                       "its retry brings it")
     kind, content = kind_of(payload)
     body = payload.get("body")
     text = body if isinstance(body, str) else ""
