@@ -171,6 +171,10 @@ def test_empty_trigger() -> None:
     (lambda n: n["menu_principal"].update(options=[]), "nodes.menu_principal.options"),
     (lambda n: n["duvidas"].update(exit_words="menu"), "nodes.duvidas.exit_words"),
     (lambda n: n.update({"a.b": {"kind": "end"}}), "nodes.a.b"),
+    (lambda n: n.update(marca={"kind": "set_tag", "tags": ["vip", " "], "next": "atendente"}),
+     "nodes.marca.tags[1]"),
+    (lambda n: n.update(marca={"kind": "remove_tag", "tags": [], "next": "atendente"}),
+     "nodes.marca.tags"),
 ])
 def test_shape_errors_name_the_path(edit: Any, path: str) -> None:
     data = demo_data()
@@ -188,6 +192,17 @@ def test_shape_errors_in_conditions_and_requests() -> None:
     with pytest.raises(FlowError) as caught:
         flows.from_yaml("id: [unclosed")
     assert caught.value.paths == ["yaml"]
+
+
+def test_a_key_written_twice_in_yaml_is_refused_not_dropped() -> None:
+    """YAML keeps the last of two equal keys: a node pasted twice lost the first quietly."""
+    text = DEMO.read_text()
+    twice = text.replace("nodes:\n", "nodes:\n  atendente:\n    kind: end\n", 1)
+    assert twice != text and "\n  atendente:" in text  # the demo's node, further down
+    with pytest.raises(FlowError) as caught:
+        flows.from_yaml(twice)
+    assert caught.value.paths == ["yaml"]
+    assert "'atendente' is written twice" in caught.value.problems[0].message
 
 
 # -- the safety net ---------------------------------------------------------------------------
