@@ -149,3 +149,34 @@ def test_the_last_active_admin_cannot_be_demoted_or_deactivated(api: TestClient)
     assert api.patch(url, headers=ADMIN, json={"level": "manager"}).status_code == 200
     assert api.patch(f"/api/users/{bia['id']}", headers=ADMIN,
                      json={"active": False}).status_code == 409  # now Bia is the last one
+
+
+def test_renaming_a_team_carries_the_flows_that_name_it(
+        api: TestClient, sessions: sessionmaker[Session]) -> None:
+    """Left naming the old name, a flow's handoff went to the common queue and its hours
+    condition read as always open, without a word to anyone."""
+    import flows
+    from server.services import flow_store
+
+    team = api.post("/api/teams", headers=ADMIN, json={"name": "Trocas", "hours": HOURS}).json()
+    api.post("/api/teams", headers=ADMIN, json={"name": "Trocas e devoluções"})  # a neighbour
+    flow = flows.from_dict({"id": "loja", "start": "horario", "nodes": {
+        "horario": {"kind": "condition", "otherwise": "fechado", "branches": [
+            {"when": {"business_hours": "Trocas"}, "next": "pessoa"}]},
+        "pessoa": {"kind": "handoff", "team": "trocas", "text": "Vou te passar."},
+        "fechado": {"kind": "handoff", "team": "Trocas e devoluções"}}})
+    with sessions.begin() as s:
+        flow_store.save(s, flow)
+    renamed = api.patch(f"/api/teams/{team['id']}", headers=ADMIN, json={"name": "Pós-venda"})
+    assert renamed.status_code == 200, renamed.text
+    with sessions() as s:
+        row = flow_store.get(s, "loja")
+        assert row is not None and row.version == 2
+        nodes = flow_store.load(s, "loja").nodes
+    assert nodes["pessoa"].team == "Pós-venda"  # type: ignore[union-attr]
+    assert nodes["horario"].branches[0].when[0].schedule == "Pós-venda"  # type: ignore[union-attr]
+    assert nodes["fechado"].team == "Trocas e devoluções"  # type: ignore[union-attr]
+    hours_only = api.patch(f"/api/teams/{team['id']}", headers=ADMIN, json={"hours": None})
+    assert hours_only.status_code == 200
+    with sessions() as s:
+        assert flow_store.get(s, "loja").version == 2  # type: ignore[union-attr]

@@ -160,6 +160,43 @@ def save(s: Session, flow: flows.Flow, *, enabled: bool | None = None) -> Stored
     return row
 
 
+def follow_team_rename(s: Session, old: str, new: str) -> list[str]:
+    """Rename ``old`` to ``new`` wherever a stored flow names the team: its handoff nodes and
+    its business-hours conditions (each flow a new version). Left as they were, its handoffs
+    went to the common queue and its hours read as always open, without a word to anyone.
+    Returns the keys of the flows changed; called in the rename's transaction, after it."""
+    changed = []
+    for row in s.scalars(select(StoredFlow).order_by(StoredFlow.key)):
+        definition = json.loads(json.dumps(row.definition))  # a copy to edit
+        if _rename(definition.get("nodes", {}), old.lower(), new):
+            # Not through ``save``: only the name changed, and a flow that no longer passes
+            # for another reason (a field deleted since) must not block the team's rename.
+            row.definition = flows.to_dict(flows.from_dict(definition))
+            row.version, row.updated_at = row.version + 1, utcnow()
+            changed.append(row.key)
+    if changed:
+        log.info("team %r renamed %r: flows %s follow", old, new, ", ".join(changed))
+    return changed
+
+
+def _rename(value: Any, old: str, new: str) -> bool:
+    """Rewrite, in place, each ``team`` of a handoff node and each ``business_hours`` that
+    names ``old`` (lower case) to ``new``; whether any did."""
+    found = False
+    if isinstance(value, dict):
+        for key in ("business_hours", "team"):
+            named = value.get(key)
+            if isinstance(named, str) and named.lower() == old and (
+                    key == "business_hours" or value.get("kind") == "handoff"):
+                value[key], found = new, True
+        for item in value.values():
+            found = _rename(item, old, new) or found
+    elif isinstance(value, list):
+        for item in value:
+            found = _rename(item, old, new) or found
+    return found
+
+
 def get(s: Session, key: str) -> StoredFlow | None:
     return s.scalar(select(StoredFlow).where(StoredFlow.key == key))
 

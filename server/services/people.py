@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from flows.conditions import Schedule
 from server.schema import Team, TeamMember, User
+from server.services import flow_store
 from server.services.contact_data import Conflict, Invalid, flush_or_conflict, insert_new
 
 LEVELS = ("admin", "manager", "agent")
@@ -155,10 +156,13 @@ def update_team(s: Session, team_id: int, changes: dict[str, Any]) -> Team:
     """Change a team's name, hours (None: always open), messages (None: the settings' default)
     or ``closed_window_minutes``."""
     team = get_team(s, team_id)
+    was = team.name
     if changes.get("name") is not None:
         team.name = _name(changes["name"], 64, "team")
     _apply(team, {k: v for k, v in changes.items() if k != "name"})
     flush_or_conflict(s, f"a team {team.name!r} exists", "name")
+    if team.name != was:  # the flows that hand off to it, or read its hours, follow
+        flow_store.follow_team_rename(s, was, team.name)
     return team
 
 
