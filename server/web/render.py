@@ -40,6 +40,7 @@ MENU = (
     NavItem("/contacts", N_("Contatos"), "agent", "people"),
     NavItem("/admin/tags", N_("Etiquetas"), "manager", "tag"),
     NavItem("/admin/fields", N_("Campos"), "manager", "field"),
+    NavItem("/admin/reports", N_("Relatórios"), "manager", "chart"),
     NavItem("/admin/teams", N_("Equipes"), "admin", "team"),
     NavItem("/admin/users", N_("Usuários"), "admin", "user"),
     NavItem("/admin/instances", N_("Números"), "admin", "phone"),

@@ -4,10 +4,18 @@
 
 from fastapi import APIRouter
 
-from server.routes.pages import admin, admin_instances, admin_people, contacts, home, inbox
+from server.routes.pages import (
+    admin,
+    admin_instances,
+    admin_people,
+    admin_reports,
+    contacts,
+    home,
+    inbox,
+)
 
 router = APIRouter(include_in_schema=False)
-for area in (home, inbox, contacts, admin, admin_people, admin_instances):
+for area in (home, inbox, contacts, admin, admin_people, admin_instances, admin_reports):
     router.include_router(area.router)
 
 __all__ = ["router"]
