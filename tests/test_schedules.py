@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -14,12 +14,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.engine import replies
 from server.schema import (
     Contact,
     Conversation,
     Instance,
     Message,
     Outbox,
+    ScheduledMessage,
     ScheduledSend,
     Team,
     TeamMember,
@@ -84,6 +86,11 @@ def _create(sessions: sessionmaker[Session], who: Principal, conv: int, text: st
     ("oi", None, None, schedules.ZONE, "send_at"),
     ("oi", NOW - timedelta(hours=1), None, schedules.ZONE, "send_at"),
     ("oi", NOW + timedelta(days=400), None, schedules.ZONE, "send_at"),
+    ("a\x00b", NOW + timedelta(hours=1), None, schedules.ZONE, "text"),  # PostgreSQL: a 500
+    ("oi", datetime(9999, 12, 31, 23, 59), None, schedules.ZONE, "send_at"),  # past year 9999
+    ("oi", datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))), None, "UTC", "send_at"),
+    ("oi", None, "R * * * *", schedules.ZONE, "repeat"),  # a new random minute at each read
+    ("oi", None, "0 R * * *", schedules.ZONE, "repeat"),
 ])
 def test_what_cannot_be_sent_is_refused_naming_its_field(
         text: str, send_at: datetime | None, repeat: str | None, zone: str, field: str) -> None:
@@ -98,6 +105,57 @@ def test_times_are_read_on_the_company_clock() -> None:
     weekly = schedules.plan("oi", None, " 0  9 * * 1 ", schedules.ZONE, NOW)  # Mondays at 9
     assert weekly.first == datetime(2026, 12, 14, 12, 0, tzinfo=UTC)
     assert weekly.repeat == "0 9 * * 1"
+
+
+def test_a_time_the_clock_shows_twice_goes_out_once() -> None:
+    """When daylight saving ends (New York, 7 November 2027) 1:30 comes twice: a daily repeat
+    at 1:30 goes out once that day, and is not refused as "more than once an hour"."""
+    ny = ZoneInfo("America/New_York")
+    for made in (datetime(2027, 10, 1, 12, tzinfo=UTC), datetime(2027, 11, 6, 12, tzinfo=UTC)):
+        p = schedules.plan("oi", None, "30 1 * * *", "America/New_York", made)
+        at, days = p.first, []
+        while at < datetime(2027, 11, 9, tzinfo=UTC):
+            if at >= datetime(2027, 11, 6, 12, tzinfo=UTC):
+                days.append(at.astimezone(ny).date().day)
+            at = schedules._after("30 1 * * *", ny, at)
+        assert days == [7, 8], days  # not 7, 7, 8
+    hourly = schedules.plan("oi", None, "0 * * * *", "America/New_York",
+                            datetime(2027, 11, 6, 12, tzinfo=UTC))
+    assert hourly.repeat == "0 * * * *"
+
+
+def test_a_cancel_racing_a_send_either_stops_it_or_is_refused(
+        sessions: sessionmaker[Session], shop: dict[str, int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel arriving while the send writes its message: on SQLite a read takes no lock,
+    and the cancel answered "cancelled" for a message that went out."""
+    who = _who(sessions, shop["agent_vendas"])
+    sid = _create(sessions, who, shop["vendas"], send_at=NOW + timedelta(minutes=5))
+    real, answer = replies.write, {}
+
+    def cancel() -> None:
+        try:
+            with sessions.begin() as s:
+                answer["cancel"] = schedules.cancel(s, who, sid).status
+        except schedules.Refused as exc:
+            answer["cancel"] = str(exc)
+
+    racer = threading.Thread(target=cancel)
+
+    def write(s: Session, **kw: object) -> object:  # the cancel comes as the message is written
+        racer.start()
+        racer.join(2)  # where the send holds the row, the cancel waits for it
+        return real(s, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replies, "write", write)
+    box = schedules.send(sessions, sid, NOW + timedelta(minutes=5, seconds=1))
+    racer.join(30)
+    with sessions() as s:
+        status = s.get_one(ScheduledMessage, sid).status
+        out = s.scalar(select(func.count()).select_from(Message).where(
+            Message.direction == "out"))
+    assert (box is not None, status, out) == (True, "done", 1)
+    assert answer["cancel"] == "this scheduled message is done already"
 
 
 def test_an_occurrence_goes_out_once_whoever_reaches_it(sessions: sessionmaker[Session],

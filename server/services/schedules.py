@@ -12,13 +12,14 @@ person who scheduled it to see, and a repeat goes on from its next occurrence.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,6 +37,9 @@ SKEW = timedelta(minutes=1)  # a time this far in the past is "now" (a clock, a 
 SOON = timedelta(minutes=1)  # due this soon: queued at once, the minute's look may be past
 ZONE = "America/Sao_Paulo"
 STATUSES = ("scheduled", "done", "cancelled", "missed")
+# croniter's random (R) and hashed (H) fields: a new value each time the expression is read,
+# so a repeat checked as hourly would go out at a different minute each time (minutes apart)
+_RANDOM = re.compile(r"\b[RH]\b", re.IGNORECASE)
 
 
 class Refused(ValueError):
@@ -63,12 +67,17 @@ def plan(text: str, send_at: datetime | None, repeat: str | None, timezone: str,
     if len(clean) > replies.MAX_TEXT:
         raise Invalid(f"a message has at most {replies.MAX_TEXT} characters ({len(clean)} "
                       "given)", "text")
+    if "\x00" in clean:  # PostgreSQL stores no NUL in text, and WhatsApp shows none
+        raise Invalid("a message cannot have a NUL character", "text")
     zone = _zone(timezone)
     cron = _repeat(repeat, zone, now) if repeat and repeat.strip() else None
     if send_at is None and cron is None:
         raise Invalid("say when: a date and time, or a repeat", "send_at")
     if send_at is not None:
-        first = (send_at if send_at.tzinfo else send_at.replace(tzinfo=zone)).astimezone(UTC)
+        try:
+            first = (send_at if send_at.tzinfo else send_at.replace(tzinfo=zone)).astimezone(UTC)
+        except OverflowError:  # year 1 or 9999 moved to UTC leaves the calendar
+            raise Invalid("at most a year ahead", "send_at") from None
     else:
         first = _after(cron or "", zone, now)
     if first < now - SKEW:
@@ -88,19 +97,25 @@ def _zone(name: str) -> ZoneInfo:
 def _repeat(expr: str, zone: ZoneInfo, now: datetime) -> str:
     """A five-field cron expression that repeats at most once an hour."""
     expr = " ".join(expr.split())
-    if len(expr) > 100 or len(expr.split()) != 5 or not croniter.is_valid(expr):
+    if (len(expr) > 100 or len(expr.split()) != 5 or _RANDOM.search(expr)
+            or not croniter.is_valid(expr)):
         raise Invalid("a repeat is five cron fields: minute hour day month weekday "
                       "(\"0 9 * * 1\": Mondays at 9:00)", "repeat")
-    times = croniter(expr, now.astimezone(zone))
-    ahead = [times.get_next(datetime) for _ in range(25)]
-    if any(b - a < MIN_GAP for a, b in zip(ahead, ahead[1:], strict=False)):
+    ahead = [now]
+    for _ in range(25):  # the occurrences as they will be sent, apart in real time (UTC)
+        ahead.append(_after(expr, zone, ahead[-1]))
+    if any(b - a < MIN_GAP for a, b in zip(ahead[1:], ahead[2:], strict=False)):
         raise Invalid("a repeat goes out at most once an hour", "repeat")
     return expr
 
 
 def _after(expr: str, zone: ZoneInfo, moment: datetime) -> datetime:
-    """The repeat's first occurrence after ``moment``, in UTC."""
-    nxt: datetime = croniter(expr, moment.astimezone(zone)).get_next(datetime)
+    """The repeat's first occurrence after ``moment``, in UTC. A time the clock shows twice
+    (the hour repeated when daylight saving ends) goes out once, at its first showing."""
+    times = croniter(expr, moment.astimezone(zone))
+    nxt: datetime = times.get_next(datetime)
+    while nxt.fold and nxt.replace(fold=0).utcoffset() != nxt.utcoffset():
+        nxt = times.get_next(datetime)
     return nxt.astimezone(UTC)
 
 
@@ -135,14 +150,21 @@ def listing(s: Session, who: Principal, *, status: str | None = None,
 
 
 def cancel(s: Session, who: Principal, schedule_id: int) -> ScheduledMessage:
-    """Stop a schedule; what it sent stays. ``LookupError`` where the caller sees none."""
-    row = s.scalar(select(ScheduledMessage).where(ScheduledMessage.id == schedule_id,
-                                                  _visible(who)).with_for_update())
+    """Stop a schedule; what it sent stays. ``LookupError`` where the caller sees none.
+
+    One conditional write, not a read then a write: on SQLite a read takes no lock, so a send
+    committing between the two would go out while its schedule read "cancelled"."""
+    mine = (ScheduledMessage.id == schedule_id, _visible(who))
+    done = s.execute(update(ScheduledMessage)
+                     .where(*mine, ScheduledMessage.status == "scheduled")
+                     .values(status="cancelled")
+                     .execution_options(synchronize_session=False))
+    row = s.scalar(select(ScheduledMessage).where(*mine)
+                   .execution_options(populate_existing=True))
     if row is None:
         raise LookupError(f"scheduled message {schedule_id} not found")
-    if row.status != "scheduled":
+    if not done.rowcount:  # type: ignore[attr-defined]
         raise Refused(f"this scheduled message is {row.status} already")
-    row.status = "cancelled"
     return row
 
 
@@ -168,8 +190,14 @@ def send(sessions: sessionmaker[Session], schedule_id: int, now: datetime) -> in
     due yet, cancelled, sent by another worker, or missed)."""
     try:
         with sessions.begin() as s:
+            # A write first takes the row (SQLite's lock too, where a read takes none), so a
+            # cancel waits for this send, or this send reads the cancel.
+            s.execute(update(ScheduledMessage).where(ScheduledMessage.id == schedule_id)
+                      .values(status=ScheduledMessage.status,
+                              updated_at=ScheduledMessage.updated_at)
+                      .execution_options(synchronize_session=False))
             row = s.scalar(select(ScheduledMessage).where(ScheduledMessage.id == schedule_id)
-                           .with_for_update())
+                           .execution_options(populate_existing=True))
             if row is None or row.status != "scheduled" or row.next_at > now:
                 return None
             occurrence = row.next_at
