@@ -234,6 +234,11 @@ def test_an_agent_schedules_a_weekly_message_and_cancels_it(web: Web, browser: A
     box.locator("button", has_text="Agendar").click()
     box.locator(".error", has_text="ainda não passaram").wait_for()
     assert "revisão é amanhã" in page.locator("#f-schedule-text").input_value()
+    # Every month on the 31st would skip the months without one: refused, saying so.
+    page.fill("#f-schedule-at", "2099-01-31T09:00")
+    page.select_option("#f-schedule-repeat", "monthly")
+    box.locator("button", has_text="Agendar").click()
+    box.locator(".error", has_text="dia até 28").wait_for()
     # Tomorrow at 9:00 on São Paulo's clock, every week on that weekday.
     tomorrow = datetime.now(ZoneInfo("America/Sao_Paulo")).date() + timedelta(days=1)
     page.fill("#f-schedule-at", f"{tomorrow.isoformat()}T09:00")

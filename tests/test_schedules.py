@@ -91,6 +91,10 @@ def _create(sessions: sessionmaker[Session], who: Principal, conv: int, text: st
     ("oi", datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))), None, "UTC", "send_at"),
     ("oi", None, "R * * * *", schedules.ZONE, "repeat"),  # a new random minute at each read
     ("oi", None, "0 R * * *", schedules.ZONE, "repeat"),
+    ("oi", None, "0 9 31 2 *", schedules.ZONE, "repeat"),  # February 31st never comes
+    ("oi", None, "0 9 29 2 *", schedules.ZONE, "repeat"),  # once in four years
+    ("oi", NOW + timedelta(hours=1), None, "localtime", "timezone"),  # the server's own clock
+    ("oi", datetime(2026, 12, 9, 8, 59), "0 9 * * *", schedules.ZONE, "send_at"),  # 1 min apart
 ])
 def test_what_cannot_be_sent_is_refused_naming_its_field(
         text: str, send_at: datetime | None, repeat: str | None, zone: str, field: str) -> None:
@@ -269,3 +273,17 @@ def test_the_server_sends_a_scheduled_message_at_its_time(server: Server) -> Non
     assert heard().count("Sua consulta é amanhã às 10h.") == 1
     gone = httpx.post(f"{server.url}/api/scheduled/{listed[0]['id']}/cancel", headers=ADMIN)
     assert gone.status_code == 409
+
+
+def test_a_removed_number_sends_nothing_more(sessions: sessionmaker[Session],
+                                             shop: dict[str, int]) -> None:
+    who = _who(sessions, shop["agent_vendas"])
+    sid = _create(sessions, who, shop["vendas"], send_at=NOW + timedelta(minutes=5))
+    with sessions.begin() as s:
+        conv = s.get_one(Conversation, shop["vendas"])
+        s.get_one(Instance, conv.instance_id).deleted_at = NOW
+    assert schedules.send(sessions, sid, NOW + timedelta(minutes=6)) is None
+    with sessions() as s:
+        assert schedules.listing(s, who)[0].status == "cancelled"
+        assert s.scalar(select(func.count()).select_from(Message).where(
+            Message.direction == "out")) == 0

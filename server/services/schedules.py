@@ -11,20 +11,21 @@ person who scheduled it to see, and a repeat goes on from its next occurrence.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.engine import replies
-from server.schema import Conversation, ScheduledMessage, ScheduledSend
+from server.schema import Conversation, Instance, ScheduledMessage, ScheduledSend
 from server.services import access
 from server.services.access import Principal
 from server.services.contact_data import Invalid
@@ -80,6 +81,8 @@ def plan(text: str, send_at: datetime | None, repeat: str | None, timezone: str,
             raise Invalid("at most a year ahead", "send_at") from None
     else:
         first = _after(cron or "", zone, now)
+    if cron is not None and send_at is not None and _after(cron, zone, first) - first < MIN_GAP:
+        raise Invalid("the repeat's next time comes within an hour of the first", "send_at")
     if first < now - SKEW:
         raise Invalid("that time has passed", "send_at")
     if first > now + MAX_AHEAD:
@@ -87,11 +90,17 @@ def plan(text: str, send_at: datetime | None, repeat: str | None, timezone: str,
     return Plan(clean, max(first, now), cron, timezone)
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    """The IANA zones this machine knows, less the aliases of no place: "localtime" is the
+    server's own (and on another machine, nothing), "Factory" and "posixrules" are no clock."""
+    return frozenset(available_timezones()) - {"localtime", "Factory", "posixrules"}
+
+
 def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise Invalid(f"unknown time zone {name[:64]!r} (such as {ZONE})", "timezone") from None
+    if name not in _zones():
+        raise Invalid(f"unknown time zone {name[:64]!r} (such as {ZONE})", "timezone")
+    return ZoneInfo(name)
 
 
 def _repeat(expr: str, zone: ZoneInfo, now: datetime) -> str:
@@ -101,10 +110,15 @@ def _repeat(expr: str, zone: ZoneInfo, now: datetime) -> str:
             or not croniter.is_valid(expr)):
         raise Invalid("a repeat is five cron fields: minute hour day month weekday "
                       "(\"0 9 * * 1\": Mondays at 9:00)", "repeat")
-    ahead = [now]
-    for _ in range(25):  # the occurrences as they will be sent, apart in real time (UTC)
+    try:
+        ahead = [_after(expr, zone, now)]
+    except CroniterBadDateError:  # "0 9 31 2 *": February has no 31st
+        raise Invalid("this repeat never comes (no such day)", "repeat") from None
+    if ahead[0] > now + MAX_AHEAD:  # "0 9 29 2 *": once in four years
+        raise Invalid("a repeat comes at least once a year", "repeat")
+    for _ in range(24):  # the occurrences as they will be sent, apart in real time (UTC)
         ahead.append(_after(expr, zone, ahead[-1]))
-    if any(b - a < MIN_GAP for a, b in zip(ahead[1:], ahead[2:], strict=False)):
+    if any(b - a < MIN_GAP for a, b in zip(ahead, ahead[1:], strict=False)):
         raise Invalid("a repeat goes out at most once an hour", "repeat")
     return expr
 
@@ -207,6 +221,10 @@ def send(sessions: sessionmaker[Session], schedule_id: int, now: datetime) -> in
                             occurrence.isoformat(), now.isoformat())
                 return None
             conv = s.get_one(Conversation, row.conversation_id)
+            if s.get_one(Instance, conv.instance_id).deleted_at is not None:
+                row.status = "cancelled"  # the number was removed: nothing goes out on it
+                log.warning("scheduled message %s: its number was removed; cancelled", row.id)
+                return None
             reply, box = replies.write(s, instance_id=conv.instance_id,
                                        conversation_id=conv.id, text=row.text,
                                        author="system", user_id=row.user_id)
