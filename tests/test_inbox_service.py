@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.schema import (
@@ -379,3 +380,15 @@ def test_the_api_answers_from_the_same_services(
         assert [c["shortcut"] for c in client.get("/api/canned-responses").json()] == ["pix"]
     finally:
         use_settings(saved)
+
+
+def test_a_nul_in_what_an_agent_sends_is_dropped_not_a_500(sessions: sessionmaker[Session],
+                                                           company: dict[str, int],
+                                                           tmp_path: Path) -> None:
+    """PostgreSQL stores no NUL in text: an API caller's "a\x00b" failed the whole send."""
+    sending.agent_message(sessions, company["ours"], text="Seu pedido\x00 saiu!",
+                          data_dir=tmp_path, max_bytes=1000)
+    with sessions() as s:
+        sent = s.scalars(select(Message.text).where(Message.conversation_id == company["ours"],
+                                                    Message.direction == "out")).all()
+    assert list(sent) == ["Seu pedido saiu!"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from gateway_bridge.events import storable
 from server.schema import Message, Outbox
 from server.services import journey
 
@@ -27,6 +28,7 @@ def write(s: Session, *, instance_id: int, conversation_id: int, text: str, auth
     model, token counts). A text longer than WhatsApp takes is written as several messages,
     cut at sentence ends, which the outbox sends in order. Returns the first, flushed."""
     first: tuple[Message, Outbox] | None = None
+    text = storable(text)  # a NUL (an API caller's, a model's) is a 500 on PostgreSQL
     for part in split(text) if fields.get("type", "text") == "text" else [text]:
         reply = Message(instance_id=instance_id, conversation_id=conversation_id,
                         direction="out", author=author, text=part, status="queued",
