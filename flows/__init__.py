@@ -36,17 +36,15 @@ from flows.events import (
     state_from_dict,
     state_to_dict,
 )
-from flows.nodes import Flow, MenuNode, QuestionNode
-from flows.reading import pick_option
+from flows.nodes import Flow
 from flows.step import MAX_AUTO_STEPS, step
 from flows.triggers import pick_flow
 from flows.validate import check, validate
 
 __all__ = [
     "MAX_AUTO_STEPS", "Action", "AiResult", "AskAi", "Context", "EndSession", "Flow", "FlowError",
-    "Handoff", "HttpRequest", "HttpResult", "Incoming", "Matcher", "MenuNode", "Message",
-    "Problem", "QuestionNode", "RemoveTag", "Result", "Schedule", "SendMedia", "SendText",
-    "SetField", "SetTag", "State", "TimerFired", "Wait", "action_to_dict", "check", "from_dict",
-    "from_yaml", "new_state", "pick_flow", "pick_option", "state_from_dict", "state_to_dict",
-    "step", "to_dict", "to_yaml", "validate",
+    "Handoff", "HttpRequest", "HttpResult", "Incoming", "Matcher", "Message", "Problem",
+    "RemoveTag", "Result", "Schedule", "SendMedia", "SendText", "SetField", "SetTag", "State",
+    "TimerFired", "Wait", "action_to_dict", "check", "from_dict", "from_yaml", "new_state",
+    "pick_flow", "state_from_dict", "state_to_dict", "step", "to_dict", "to_yaml", "validate",
 ]

@@ -283,34 +283,6 @@ def test_asking_for_a_person_is_answered_with_what_happens_next(shop: Server) ->
     assert _turn(shop, phone, "qual o prazo de entrega pro sul?") == []
 
 
-def test_a_first_message_asking_for_a_person_is_not_shown_the_menu(shop: Server) -> None:
-    phone = "5511955550035"
-    told = _turn(shop, phone, "boa tarde, quero falar com um atendente")
-    assert len(told) == 1 and "Uma pessoa vai te responder" in told[0], told  # the team's
-    assert "Digite 1" not in told[0]
-    conv = _conversation(shop, phone)
-    assert conv["mode"] == "human" and conv["session"]["status"] != "active"
-
-
-def test_asking_for_a_person_at_a_question_is_not_asked_again(shop: Server) -> None:
-    phone = "5511955550036"
-    _turn(shop, phone, "oi")
-    assert _turn(shop, phone, "2")[0].startswith("Vamos cuidar da sua troca")  # the order?
-    told = _turn(shop, phone, "prefiro falar com uma pessoa")
-    assert len(told) == 1 and "Uma pessoa vai te responder" in told[0], told
-    assert _conversation(shop, phone)["mode"] == "human"
-
-
-def test_a_menu_option_for_a_person_still_routes_as_its_author_chose(shop: Server) -> None:
-    phone = "5511955550037"
-    _turn(shop, phone, "oi")
-    told = _turn(shop, phone, "falar com um atendente")  # the menu's own option 3
-    journey = _journey(shop, phone, "falar com um atendente")
-    trace = next(s["detail"]["trace"] for s in journey if s["event"] == "flow")
-    assert any(t.get("option") == 2 for t in trace), trace
-    assert told and _conversation(shop, phone)["mode"] == "human"
-
-
 def test_outside_business_hours_the_closed_message_goes_once(shop: Server) -> None:
     phone = "5511955550009"
     _turn(shop, phone, "oi")

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import flows
-from server.engine import ai, replies, to_person
+from server.engine import ai, replies
 from server.engine.turn import Turn
 from server.runtime import Runtime
 from server.schema import ChatSession, Contact, Conversation, Message, MessageEvent, utcnow
@@ -76,12 +76,8 @@ def handle(rt: Runtime, sessions: sessionmaker[Session], turn: Turn) -> int | No
             _close_out(sessions, t)
             return t.boxes[0] if t.boxes else None
         state, text = resumed, replace(turn, pending=fresh).text
-    if to_person.asks(flow, state, text):
-        return to_person.hand_off(rt, sessions, turn, flow, state)
     _run(rt, sessions, t, flow, state, context, flows.Message(text=text, now=utcnow()))
     return t.boxes[0] if t.boxes else None
-
-
 
 
 def _step_on(rt: Runtime, sessions: sessionmaker[Session], t: _Turn, flow: flows.Flow,
