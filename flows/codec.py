@@ -29,8 +29,6 @@ from flows.nodes import (
     MenuNode,
     Node,
     QuestionNode,
-    RemoveTagNode,
-    SetTagNode,
     WaitNode,
 )
 from flows.text import CAPTURE, VARIABLE
@@ -165,12 +163,6 @@ def _check(node: Node, path: str) -> None:
             raise _fail(f"{path}.url", "must start with http:// or https://")
         if not 0 < node.timeout <= 60:
             raise _fail(f"{path}.timeout", "must be over 0 and at most 60 seconds")
-    if isinstance(node, SetTagNode | RemoveTagNode):
-        if not node.tags:
-            raise _fail(f"{path}.tags", "name at least one tag")
-        for i, tag in enumerate(node.tags):
-            if not tag.strip():
-                raise _fail(f"{path}.tags[{i}]", "a tag needs a name")
     if isinstance(node, AiNode) and node.max_turns < 1:
         raise _fail(f"{path}.max_turns", "must be at least 1")
     if isinstance(node, WaitNode) and not 0 < node.seconds <= 86400:
@@ -259,14 +251,16 @@ def to_dict(flow: Flow) -> dict[str, Any]:
     return out
 
 
-class _Strict(yaml.SafeLoader):
+class StrictLoader(yaml.SafeLoader):
     """YAML's safe loader, refusing a key written twice in one mapping: YAML keeps the last,
     so a node pasted twice (two ``pedido:``) or a field given twice would be dropped
-    without a word."""
+    without a word. Merge keys (``<<: *base``) are YAML's own and pass."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             key = self.construct_object(key_node, deep=deep)
             line = key_node.start_mark.line + 1
             if isinstance(key, str | int | float | bool) and key in seen:
@@ -282,7 +276,7 @@ def from_yaml(text: str) -> Flow:
     """A flow from YAML; a YAML syntax error, or a key written twice, is a FlowError at path
     ``yaml``."""
     try:
-        data = yaml.load(text, Loader=_Strict)  # noqa: S506 - a SafeLoader, stricter
+        data = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - a SafeLoader, stricter
     except yaml.YAMLError as exc:
         raise _fail("yaml", f"is not valid YAML: {exc}") from None
     return from_dict(_mapping(data, "flow"))

@@ -14,7 +14,14 @@ from collections.abc import Collection, Iterable
 
 from flows.conditions import FieldCond, HoursCond
 from flows.errors import FlowError, Problem
-from flows.nodes import PAUSING, ConditionNode, Flow, HandoffNode
+from flows.nodes import (
+    PAUSING,
+    ConditionNode,
+    Flow,
+    HandoffNode,
+    RemoveTagNode,
+    SetTagNode,
+)
 from flows.step import MAX_AUTO_STEPS
 from flows.text import BUILTIN, normalize, template_problem, variables
 
@@ -169,6 +176,7 @@ def check(flow: Flow, fields: Iterable[str] = (), *, schedules: Collection[str] 
     known |= {target for _, target in stored}
     problems = [Problem(f"triggers[{i}]", "is empty once punctuation is dropped")
                 for i, t in enumerate(flow.triggers) if not normalize(t)]
+    problems += _tag_problems(flow)
     if declared_only:
         problems += [Problem(f"nodes.{node_id}", f"stores into {target}, which is not one of "
                              f"the company's custom fields ({', '.join(sorted(fields))})")
@@ -182,6 +190,19 @@ def check(flow: Flow, fields: Iterable[str] = (), *, schedules: Collection[str] 
                      if isinstance(node, HandoffNode) and node.team.lower() not in names]
     return problems + _graph_problems(flow, max_steps) + _variable_problems(
         flow, known, schedules)
+
+
+def _tag_problems(flow: Flow) -> list[Problem]:
+    """A tag node marks or unmarks named tags: none, or one with no name, does nothing. Checked
+    here, when a flow is saved, not when a stored one is read: one saved before still runs."""
+    out = []
+    for node_id, node in flow.nodes.items():
+        if isinstance(node, SetTagNode | RemoveTagNode):
+            if not node.tags:
+                out.append(Problem(f"nodes.{node_id}.tags", "name at least one tag"))
+            out += [Problem(f"nodes.{node_id}.tags[{i}]", "a tag needs a name")
+                    for i, tag in enumerate(node.tags) if not tag.strip()]
+    return out
 
 
 def validate(flow: Flow, fields: Iterable[str] = (), *, schedules: Collection[str] | None = None,

@@ -14,6 +14,7 @@ import yaml
 
 import flows
 from flows import AiResult, FlowError, HttpResult, Message, TimerFired
+from server.services import flow_store
 
 DEMO = Path(__file__).parent.parent / "demo" / "loja-aurora" / "flow.yaml"
 NOW = datetime(2025, 1, 6, 17, 0, tzinfo=UTC)
@@ -171,10 +172,6 @@ def test_empty_trigger() -> None:
     (lambda n: n["menu_principal"].update(options=[]), "nodes.menu_principal.options"),
     (lambda n: n["duvidas"].update(exit_words="menu"), "nodes.duvidas.exit_words"),
     (lambda n: n.update({"a.b": {"kind": "end"}}), "nodes.a.b"),
-    (lambda n: n.update(marca={"kind": "set_tag", "tags": ["vip", " "], "next": "atendente"}),
-     "nodes.marca.tags[1]"),
-    (lambda n: n.update(marca={"kind": "remove_tag", "tags": [], "next": "atendente"}),
-     "nodes.marca.tags"),
 ])
 def test_shape_errors_name_the_path(edit: Any, path: str) -> None:
     data = demo_data()
@@ -194,6 +191,16 @@ def test_shape_errors_in_conditions_and_requests() -> None:
     assert caught.value.paths == ["yaml"]
 
 
+def test_a_tag_node_needs_named_tags_when_saved_and_a_stored_one_still_reads() -> None:
+    data = demo_data()
+    data["nodes"]["atendente"] = {"kind": "set_tag", "tags": ["vip", " "], "next": "fim"}
+    data["nodes"]["fim"] = {"kind": "remove_tag", "tags": [], "next": "fim2"}
+    data["nodes"]["fim2"] = {"kind": "end"}
+    flow = flows.from_dict(data)  # what was stored before this check still reads and runs
+    assert {"nodes.atendente.tags[1]", "nodes.fim.tags"} <= set(problems(data))
+    assert flow.nodes["fim"].kind == "remove_tag"
+
+
 def test_a_key_written_twice_in_yaml_is_refused_not_dropped() -> None:
     """YAML keeps the last of two equal keys: a node pasted twice lost the first quietly."""
     text = DEMO.read_text()
@@ -203,6 +210,13 @@ def test_a_key_written_twice_in_yaml_is_refused_not_dropped() -> None:
         flows.from_yaml(twice)
     assert caught.value.paths == ["yaml"]
     assert "'atendente' is written twice" in caught.value.problems[0].message
+    with pytest.raises(FlowError) as stored:  # the server's reader, as the API and CLI use it
+        flow_store.parse_yaml(twice)
+    assert "written twice" in str(stored.value)
+    # YAML's merge key is no key written twice (flows.from_yaml reads it; the server's
+    # reader refuses aliases anyway)
+    merged = "id: m\nstart: a\nnodes:\n  a: &b {kind: end}\n  c: {<<: *b, text: tchau}\n"
+    assert flows.from_yaml(merged).nodes["c"].text == "tchau"  # type: ignore[attr-defined]
 
 
 # -- the safety net ---------------------------------------------------------------------------

@@ -239,3 +239,19 @@ def test_a_gateway_down_for_a_while_delays_the_reply_and_loses_nothing(server: S
     errors = [s["detail"] for s in steps if s["event"] == "send_error"]
     assert [e["retry_in_s"] for e in errors] == [2, 5] and steps[-1]["event"] == "sent"
     assert status == "sent"
+
+
+def test_an_agent_message_of_only_a_nul_is_refused_not_sent_empty(server: Server) -> None:
+    """Dropped as PostgreSQL requires, "\x00" is no text: it was sent as an empty message the
+    gateway refuses, while the conversation went to a person."""
+    phone = "5511955550042"
+    httpx.post(f"{server.url}/simulator/api/demo/messages", timeout=30,
+               json={"phone": phone, "name": "Rita", "text": "oi"})
+    (conv_id,), = _rows(server, "SELECT id FROM conversations WHERE address=?", phone)
+    url = f"{server.url}/api/conversations/{conv_id}/messages"
+    assert httpx.post(url, headers=ADMIN, data={"text": "\x00"}).status_code == 400
+    sent = httpx.post(url, headers=ADMIN, data={"text": "Oi\x00, Rita!"})
+    assert sent.status_code < 300, sent.text
+    rows = _rows(server, "SELECT text FROM messages WHERE conversation_id=? AND author='agent'",
+                 conv_id)
+    assert rows == [("Oi, Rita!",)]

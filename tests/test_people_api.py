@@ -164,7 +164,9 @@ def test_renaming_a_team_carries_the_flows_that_name_it(
         "horario": {"kind": "condition", "otherwise": "fechado", "branches": [
             {"when": {"business_hours": "Trocas"}, "next": "pessoa"}]},
         "pessoa": {"kind": "handoff", "team": "trocas", "text": "Vou te passar."},
-        "fechado": {"kind": "handoff", "team": "Trocas e devoluções"}}})
+        "fechado": {"kind": "http", "url": "https://erp.example/aviso", "method": "POST",
+                    "body": {"business_hours": "Trocas"}, "next": "outra", "on_error": "outra"},
+        "outra": {"kind": "handoff", "team": "Trocas e devoluções"}}})
     with sessions.begin() as s:
         flow_store.save(s, flow)
     renamed = api.patch(f"/api/teams/{team['id']}", headers=ADMIN, json={"name": "Pós-venda"})
@@ -175,7 +177,8 @@ def test_renaming_a_team_carries_the_flows_that_name_it(
         nodes = flow_store.load(s, "loja").nodes
     assert nodes["pessoa"].team == "Pós-venda"  # type: ignore[union-attr]
     assert nodes["horario"].branches[0].when[0].schedule == "Pós-venda"  # type: ignore[union-attr]
-    assert nodes["fechado"].team == "Trocas e devoluções"  # type: ignore[union-attr]
+    assert nodes["outra"].team == "Trocas e devoluções"  # type: ignore[union-attr]
+    assert nodes["fechado"].body == {"business_hours": "Trocas"}  # type: ignore[union-attr]
     hours_only = api.patch(f"/api/teams/{team['id']}", headers=ADMIN, json={"hours": None})
     assert hours_only.status_code == 200
     with sessions() as s:

@@ -95,6 +95,7 @@ def _create(sessions: sessionmaker[Session], who: Principal, conv: int, text: st
     ("oi", None, "0 9 29 2 *", schedules.ZONE, "repeat"),  # once in four years
     ("oi", NOW + timedelta(hours=1), None, "localtime", "timezone"),  # the server's own clock
     ("oi", datetime(2026, 12, 9, 8, 59), "0 9 * * *", schedules.ZONE, "send_at"),  # 1 min apart
+    ("oi", datetime(9999, 12, 31, 20, 0), "0 9 * * *", schedules.ZONE, "send_at"),  # no 10000
 ])
 def test_what_cannot_be_sent_is_refused_naming_its_field(
         text: str, send_at: datetime | None, repeat: str | None, zone: str, field: str) -> None:
@@ -287,3 +288,4 @@ def test_a_removed_number_sends_nothing_more(sessions: sessionmaker[Session],
         assert schedules.listing(s, who)[0].status == "cancelled"
         assert s.scalar(select(func.count()).select_from(Message).where(
             Message.direction == "out")) == 0
+

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import flows
+from gateway_bridge.events import storable
 from server.engine import ai, replies
 from server.engine.turn import Turn
 from server.runtime import Runtime
@@ -196,6 +197,7 @@ def _contact_data(s: Session, turn: Turn, contact_id: int,
 
 
 def _say(s: Session, t: _Turn, text: str, **fields: Any) -> None:
+    text = storable(text)  # what replies.write keeps: a flow's "\0" alone says nothing
     if not text.strip() and not fields:
         return
     last = t.turn.pending[-1] if t.turn.pending else None

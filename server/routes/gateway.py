@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from gateway_bridge import NotOffered
+from gateway_bridge.events import storable
 from server import runtime
 from server.deps import (
     ADMIN_ERRORS,
@@ -141,6 +142,7 @@ async def send_message(who: Annotated[Principal, Depends(require("agent"))],
         if len(data) > settings.media_max_bytes:
             raise HTTPException(413, f"file over the limit of {settings.media_max_bytes} bytes")
         upload = (data, file.content_type or "application/octet-stream", file.filename)
+    text = storable(text)  # a NUL is nothing to send (and no text PostgreSQL keeps)
     if not text.strip() and upload is None:
         raise HTTPException(400, "send a text, a file, or both")
     try:

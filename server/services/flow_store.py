@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import flows
+from flows.codec import StrictLoader
 from server.schema import CustomField, Instance, StoredFlow, Team, utcnow
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ def _problem(path: str, message: str) -> flows.FlowError:
     return flows.FlowError([flows.Problem(path, message)])
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML as ``yaml.safe_load`` reads it, but refusing two things a hostile body uses: aliases
+class _Loader(StrictLoader):
+    """YAML as ``yaml.safe_load`` reads it, refusing a key written twice (``StrictLoader``) and
+    two things a hostile body uses: aliases
     (a few lines of them expand into millions of nodes, the "billion laughs", which checking
     and storing would walk one by one) and flow collections nested deeper than any flow needs
     (PyYAML's scanner takes time in the square of that depth: 100 kB of ``[`` took minutes)."""
@@ -162,16 +164,17 @@ def save(s: Session, flow: flows.Flow, *, enabled: bool | None = None) -> Stored
 
 def follow_team_rename(s: Session, old: str, new: str) -> list[str]:
     """Rename ``old`` to ``new`` wherever a stored flow names the team: its handoff nodes and
-    its business-hours conditions (each flow a new version). Left as they were, its handoffs
+    its conditions' business hours (each flow a new version). Left as they were, its handoffs
     went to the common queue and its hours read as always open, without a word to anyone.
     Returns the keys of the flows changed; called in the rename's transaction, after it."""
     changed = []
-    for row in s.scalars(select(StoredFlow).order_by(StoredFlow.key)):
+    rows = s.scalars(select(StoredFlow).order_by(StoredFlow.key).with_for_update())
+    for row in rows:
         definition = json.loads(json.dumps(row.definition))  # a copy to edit
-        if _rename(definition.get("nodes", {}), old.lower(), new):
-            # Not through ``save``: only the name changed, and a flow that no longer passes
-            # for another reason (a field deleted since) must not block the team's rename.
-            row.definition = flows.to_dict(flows.from_dict(definition))
+        if _rename(definition.get("nodes"), old, new):
+            # Stored as it is, not through ``save``: only the name changed, and a flow that
+            # no longer passes for another reason must not block the team's rename.
+            row.definition = definition
             row.version, row.updated_at = row.version + 1, utcnow()
             changed.append(row.key)
     if changed:
@@ -179,21 +182,24 @@ def follow_team_rename(s: Session, old: str, new: str) -> list[str]:
     return changed
 
 
-def _rename(value: Any, old: str, new: str) -> bool:
-    """Rewrite, in place, each ``team`` of a handoff node and each ``business_hours`` that
-    names ``old`` (lower case) to ``new``; whether any did."""
+def _rename(nodes: Any, old: str, new: str) -> bool:
+    """Rewrite, in place, the ``team`` of each handoff node that names ``old`` (in any case,
+    as a handoff finds its team) and each ``business_hours`` of a condition's branches that
+    names it (exactly, as a schedule is found); whether any was. Nothing else is touched: an
+    HTTP node's body may say "business_hours" and mean something else."""
     found = False
-    if isinstance(value, dict):
-        for key in ("business_hours", "team"):
-            named = value.get(key)
-            if isinstance(named, str) and named.lower() == old and (
-                    key == "business_hours" or value.get("kind") == "handoff"):
-                value[key], found = new, True
-        for item in value.values():
-            found = _rename(item, old, new) or found
-    elif isinstance(value, list):
-        for item in value:
-            found = _rename(item, old, new) or found
+    for node in nodes.values() if isinstance(nodes, dict) else ():
+        if not isinstance(node, dict):
+            continue
+        if node.get("kind") == "handoff" and str(node.get("team", "")).lower() == old.lower():
+            node["team"], found = new, True
+        if node.get("kind") != "condition":
+            continue
+        for branch in node.get("branches") or ():
+            when = branch.get("when") if isinstance(branch, dict) else None
+            for cond in when if isinstance(when, list) else [when]:
+                if isinstance(cond, dict) and cond.get("business_hours") == old:
+                    cond["business_hours"], found = new, True
     return found
 
 

@@ -26,6 +26,7 @@ class UsageRow(BaseModel):
 
 class BudgetState(BaseModel):
     scope: str
+    name: str  # the number's name for an instance's budget; "total" for the company's
     period: str
     limit_usd: float
     spent_usd: float
@@ -39,9 +40,11 @@ class UsageReport(BaseModel):
 
 
 def usage(s: Session, settings: Settings, *, days: int, now: datetime) -> UsageReport:
-    """Calls, tokens and cost per (day, model, purpose) over the last ``days``; every budget's
-    spending in its current period; the latest 50 budget alerts."""
-    return UsageReport(rows=_rows(s, now - timedelta(days=days)),
+    """Calls, tokens and cost per (day, model, purpose) over the last ``days`` days, today
+    included (whole UTC days: a chart of them has a bar for every row); every budget's spending
+    in its current period; the latest 50 budget alerts."""
+    first = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    return UsageReport(rows=_rows(s, first),
                        budgets=_budgets(s, settings, now), alerts=_alerts(s))
 
 
@@ -65,12 +68,14 @@ def _rows(s: Session, since: datetime) -> list[UsageRow]:
 
 def _budgets(s: Session, settings: Settings, now: datetime) -> list[BudgetState]:
     states = []
-    for inst in [None, *s.scalars(select(Instance))]:
+    live = select(Instance).where(Instance.deleted_at.is_(None))  # a removed number spends none
+    for inst in [None, *s.scalars(live)]:
         for lim in budget.limits(settings, inst):
             if inst is not None and lim.scope == "total":
                 continue
             used = budget.spent(s, lim, now)
-            states.append(BudgetState(scope=lim.scope, period=lim.period, limit_usd=lim.usd,
+            states.append(BudgetState(scope=lim.scope, name=inst.name if inst else "total",
+                                      period=lim.period, limit_usd=lim.usd,
                                       spent_usd=round(used, 6),
                                       share=round(used / lim.usd, 4) if lim.usd else 1.0))
     return states

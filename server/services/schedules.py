@@ -81,12 +81,12 @@ def plan(text: str, send_at: datetime | None, repeat: str | None, timezone: str,
             raise Invalid("at most a year ahead", "send_at") from None
     else:
         first = _after(cron or "", zone, now)
-    if cron is not None and send_at is not None and _after(cron, zone, first) - first < MIN_GAP:
-        raise Invalid("the repeat's next time comes within an hour of the first", "send_at")
     if first < now - SKEW:
         raise Invalid("that time has passed", "send_at")
     if first > now + MAX_AHEAD:
         raise Invalid("at most a year ahead", "send_at")
+    if cron is not None and send_at is not None and _after(cron, zone, first) - first < MIN_GAP:
+        raise Invalid("the repeat's next time comes within an hour of the first", "send_at")
     return Plan(clean, max(first, now), cron, timezone)
 
 

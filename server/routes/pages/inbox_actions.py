@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
+from gateway_bridge.events import storable
 from server.deps import ConversationId, PageAgent, SessionsDep, SettingsDep
 from server.routes.pages.inbox_view import draw
 from server.services import access, canned, desk, handling, media, notes, people, sending
@@ -64,6 +65,7 @@ async def send(who: PageAgent, conversation_id: ConversationId, request: Request
             upload = (data, file.content_type or "application/octet-stream", file.filename)
     with sessions() as s:
         text = canned.expand(s, text)
+    text = storable(text)  # a NUL is nothing to send (and no text PostgreSQL keeps)
     if not text.strip() and upload is None:
         return _composer(request, who, conversation_id, text, EMPTY)
     try:
