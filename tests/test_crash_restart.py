@@ -263,3 +263,37 @@ def test_a_kill_while_a_flow_waits_on_an_outside_api_costs_nothing(shop) -> None
     steps = _journey(srv, order)
     assert "requeued" in steps and steps.count("turn_started") == 2, steps
     api.httpd.shutdown()
+
+
+@pytest.mark.parametrize("point", ["send", "before"])
+def test_a_kill_around_a_scheduled_send_sends_it_once(shop, point: str) -> None:
+    """Killed while the scheduled message is on its way to the phone (the gateway's answer
+    held), or before its time: after the restart the phone has it exactly once."""
+    from datetime import UTC, datetime, timedelta
+
+    srv, _, relay = shop
+    phone = f"551194000001{ {'send': 1, 'before': 2}[point] }"
+    _write(srv, phone, "oi")
+    _wait("the reply to 'oi'", lambda: len(_phone(srv, phone)) == 1)
+    (conv_id,), = _rows(srv, "SELECT id FROM conversations WHERE address=?", phone)
+    text = "Lembrete: sua consulta é amanhã às 10h."
+    delay = 3 if point == "send" else 20
+    made = httpx.post(f"{srv.url}/api/conversations/{conv_id}/scheduled", headers=ADMIN,
+                      json={"text": text, "send_at": (datetime.now(UTC) + timedelta(
+                          seconds=delay)).isoformat()})
+    assert made.status_code == 201, made.text
+    if point == "send":
+        relay.hold_sends = True
+        _wait("the scheduled send to reach the gateway", relay.forwarded.is_set)
+        relay.hold_sends = False
+        assert [m["text"] for m in _phone(srv, phone)].count(text) == 1  # on the phone already
+    _kill_and_restart(srv)
+    _wait("the scheduled message to be recorded as sent", lambda: _rows(
+        srv, "SELECT o.status FROM outbox o JOIN messages m ON m.id=o.message_id WHERE "
+        "m.conversation_id=? AND m.author='system' AND m.text=?", conv_id, text) == [("sent",)],
+        timeout=120)
+    time.sleep(2)  # a second send, if any, would land by now
+    assert [m["text"] for m in _phone(srv, phone)].count(text) == 1
+    listed = httpx.get(f"{srv.url}/api/scheduled", headers=ADMIN,
+                       params={"conversation_id": conv_id}).json()
+    assert [(r["status"], r["sent"]) for r in listed] == [("done", 1)]
